@@ -1,0 +1,98 @@
+"""Run configuration: plain dataclasses, hashed to name run directories."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class DataConfig:
+    name: str = "synthetic"
+    root: str | None = None
+    label_mode: str | None = None  # dataset-specific; None = the dataset's default
+    image_size: int = 48
+    channels: int = 1
+
+
+@dataclass
+class ProtocolConfig:
+    noise: str = "symmetric"  # a registered noise protocol, or file:PATH
+    noise_rate: float = 0.0
+    noise_seed: int = 0  # independent of the training seed
+    noise_on_val: bool = True  # validation labels get the same protocol (realistic selection)
+    imbalance: float = 1.0  # imbalance factor n_max / n_min; 1 = untouched
+    imbalance_type: str = "exp"
+
+
+@dataclass
+class AugConfig:
+    pad: int = 4  # zero padding before the random crop
+    crop: int | None = None  # crop side; None = the input size (translation only)
+    flip: bool = True
+    erase_p: float = 0.5
+    erase_max: float = 0.25  # largest erased area fraction (the official repos: 0.25)
+    noise_p: float = 0.5  # Gaussian pixel noise, variance 30 on 0-255 as in all four repos
+    noise_var: float = 30.0
+    tta_flip: bool = False  # evaluate on the mean of the image and its mirror
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adamw"  # adam | adamw | sgd
+    lr: float = 2e-3
+    weight_decay: float = 5e-4
+    momentum: float = 0.9
+    schedule: str = "onecycle"  # onecycle | cosine | exponential | constant
+    gamma: float = 0.9  # exponential decay per epoch
+    warmup_frac: float = 0.2  # onecycle's rising share
+
+
+@dataclass
+class RunConfig:
+    method: str = "ce"
+    hparams: dict[str, str] = field(default_factory=dict)
+    data: DataConfig = field(default_factory=DataConfig)
+    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
+    aug: AugConfig = field(default_factory=AugConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    backbone: str = "fer_resnet8"
+    pretrained: str | None = None
+    epochs: int = 12
+    batch_size: int = 128
+    eval_batch_size: int = 512
+    seed: int = 0
+    device: str = "cpu"
+    bf16: bool = True
+    channels_last: bool = True
+    plugin: str | None = None  # user file that registers the method
+
+    def validate(self) -> None:
+        if self.epochs < 1:
+            raise ValueError(f"--epochs must be at least 1 (got {self.epochs})")
+        if self.batch_size < 2:
+            raise ValueError(f"--batch-size must be at least 2 (got {self.batch_size})")
+        if not self.optim.lr > 0:
+            raise ValueError(f"--lr must be positive (got {self.optim.lr})")
+        if not 0.0 <= self.protocol.noise_rate < 1.0:
+            raise ValueError(f"noise rate must be in [0, 1) (got {self.protocol.noise_rate})")
+        if self.protocol.imbalance < 1.0:
+            raise ValueError(f"imbalance factor must be >= 1 (got {self.protocol.imbalance})")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        sub = {"data": DataConfig, "protocol": ProtocolConfig, "aug": AugConfig,
+               "optim": OptimConfig}
+        kwargs = {k: (sub[k](**v) if k in sub else v) for k, v in d.items()}
+        return cls(**kwargs)
+
+    def hash(self) -> str:
+        """Content hash of everything that changes the numbers (not where they go)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]

@@ -1,0 +1,128 @@
+"""Training labels from protocols: imbalance first, noise second, saved and hashed.
+
+Noise and imbalance protocols are plugins (``protocols/``) registered in
+:data:`fer_bench.registry.PROTOCOLS`. Their randomness comes only from the
+protocol seed, never from the training seed, so seeds over training can share
+one noisy label set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from fer_bench.config import ProtocolConfig
+from fer_bench.data.base import DatasetBundle, Split
+from fer_bench.registry import PROTOCOLS
+
+
+class NoiseProtocol:
+    """Maps clean labels of one split to observed labels.
+
+    ``corrupt`` may return ``UNDETERMINED`` (-1) for rows it cannot label
+    (e.g. FER2013 duplicates); those rows are left out of the split.
+    """
+
+    kind: ClassVar[str] = "noise"
+
+    def __init__(self, rate: float, bundle: DatasetBundle) -> None:
+        self.rate = rate
+        self.bundle = bundle
+
+    def corrupt(self, split: Split, split_name: str, rng: np.random.Generator) -> np.ndarray:
+        raise NotImplementedError
+
+
+class ImbalanceProtocol:
+    """Chooses which rows of a split to keep for a long-tailed class profile."""
+
+    kind: ClassVar[str] = "imbalance"
+
+    def __init__(self, factor: float, bundle: DatasetBundle) -> None:
+        self.factor = factor
+        self.bundle = bundle
+
+    def select(self, labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        raise NotImplementedError
+
+
+@dataclass
+class LabelSet:
+    index: np.ndarray  # rows of the source split that are used
+    observed: np.ndarray  # labels a method trains on
+    clean: np.ndarray  # reference labels (diagnostics only)
+
+    @property
+    def flipped(self) -> np.ndarray:
+        return self.observed != self.clean
+
+    @property
+    def noise_rate(self) -> float:
+        return float(self.flipped.mean())
+
+    def to_csv_bytes(self) -> bytes:
+        buf = io.StringIO()
+        buf.write("index,observed,clean,flipped\n")
+        for i, o, c in zip(self.index, self.observed, self.clean, strict=True):
+            buf.write(f"{i},{o},{c},{int(o != c)}\n")
+        return buf.getvalue().encode()
+
+    def sha256(self) -> str:
+        return hashlib.sha256(self.to_csv_bytes()).hexdigest()
+
+    def save(self, path: Path) -> str:
+        data = self.to_csv_bytes()
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+        return hashlib.sha256(data).hexdigest()
+
+
+def _split_rng(seed: int, split_name: str, stage: str) -> np.random.Generator:
+    # Independent streams per split and stage, all derived from the protocol seed alone.
+    salt = [ord(c) for c in f"{split_name}/{stage}"]
+    return np.random.default_rng([seed, *salt])
+
+
+def make_noise(cfg: ProtocolConfig, bundle: DatasetBundle) -> NoiseProtocol:
+    name, _, arg = cfg.noise.partition(":")
+    cls = PROTOCOLS.get(name)
+    if getattr(cls, "kind", None) != "noise":
+        raise ValueError(f"protocol {name!r} is not a noise protocol")
+    return cls(cfg.noise_rate, bundle, arg) if arg else cls(cfg.noise_rate, bundle)
+
+
+def make_imbalance(cfg: ProtocolConfig, bundle: DatasetBundle) -> ImbalanceProtocol:
+    cls = PROTOCOLS.get(cfg.imbalance_type)
+    if getattr(cls, "kind", None) != "imbalance":
+        raise ValueError(f"protocol {cfg.imbalance_type!r} is not an imbalance protocol")
+    return cls(cfg.imbalance, bundle)
+
+
+def build_split_labels(
+    bundle: DatasetBundle, cfg: ProtocolConfig, split_name: str
+) -> LabelSet:
+    split: Split = getattr(bundle, split_name)
+    index = np.arange(len(split))
+    clean = split.labels
+    if split_name == "train" and cfg.imbalance != 1.0:
+        keep = make_imbalance(cfg, bundle).select(clean, _split_rng(cfg.noise_seed, split_name, "imb"))
+        index = np.sort(keep)
+    apply_noise = split_name == "train" or (split_name == "val" and cfg.noise_on_val)
+    if not apply_noise:
+        return LabelSet(index=index, observed=clean[index].copy(), clean=clean[index].copy())
+    sub = split.subset(index) if len(index) != len(split) else split
+    observed = make_noise(cfg, bundle).corrupt(sub, split_name, _split_rng(cfg.noise_seed, split_name, "noise"))
+    observed = np.asarray(observed, dtype=np.int64)
+    known = observed >= 0
+    return LabelSet(index=index[known], observed=observed[known], clean=sub.labels[known].copy())
+
+
+def build_labels(bundle: DatasetBundle, cfg: ProtocolConfig) -> dict[str, LabelSet]:
+    """Observed labels for train and val; test labels are always clean."""
+    return {name: build_split_labels(bundle, cfg, name) for name in ("train", "val")}

@@ -100,27 +100,27 @@ def _fer_cfg() -> dict:
     return {"num_classes": 7, "input_size": (1, 48, 48), "mean": (0.5,), "std": (0.25,)}
 
 
-@BACKBONES.register("fer_resnet8")
+@BACKBONES.register("fer_resnet10_w16")
 @register_model
-def fer_resnet8(pretrained: bool = False, **kwargs: object) -> FerResNet:
-    """4 basic blocks, widths 32-256, stride-1 stem: the default for 48 px CPU training."""
-    model = FerResNet(layers=(1, 1, 1, 1), widths=(32, 64, 128, 256), stem_stride=1, **kwargs)
+def fer_resnet10_w16(pretrained: bool = False, **kwargs: object) -> FerResNet:
+    """10-layer ResNet, widths 16-128, stride-2 stem: the fast default for the built-in data."""
+    model = FerResNet(layers=(1, 1, 1, 1), widths=(16, 32, 64, 128), stem_stride=2, **kwargs)
     model.pretrained_cfg = _fer_cfg()
     return model
 
 
-@BACKBONES.register("fer_resnet10_s2")
+@BACKBONES.register("fer_resnet10_w32")
 @register_model
-def fer_resnet10_s2(pretrained: bool = False, **kwargs: object) -> FerResNet:
+def fer_resnet10_w32(pretrained: bool = False, **kwargs: object) -> FerResNet:
     """10-layer ResNet at half width (32-256), stride-2 stem: the FERPlus CPU profile."""
     model = FerResNet(layers=(1, 1, 1, 1), widths=(32, 64, 128, 256), stem_stride=2, **kwargs)
     model.pretrained_cfg = _fer_cfg()
     return model
 
 
-@BACKBONES.register("fer_resnet18_s1")
+@BACKBONES.register("fer_resnet18")
 @register_model
-def fer_resnet18_s1(pretrained: bool = False, **kwargs: object) -> FerResNet:
+def fer_resnet18(pretrained: bool = False, **kwargs: object) -> FerResNet:
     """ResNet-18 layout (2-2-2-2, widths 64-512) with a stride-1 stem, for GPU runs."""
     model = FerResNet(layers=(2, 2, 2, 2), widths=(64, 128, 256, 512), stem_stride=1, **kwargs)
     model.pretrained_cfg = _fer_cfg()

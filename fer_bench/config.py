@@ -59,7 +59,7 @@ class RunConfig:
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
     aug: AugConfig = field(default_factory=AugConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
-    backbone: str = "fer_resnet8"
+    backbone: str = "fer_resnet10_w16"
     pretrained: str | None = None
     epochs: int = 12
     batch_size: int = 128

@@ -1,0 +1,101 @@
+"""Batched augmentation of uint8 image tensors: no per-sample Python in the hot loop.
+
+Geometry (pad + random crop, horizontal flip) is drawn once per sample and
+can be shared, mirrored, by a second view; photometric parts (Gaussian pixel
+noise, random erasing) are drawn independently per view. All randomness comes
+from one ``torch.Generator`` so runs and resumed runs repeat exactly.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from fer_bench.config import AugConfig
+
+
+class BatchAugmenter:
+    def __init__(
+        self, cfg: AugConfig, mean: torch.Tensor, std: torch.Tensor, input_size: int,
+        gen: torch.Generator,
+    ) -> None:
+        self.cfg = cfg
+        self.mean = mean.view(1, -1, 1, 1).to(gen.device)
+        self.std = std.view(1, -1, 1, 1).to(gen.device)
+        self.crop = cfg.crop or input_size
+        self.gen = gen
+
+    def _rand(self, *shape: int) -> torch.Tensor:
+        return torch.rand(*shape, generator=self.gen, device=self.gen.device)
+
+    def geometry(self, images: torch.Tensor) -> torch.Tensor:
+        """Random crop from the zero-padded uint8 batch, random flip; float in [0, 1]."""
+        b, _, h, w = images.shape
+        p, c = self.cfg.pad, self.crop
+        x = torch.nn.functional.pad(images, (p, p, p, p)) if p else images
+        max_y, max_x = h + 2 * p - c, w + 2 * p - c
+        oy = (self._rand(b) * (max_y + 1)).long()
+        ox = (self._rand(b) * (max_x + 1)).long()
+        dev = images.device
+        rows = (oy[:, None] + torch.arange(c, device=dev))[:, None, :, None]
+        cols = (ox[:, None] + torch.arange(c, device=dev))[:, None, None, :]
+        x = x[torch.arange(b, device=dev)[:, None, None, None],
+              torch.arange(x.shape[1], device=dev)[None, :, None, None], rows, cols]
+        x = x.float().div_(255)
+        if self.cfg.flip:
+            flip = (self._rand(b) < 0.5).view(b, 1, 1, 1)
+            x = torch.where(flip, x.flip(-1), x)
+        return x
+
+    def photometric(self, x: torch.Tensor) -> torch.Tensor:
+        """Gaussian pixel noise (before normalising), normalisation, random erasing (after)."""
+        b = x.shape[0]
+        if self.cfg.noise_p > 0:
+            on = (self._rand(b) < self.cfg.noise_p).view(b, 1, 1, 1)
+            sigma = math.sqrt(self.cfg.noise_var) / 255
+            noise = torch.randn(x.shape, generator=self.gen, device=x.device) * sigma
+            x = torch.where(on, (x + noise).clamp_(0, 1), x)
+        x = (x - self.mean) / self.std
+        if self.cfg.erase_p > 0:
+            x = x * (1 - self._erase_mask(x).to(x.dtype))
+        return x
+
+    def _erase_mask(self, x: torch.Tensor) -> torch.Tensor:
+        # torchvision.RandomErasing's box law: area in (0.02, erase_max), log-uniform ratio
+        # in (0.3, 3.3), value 0; boxes that do not fit are clipped rather than retried.
+        b, _, h, w = x.shape
+        area = h * w * (0.02 + (self.cfg.erase_max - 0.02) * self._rand(b))
+        ratio = torch.exp(math.log(0.3) + (math.log(3.3) - math.log(0.3)) * self._rand(b))
+        eh = (area * ratio).sqrt().round().clamp(1, h)
+        ew = (area / ratio).sqrt().round().clamp(1, w)
+        top = (self._rand(b) * (h - eh + 1)).floor()
+        left = (self._rand(b) * (w - ew + 1)).floor()
+        on = self._rand(b) < self.cfg.erase_p
+        ys = torch.arange(h, device=x.device).view(1, h, 1)
+        xs = torch.arange(w, device=x.device).view(1, 1, w)
+        box = (
+            (ys >= top.view(b, 1, 1)) & (ys < (top + eh).view(b, 1, 1))
+            & (xs >= left.view(b, 1, 1)) & (xs < (left + ew).view(b, 1, 1))
+        )
+        return (box & on.view(b, 1, 1)).unsqueeze(1)
+
+    def train_views(
+        self, images: torch.Tensor, second_view: str | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        geo = self.geometry(images)
+        x1 = self.photometric(geo)
+        if second_view is None:
+            return x1, None
+        if second_view == "mirror":
+            return x1, x1.flip(-1)
+        if second_view == "mirror_aug":
+            return x1, self.photometric(geo.flip(-1))
+        raise ValueError(f"unknown second view {second_view!r}")
+
+    def eval_view(self, images: torch.Tensor) -> torch.Tensor:
+        """Centre crop, normalised; no randomness."""
+        _, _, h, w = images.shape
+        top, left = (h - self.crop) // 2, (w - self.crop) // 2
+        x = images[:, :, top : top + self.crop, left : left + self.crop].float().div_(255)
+        return (x - self.mean) / self.std

@@ -1,0 +1,296 @@
+"""The method-agnostic training engine.
+
+API:
+    train(cfg, out_root, resume=False, progress=True, bundle=None) -> final record (dict)
+    run_dir(cfg, out_root) -> Path of the run directory ``<out_root>/<method>-<hash12>``
+
+A run directory holds config.json, labels_train.csv / labels_val.csv,
+metrics.jsonl (one line per epoch), checkpoint.pt (every epoch), final.json
+and, last, an empty ``done`` marker. With ``resume=True`` an interrupted run
+continues from its checkpoint to the same numbers as an uninterrupted one;
+a finished run is returned as it is. The engine alone holds the clean labels
+and the flip mask; a method receives observed labels only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fer_bench.augment import BatchAugmenter
+from fer_bench.backbones import create_backbone
+from fer_bench.config import RunConfig
+from fer_bench.data import load_dataset
+from fer_bench.data.base import DatasetBundle, Split
+from fer_bench.diagnostics import noise_diagnostics
+from fer_bench.labels import LabelSet, build_labels
+from fer_bench.method import Batch, Method, TrainInfo, build_hparams
+from fer_bench.metrics import classification_metrics
+from fer_bench.optim import build_optimizer, build_scheduler
+from fer_bench.records import environment, read_jsonl, write_json_atomic, write_jsonl_atomic
+from fer_bench.registry import METHODS, load_plugin_file
+from fer_bench.training_progress import TrainingProgress
+
+SELECTION_RULES = ("val", "last", "oracle")
+
+
+class Divergence(RuntimeError):
+    pass
+
+
+def run_dir(cfg: RunConfig, out_root: Path) -> Path:
+    return Path(out_root) / f"{cfg.method}-{cfg.hash()}"
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclasses.dataclass
+class _Data:
+    train_images: torch.Tensor
+    observed: torch.Tensor  # what the method sees
+    train_labels: LabelSet  # observed + clean: engine only
+    val: Split
+    val_labels: np.ndarray
+    test: Split
+
+
+def _prepare_data(bundle: DatasetBundle, labels: dict[str, LabelSet]) -> tuple[_Data, dict]:
+    train = bundle.train.subset(labels["train"].index)
+    val = bundle.val.subset(labels["val"].index)
+    data = _Data(
+        train_images=train.images,
+        observed=torch.from_numpy(labels["train"].observed),
+        train_labels=labels["train"],
+        val=val,
+        val_labels=labels["val"].observed,
+        test=bundle.test,
+    )
+    info = {
+        "train_noise_rate": labels["train"].noise_rate,
+        "val_noise_rate": labels["val"].noise_rate,
+        "n_train": len(train),
+        "n_val": len(val),
+        "n_test": len(bundle.test),
+        "train_class_counts": np.bincount(
+            labels["train"].observed, minlength=bundle.num_classes
+        ).tolist(),
+    }
+    return data, info
+
+
+@torch.no_grad()
+def evaluate(
+    method: Method, aug: BatchAugmenter, split: Split, labels: np.ndarray, cfg: RunConfig
+) -> dict:
+    method.eval()
+    probs = []
+    for start in range(0, len(split), cfg.eval_batch_size):
+        x = aug.eval_view(split.images[start : start + cfg.eval_batch_size].to(cfg.device))
+        if cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+            p = method.predict(x).float().softmax(1)
+            if cfg.aug.tta_flip:
+                p = (p + method.predict(x.flip(-1)).float().softmax(1)) / 2
+        probs.append(p)
+    method.train()
+    return classification_metrics(torch.cat(probs).cpu().numpy(), labels, split.soft_labels)
+
+
+def _select(history: list[dict]) -> dict:
+    def pick(key: Any) -> dict:
+        row = max(history, key=key)  # max() keeps the earliest of ties
+        return {"epoch": row["epoch"], "val": row["val"], "test": row["test"]}
+
+    return {
+        "val": pick(lambda r: r["val"]["acc"]),
+        "last": pick(lambda r: r["epoch"]),
+        "oracle": pick(lambda r: r["test"]["acc"]),
+    }
+
+
+def _rng_state(aug_gen: torch.Generator, order_gen: torch.Generator) -> dict:
+    return {"torch": torch.get_rng_state(), "aug": aug_gen.get_state(),
+            "order": order_gen.get_state()}
+
+
+def train(
+    cfg: RunConfig,
+    out_root: Path,
+    resume: bool = False,
+    progress: bool = True,
+    bundle: DatasetBundle | None = None,
+) -> dict:
+    cfg.validate()
+    if cfg.plugin:
+        load_plugin_file(cfg.plugin)
+    method_cls = METHODS.get(cfg.method)
+    hparams = build_hparams(method_cls, cfg.hparams)
+    out = run_dir(cfg, out_root)
+    if (out / "done").exists():
+        return json.loads((out / "final.json").read_text())
+    ckpt_path = out / "checkpoint.pt"
+    state = (
+        torch.load(ckpt_path, map_location=cfg.device, weights_only=False)
+        if resume and ckpt_path.exists() else None
+    )
+
+    started = time.perf_counter()
+    seed_everything(cfg.seed)
+    # Everything that can reject the config happens before the run directory is written.
+    bundle = bundle if bundle is not None else load_dataset(cfg.data)
+    labels = build_labels(bundle, cfg.protocol)
+    data, label_info = _prepare_data(bundle, labels)
+    backbone = create_backbone(
+        cfg.backbone, bundle.num_classes, bundle.image_shape[0], cfg.pretrained
+    )
+    n_train = len(data.observed)
+    steps = n_train // cfg.batch_size
+    if steps == 0:
+        raise ValueError(f"batch size {cfg.batch_size} exceeds the {n_train} training images")
+    info = TrainInfo(
+        num_classes=bundle.num_classes, num_train=n_train, observed_labels=data.observed.clone(),
+        epochs=cfg.epochs, steps_per_epoch=steps, batch_size=cfg.batch_size,
+    )
+    method: Method = method_cls(backbone, info, hparams).to(cfg.device)
+    if cfg.channels_last:
+        method = method.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(cfg.optim, method.param_groups(cfg.optim.lr))
+    scheduler = build_scheduler(cfg.optim, optimizer, cfg.epochs, steps)
+    if state is None and out.exists():
+        shutil.rmtree(out)  # an unfinished run without a usable checkpoint starts over
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "config.json", {**cfg.to_dict(), "hash": cfg.hash()})
+    for name, label_set in labels.items():
+        label_info[f"{name}_sha256"] = label_set.save(out / f"labels_{name}.csv")
+    pixels = data.train_images.float().div(255)
+    mean, std = pixels.mean((0, 2, 3)), pixels.std((0, 2, 3))
+    del pixels
+    data.train_images = data.train_images.to(cfg.device)
+    aug_gen = torch.Generator(device=cfg.device).manual_seed(cfg.seed)
+    order_gen = torch.Generator().manual_seed(cfg.seed + 1)
+    aug = BatchAugmenter(cfg.aug, mean, std, bundle.image_shape[1], aug_gen)
+
+    history: list[dict] = []
+    first_epoch = 0
+    if state is not None:
+        method.load_state_dict(state["method"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"]["torch"].cpu())
+        aug_gen.set_state(state["rng"]["aug"])
+        order_gen.set_state(state["rng"]["order"])
+        history = read_jsonl(out / "metrics.jsonl")[: state["epoch"]]
+        first_epoch = state["epoch"]
+        write_jsonl_atomic(out / "metrics.jsonl", history)
+
+    record: dict[str, Any] = {
+        "hash": cfg.hash(), "method": cfg.method, "dataset": bundle.name,
+        "class_names": list(bundle.class_names), "config": cfg.to_dict(),
+        "hparams": dataclasses.asdict(hparams), "labels": label_info,
+        "dataset_info": bundle.info, "environment": environment(cfg.device),
+    }
+    flipped = data.train_labels.flipped
+    reporter = TrainingProgress(cfg.method, cfg.epochs, steps, enabled=progress)
+    try:
+        with reporter:
+            reporter.advance_to(first_epoch)
+            for epoch in range(first_epoch, cfg.epochs):
+                row = _train_epoch(cfg, method, aug, data, optimizer, scheduler, order_gen,
+                                   epoch, steps, reporter)
+                scores = row.pop("scores")
+                row["noise"] = (
+                    noise_diagnostics(scores, flipped, method.score_name)
+                    if scores is not None else None
+                )
+                row["val"] = evaluate(method, aug, data.val, data.val_labels, cfg)
+                row["test"] = evaluate(method, aug, data.test, data.test.labels, cfg)
+                row["time_s"] = round(time.perf_counter() - row.pop("t0"), 3)
+                history.append(row)
+                write_jsonl_atomic(out / "metrics.jsonl", history)
+                _save_checkpoint(ckpt_path, method, optimizer, scheduler, epoch + 1,
+                                 aug_gen, order_gen)
+                reporter.epoch_done(epoch, row)
+    except Divergence as err:
+        record.update(status="failed", reason=str(err), epochs_completed=len(history))
+        return _finish(out, record, history, started)
+    record.update(status="done", reason=None, epochs_completed=len(history))
+    return _finish(out, record, history, started)
+
+
+def _train_epoch(
+    cfg: RunConfig, method: Method, aug: BatchAugmenter, data: _Data,
+    optimizer: torch.optim.Optimizer, scheduler: Any, order_gen: torch.Generator,
+    epoch: int, steps: int, reporter: TrainingProgress,
+) -> dict:
+    t0 = time.perf_counter()
+    n = len(data.observed)
+    perm = torch.randperm(n, generator=order_gen)
+    scores = np.full(n, np.nan) if method.score_name else None
+    loss_sum, logs_sum = 0.0, {}
+    for step in range(steps):
+        idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+        x1, x2 = aug.train_views(data.train_images[idx.to(cfg.device)], method.second_view)
+        if cfg.channels_last:
+            x1 = x1.contiguous(memory_format=torch.channels_last)
+            x2 = None if x2 is None else x2.contiguous(memory_format=torch.channels_last)
+        batch = Batch(x=x1, y=data.observed[idx].to(cfg.device), index=idx.to(cfg.device), x2=x2)
+        with torch.autocast(x1.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+            out = method.loss(batch, epoch)
+        loss = out.loss.float()
+        if not torch.isfinite(loss):
+            raise Divergence(f"non-finite loss ({loss.item()}) at epoch {epoch + 1}, step {step + 1}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        with torch.no_grad():
+            method.after_step(batch, epoch)
+        if scores is not None and out.scores is not None:
+            scores[idx.numpy()] = out.scores.detach().float().cpu().numpy()
+        loss_sum += loss.item()
+        for k, v in out.logs.items():
+            logs_sum[k] = logs_sum.get(k, 0.0) + float(v)
+        reporter.step(loss_sum / (step + 1))
+    return {
+        "epoch": epoch + 1,
+        "lr": optimizer.param_groups[0]["lr"],
+        "train": {"loss": loss_sum / steps, **{k: v / steps for k, v in logs_sum.items()}},
+        "scores": scores,
+        "t0": t0,
+    }
+
+
+def _save_checkpoint(
+    path: Path, method: Method, optimizer: torch.optim.Optimizer, scheduler: Any, epoch: int,
+    aug_gen: torch.Generator, order_gen: torch.Generator,
+) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(
+        {"method": method.state_dict(), "optimizer": optimizer.state_dict(),
+         "scheduler": scheduler.state_dict(), "epoch": epoch,
+         "rng": _rng_state(aug_gen, order_gen)},
+        tmp,
+    )
+    tmp.replace(path)
+
+
+def _finish(out: Path, record: dict, history: list[dict], started: float) -> dict:
+    record["selection"] = _select(history) if history else None
+    record["time_s"] = round(time.perf_counter() - started, 2)
+    record["epoch_time_s"] = [r["time_s"] for r in history]
+    write_json_atomic(out / "final.json", record)
+    (out / "done").touch()
+    return record

@@ -155,14 +155,18 @@ class Backbone(nn.Module):
         return self.model(x)
 
 
-def create_backbone(
-    name: str, num_classes: int, in_chans: int, pretrained: str | Path | None = None
-) -> Backbone:
+def check_backbone_name(name: str) -> None:
     if name not in BACKBONES and not timm.is_model(name):
         raise RegistryError(
             f"unknown backbone {name!r}; registered: {', '.join(BACKBONES.names())} "
             "(or any timm model name, see timm.list_models())"
         )
+
+
+def create_backbone(
+    name: str, num_classes: int, in_chans: int, pretrained: str | Path | None = None
+) -> Backbone:
+    check_backbone_name(name)
     model = timm.create_model(name, num_classes=num_classes, in_chans=in_chans)
     if pretrained is not None:
         load_pretrained(model, pretrained)

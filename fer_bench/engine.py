@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from fer_bench.augment import BatchAugmenter
-from fer_bench.backbones import create_backbone
+from fer_bench.backbones import check_backbone_name, create_backbone
 from fer_bench.config import RunConfig
 from fer_bench.data import load_dataset
 from fer_bench.data.base import DatasetBundle, Split
@@ -138,6 +138,7 @@ def train(
         load_plugin_file(cfg.plugin)
     method_cls = METHODS.get(cfg.method)
     hparams = build_hparams(method_cls, cfg.hparams)
+    check_backbone_name(cfg.backbone)
     out = run_dir(cfg, out_root)
     if (out / "done").exists():
         return json.loads((out / "final.json").read_text())

@@ -7,7 +7,7 @@ import importlib
 import typer
 
 # Modules are imported lazily by name so a missing optional one never breaks the CLI.
-COMMAND_MODULES = ("run", "listing", "data", "labels", "sweep", "table", "plot")
+COMMAND_MODULES = ("run", "listing", "data", "preview", "labels", "sweep", "table", "plot")
 
 
 def register_all(app: typer.Typer) -> None:

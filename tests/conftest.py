@@ -1,0 +1,40 @@
+"""Shared fixtures: a small synthetic dataset and a fast run config."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from fer_bench.config import RunConfig
+from fer_bench.data.base import DatasetBundle
+from fer_bench.data.synthetic import CLASSES, generate_split
+from fer_bench.profiles import load_profile, with_overrides
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle() -> DatasetBundle:
+    """600/200/300 synthetic faces: enough to learn something in a few seconds."""
+    return DatasetBundle(
+        name="synthetic",
+        class_names=CLASSES,
+        train=generate_split(600, 1),
+        val=generate_split(200, 2),
+        test=generate_split(300, 3),
+    )
+
+
+@pytest.fixture
+def tiny_config() -> RunConfig:
+    return with_overrides(load_profile(), {"epochs": 2, "batch_size": 64, "eval_batch_size": 256})
+
+
+def ferplus_root() -> Path | None:
+    """The real FERPlus copy: $FER_BENCH_FERPLUS or ../shared/data/ferplus beside the repo."""
+    env = os.environ.get("FER_BENCH_FERPLUS")
+    root = Path(env) if env else Path(__file__).resolve().parents[2] / "shared/data/ferplus"
+    return root if (root / "FER2013Train" / "label.csv").is_file() else None

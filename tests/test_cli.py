@@ -1,0 +1,101 @@
+"""The command line: a real run, listing, and one-line errors on bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from fer_bench.cli import app
+
+runner = CliRunner()
+FAST = ["--epochs", "1", "--quiet", "--set", "dummy=1"]
+
+
+def invoke(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def _one_line_error(result, *fragments: str) -> None:
+    assert result.exit_code != 0, result.output
+    text = " ".join(result.output.split())
+    for fragment in fragments:
+        assert fragment in text, text
+
+
+def test_list_methods_and_backbones():
+    result = invoke("list", "methods")
+    assert result.exit_code == 0 and "ce" in result.output
+    result = invoke("list", "backbones")
+    assert "fer_resnet10_w16" in result.output
+
+
+def test_unknown_method_lists_names(tmp_path):
+    _one_line_error(invoke("run", "nope", "--out", tmp_path), "unknown methods 'nope'", "ce")
+    assert not any(tmp_path.iterdir())
+
+
+def test_unknown_dataset_and_backbone(tmp_path):
+    _one_line_error(invoke("run", "ce", "--dataset", "nope", "--out", tmp_path),
+                    "unknown datasets 'nope'", "synthetic")
+    _one_line_error(invoke("run", "ce", "--backbone", "nope", "--out", tmp_path),
+                    "unknown backbone 'nope'", "fer_resnet10_w16")
+    assert not any(tmp_path.iterdir())
+
+
+def test_bad_numbers(tmp_path):
+    _one_line_error(invoke("run", "ce", "--epochs", "0", "--out", tmp_path), "--epochs")
+    _one_line_error(invoke("run", "ce", "--lr", "-0.1", "--out", tmp_path), "--lr must be positive")
+    _one_line_error(invoke("run", "ce", "--noise", "1.2", "--out", tmp_path), "noise rate")
+
+
+def test_unknown_hyperparameter(tmp_path):
+    _one_line_error(invoke("run", "ce", "--set", "beta=1", "--out", tmp_path),
+                    "no hyperparameter 'beta'")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_unwritable_out(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    _one_line_error(invoke("run", "ce", "--out", locked / "sub"), "not writable")
+
+
+def test_mismatched_checkpoint(tmp_path):
+    ckpt = tmp_path / "w32.pt"
+    torch.save(__import__("timm").create_model("fer_resnet10_w32", num_classes=7,
+                                                in_chans=1).state_dict(), ckpt)
+    _one_line_error(invoke("run", "ce", "--pretrained", ckpt, "--out", tmp_path / "runs"),
+                    "does not match the backbone")
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_resume_with_different_config(tmp_path):
+    run = tmp_path / "ce-123"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"method": "ce", "epochs": 3, "hash": "x"}))
+    _one_line_error(invoke("run", "ce", "--resume", run), "differs from the command", "epochs")
+
+
+def test_plugin_method_runs_end_to_end(tmp_path):
+    plugin = tmp_path / "plugin.py"
+    plugin.write_text(
+        "import torch.nn.functional as F\n"
+        "from dataclasses import dataclass\n"
+        "from fer_bench.method import Hparams, Method, StepOutput\n"
+        "from fer_bench.registry import METHODS\n"
+        "@dataclass\nclass HP(Hparams):\n    dummy: int = 0\n"
+        "@METHODS.register('cli-plugin')\n"
+        "class Mine(Method):\n    Hparams = HP\n"
+        "    def loss(self, batch, epoch):\n"
+        "        return StepOutput(loss=F.cross_entropy(self.backbone(batch.x), batch.y))\n"
+    )
+    result = invoke("run", "cli-plugin", "--plugin", plugin, "--out", tmp_path / "runs", *FAST)
+    assert result.exit_code == 0, result.output
+    (run,) = (tmp_path / "runs").iterdir()
+    final = json.loads((run / "final.json").read_text())
+    assert final["status"] == "done" and final["hparams"] == {"dummy": 1}
+    assert 0.2 < final["selection"]["last"]["test"]["acc"] <= 1.0

@@ -1,0 +1,118 @@
+"""The training engine: records, resume to identical numbers, divergence, selection."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields, replace
+
+import numpy as np
+
+import pytest
+import torch
+
+import fer_bench.engine as engine
+from fer_bench.method import Batch, Method, StepOutput
+from fer_bench.registry import METHODS
+
+
+def test_run_writes_complete_records(tiny_bundle, tiny_config, tmp_path):
+    final = engine.train(tiny_config, tmp_path, progress=False, bundle=tiny_bundle)
+    out = engine.run_dir(tiny_config, tmp_path)
+    assert final["status"] == "done"
+    assert (out / "done").exists()
+    config = json.loads((out / "config.json").read_text())
+    assert config["hash"] == tiny_config.hash() and config["method"] == "ce"
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    for row in rows:
+        assert set(row["test"]) >= {"acc", "mean_class_acc", "macro_f1", "top2", "confusion",
+                                    "ece", "nll", "vote_ce", "vote_kl"}
+        assert sum(map(sum, row["test"]["confusion"])) == 300
+    assert final["labels"]["train_sha256"] and final["labels"]["n_train"] == 600
+    assert final["environment"]["code"]["fer_bench"]
+    assert set(final["selection"]) == {"val", "last", "oracle"}
+    best_val = max(rows, key=lambda r: r["val"]["acc"])
+    assert final["selection"]["val"]["epoch"] == best_val["epoch"]
+    assert final["selection"]["last"]["test"] == rows[-1]["test"]
+
+
+def test_finished_run_is_not_retrained(tiny_bundle, tiny_config, tmp_path):
+    first = engine.train(tiny_config, tmp_path, progress=False, bundle=tiny_bundle)
+    again = engine.train(tiny_config, tmp_path, resume=True, progress=False, bundle=tiny_bundle)
+    assert again == json.loads(json.dumps(first))
+
+
+def test_resume_reaches_the_same_numbers(tiny_bundle, tiny_config, tmp_path, monkeypatch):
+    cfg = replace(tiny_config, epochs=3)
+    cfg.protocol.noise_rate = 0.2
+    full = engine.train(cfg, tmp_path / "full", progress=False, bundle=tiny_bundle)
+
+    real_save = engine._save_checkpoint
+    calls = {"n": 0}
+
+    def crash_after_first_epoch(*args, **kwargs):
+        real_save(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt  # the process dies after epoch 2's checkpoint
+
+    monkeypatch.setattr(engine, "_save_checkpoint", crash_after_first_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        engine.train(cfg, tmp_path / "cut", progress=False, bundle=tiny_bundle)
+    out = engine.run_dir(cfg, tmp_path / "cut")
+    assert not (out / "done").exists() and (out / "checkpoint.pt").exists()
+    monkeypatch.setattr(engine, "_save_checkpoint", real_save)
+    resumed = engine.train(cfg, tmp_path / "cut", resume=True, progress=False, bundle=tiny_bundle)
+    assert resumed["selection"] == full["selection"]
+    assert resumed["labels"] == full["labels"]
+
+
+@METHODS.register("test-diverge")
+class Diverge(Method):
+    """Returns an infinite loss on its second step."""
+
+    def loss(self, batch: Batch, epoch: int) -> StepOutput:
+        self.calls = getattr(self, "calls", 0) + 1
+        loss = torch.nn.functional.cross_entropy(self.backbone(batch.x), batch.y)
+        return StepOutput(loss=loss * (float("inf") if self.calls == 2 else 1.0))
+
+
+def test_divergent_run_fails_with_reason(tiny_bundle, tiny_config, tmp_path):
+    cfg = replace(tiny_config, method="test-diverge")
+    final = engine.train(cfg, tmp_path, progress=False, bundle=tiny_bundle)
+    assert final["status"] == "failed"
+    assert "non-finite loss" in final["reason"] and "step 2" in final["reason"]
+    saved = json.loads((engine.run_dir(cfg, tmp_path) / "final.json").read_text())
+    assert saved["status"] == "failed"
+
+
+@METHODS.register("test-spy")
+class Spy(Method):
+    """Records the labels and indices it is shown."""
+
+    shown: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def __init__(self, backbone, info, hparams) -> None:
+        super().__init__(backbone, info, hparams)
+        Spy.init_labels = info.observed_labels.clone()
+
+    def loss(self, batch: Batch, epoch: int) -> StepOutput:
+        Spy.shown.append((batch.index.clone(), batch.y.clone()))
+        return StepOutput(loss=torch.nn.functional.cross_entropy(self.backbone(batch.x), batch.y))
+
+
+def test_methods_see_observed_labels_only(tiny_bundle, tiny_config, tmp_path):
+    cfg = replace(tiny_config, method="test-spy", epochs=1)
+    cfg.protocol.noise_rate = 0.4
+    Spy.shown.clear()
+    engine.train(cfg, tmp_path, progress=False, bundle=tiny_bundle)
+    table = np.loadtxt(engine.run_dir(cfg, tmp_path) / "labels_train.csv", delimiter=",",
+                       skiprows=1, dtype=np.int64)
+    observed, clean = torch.from_numpy(table[:, 1]), torch.from_numpy(table[:, 2])
+    assert (observed != clean).float().mean() == pytest.approx(0.4, abs=0.01)
+    assert torch.equal(Spy.init_labels, observed)
+    index = torch.cat([i for i, _ in Spy.shown])
+    labels = torch.cat([y for _, y in Spy.shown])
+    assert torch.equal(labels, observed[index])
+    assert (labels != clean[index]).any()  # flipped samples arrive with their noisy label
+    assert {f.name for f in fields(Batch)} == {"x", "y", "index", "x2"}

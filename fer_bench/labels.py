@@ -3,7 +3,11 @@
 Noise and imbalance protocols are plugins (``protocols/``) registered in
 :data:`fer_bench.registry.PROTOCOLS`. Their randomness comes only from the
 protocol seed, never from the training seed, so seeds over training can share
-one noisy label set.
+one noisy label set. Streams come from NumPy's ``Generator`` (stable across
+machines for a given NumPy version); each run records the sha256 of its label
+files, so a changed stream cannot go unnoticed. Only the training split is
+made long-tailed; validation keeps its natural class profile and gets the
+noise protocol when ``noise_on_val`` is set; test labels are always clean.
 """
 
 from __future__ import annotations
@@ -24,17 +28,33 @@ from fer_bench.registry import PROTOCOLS
 class NoiseProtocol:
     """Maps clean labels of one split to observed labels.
 
-    ``corrupt`` may return ``UNDETERMINED`` (-1) for rows it cannot label
-    (e.g. FER2013 duplicates); those rows are left out of the split.
+    Subclasses are built as ``cls(rate, bundle)``, or ``cls(rate, bundle, arg)``
+    for ``name:arg`` when they set ``arg_help``. ``corrupt`` may return
+    ``UNDETERMINED`` (-1) for rows it cannot label (e.g. FER2013 duplicates);
+    those rows are left out of the split.
     """
 
     kind: ClassVar[str] = "noise"
+    # False: the noise level comes from the data (votes, original labels, a file),
+    # so any rate other than 0 is refused rather than silently ignored.
+    takes_rate: ClassVar[bool] = True
+    arg_help: ClassVar[str | None] = None  # what ``name:arg`` means; None = no argument
 
     def __init__(self, rate: float, bundle: DatasetBundle) -> None:
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"noise rate must be in [0, 1) (got {rate})")
+        if not self.takes_rate and rate != 0.0:
+            raise ValueError(
+                "this noise protocol takes its noise level from the data (votes, original "
+                f"labels or a label file); leave the noise rate at 0 (got {rate})"
+            )
         self.rate = rate
         self.bundle = bundle
 
-    def corrupt(self, split: Split, split_name: str, rng: np.random.Generator) -> np.ndarray:
+    def corrupt(
+        self, split: Split, split_name: str, rng: np.random.Generator, rows: np.ndarray
+    ) -> np.ndarray:
+        """Observed labels for ``split``, whose rows sit at ``rows`` of the source split."""
         raise NotImplementedError
 
 
@@ -44,6 +64,8 @@ class ImbalanceProtocol:
     kind: ClassVar[str] = "imbalance"
 
     def __init__(self, factor: float, bundle: DatasetBundle) -> None:
+        if not factor >= 1.0:
+            raise ValueError(f"imbalance factor must be >= 1 (got {factor})")
         self.factor = factor
         self.bundle = bundle
 
@@ -90,11 +112,17 @@ def _split_rng(seed: int, split_name: str, stage: str) -> np.random.Generator:
 
 
 def make_noise(cfg: ProtocolConfig, bundle: DatasetBundle) -> NoiseProtocol:
-    name, _, arg = cfg.noise.partition(":")
+    name, sep, arg = cfg.noise.partition(":")
     cls = PROTOCOLS.get(name)
     if getattr(cls, "kind", None) != "noise":
         raise ValueError(f"protocol {name!r} is not a noise protocol")
-    return cls(cfg.noise_rate, bundle, arg) if arg else cls(cfg.noise_rate, bundle)
+    if not sep:
+        return cls(cfg.noise_rate, bundle)
+    if cls.arg_help is None:
+        raise ValueError(f"noise protocol {name!r} takes no argument (got {cfg.noise!r})")
+    if not arg:
+        raise ValueError(f"noise protocol {name!r} needs {cls.arg_help} after the colon")
+    return cls(cfg.noise_rate, bundle, arg)
 
 
 def make_imbalance(cfg: ProtocolConfig, bundle: DatasetBundle) -> ImbalanceProtocol:
@@ -104,20 +132,19 @@ def make_imbalance(cfg: ProtocolConfig, bundle: DatasetBundle) -> ImbalanceProto
     return cls(cfg.imbalance, bundle)
 
 
-def build_split_labels(
-    bundle: DatasetBundle, cfg: ProtocolConfig, split_name: str
-) -> LabelSet:
+def build_split_labels(bundle: DatasetBundle, cfg: ProtocolConfig, split_name: str) -> LabelSet:
     split: Split = getattr(bundle, split_name)
     index = np.arange(len(split))
     clean = split.labels
     if split_name == "train" and cfg.imbalance != 1.0:
-        keep = make_imbalance(cfg, bundle).select(clean, _split_rng(cfg.noise_seed, split_name, "imb"))
-        index = np.sort(keep)
+        rng = _split_rng(cfg.noise_seed, split_name, "imb")
+        index = np.sort(make_imbalance(cfg, bundle).select(clean, rng))
     apply_noise = split_name == "train" or (split_name == "val" and cfg.noise_on_val)
     if not apply_noise:
         return LabelSet(index=index, observed=clean[index].copy(), clean=clean[index].copy())
     sub = split.subset(index) if len(index) != len(split) else split
-    observed = make_noise(cfg, bundle).corrupt(sub, split_name, _split_rng(cfg.noise_seed, split_name, "noise"))
+    rng = _split_rng(cfg.noise_seed, split_name, "noise")
+    observed = make_noise(cfg, bundle).corrupt(sub, split_name, rng, index)
     observed = np.asarray(observed, dtype=np.int64)
     known = observed >= 0
     return LabelSet(index=index[known], observed=observed[known], clean=sub.labels[known].copy())

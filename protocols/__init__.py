@@ -1,3 +1,11 @@
 """Built-in noise and imbalance protocols; importing this package registers them."""
 
-from fer_bench.protocols import longtail, symmetric  # noqa: F401
+from fer_bench.protocols import (  # noqa: F401
+    confusion,
+    fer2013,
+    labelfile,
+    longtail,
+    pairflip,
+    symmetric,
+    votes,
+)

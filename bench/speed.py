@@ -1,0 +1,133 @@
+"""Training speed of a profile on this machine.
+
+Prints, for the profile's backbone, input and batch size:
+  * training images/s of CE and of each two-view method (full engine epochs),
+  * the ratio of an engine epoch's training wall time to the bare
+    forward/backward/step time of the same model on pre-made tensors
+    (data and engine overhead; target <= 1.15), with and without evaluation,
+  * training FLOPs per image and the achieved FLOP/s as a fraction of this
+    machine's measured fp32 (and bf16) matmul peak.
+
+    python bench/speed.py                       # synthetic-cpu profile
+    python bench/speed.py --profile ferplus-cpu --data-root ../shared/data/ferplus
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from fer_bench.backbones import create_backbone
+from fer_bench.data import load_dataset
+from fer_bench.engine import train
+from fer_bench.profiles import load_profile, with_overrides
+
+
+def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 10) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    t = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * n**3 * reps / (time.perf_counter() - t)
+
+
+def bare_step_time(cfg, in_chans: int, num_classes: int, steps: int) -> tuple[float, float]:
+    """Seconds per step of forward+backward+AdamW on a fixed tensor; training FLOPs per image."""
+    net = create_backbone(cfg.backbone, num_classes, in_chans)
+    size = cfg.aug.crop or cfg.data.image_size
+    x = torch.randn(cfg.batch_size, in_chans, size, size)
+    y = torch.randint(0, num_classes, (cfg.batch_size,))
+    if cfg.channels_last:
+        net = net.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
+    with FlopCounterMode(display=False) as counter:
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+    flops_per_image = counter.get_total_flops() / cfg.batch_size
+
+    def step() -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+            loss = torch.nn.functional.cross_entropy(net(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    for _ in range(3):
+        step()
+    t = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return (time.perf_counter() - t) / steps, flops_per_image
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="synthetic-cpu")
+    parser.add_argument("--data-root", default=None)
+    parser.add_argument("--methods", default="ce,eac,nla", help="CE first; two-view methods after")
+    parser.add_argument("--epochs", type=int, default=2, help="engine epochs; the last is timed")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    base = load_profile(args.profile)
+    base = with_overrides(base, {"data": {"root": args.data_root}, "epochs": args.epochs})
+    bundle = load_dataset(base.data)
+    peak32, peak16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
+    report: dict = {"profile": args.profile, "threads": torch.get_num_threads(),
+                    "matmul_peak_gflops": {"fp32": peak32 / 1e9, "bf16": peak16 / 1e9},
+                    "methods": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for method in args.methods.split(","):
+            cfg = with_overrides(base, {"method": method})
+            final = train(cfg, Path(tmp), progress=False, bundle=bundle)
+            last = json.loads(
+                (Path(tmp) / f"{method}-{cfg.hash()}" / "metrics.jsonl").read_text().splitlines()[-1]
+            )
+            n = final["labels"]["n_train"] // cfg.batch_size * cfg.batch_size
+            report["methods"][method] = {
+                "train_images_per_s": n / last["train_time_s"],
+                "epoch_train_s": last["train_time_s"],
+                "epoch_with_eval_s": last["time_s"],
+            }
+    steps = bundle.train.images.shape[0] // base.batch_size
+    step_s, flops = bare_step_time(base, bundle.image_shape[0], bundle.num_classes, steps=min(
+        steps, 60))
+    ce = report["methods"][args.methods.split(",")[0]]
+    bare_epoch = step_s * steps
+    achieved = flops * ce["train_images_per_s"]
+    report.update(
+        bare_epoch_s=bare_epoch,
+        bare_images_per_s=base.batch_size / step_s,
+        overhead_ratio_train=ce["epoch_train_s"] / bare_epoch,
+        overhead_ratio_with_eval=ce["epoch_with_eval_s"] / bare_epoch,
+        train_gflops_per_image=flops / 1e9,
+        achieved_gflops=achieved / 1e9,
+        fraction_of_fp32_peak=achieved / peak32,
+        fraction_of_bf16_peak=achieved / peak16,
+    )
+    for method, row in report["methods"].items():
+        row["epoch_time_vs_ce"] = row["epoch_train_s"] / ce["epoch_train_s"]
+    if args.json:
+        print(json.dumps(report, indent=1))
+        return
+    print(f"profile {args.profile}, {report['threads']} threads")
+    print(f"matmul peak: fp32 {peak32 / 1e9:.1f} GFLOP/s, bf16 {peak16 / 1e9:.1f} GFLOP/s")
+    for method, row in report["methods"].items():
+        print(f"  {method:5s} {row['train_images_per_s']:8.0f} img/s  epoch {row['epoch_train_s']:.1f} s"
+              f" ({row['epoch_time_vs_ce']:.2f}x CE), with eval {row['epoch_with_eval_s']:.1f} s")
+    print(f"bare fwd/bwd: {report['bare_images_per_s']:.0f} img/s, epoch {bare_epoch:.1f} s")
+    print(f"engine/bare ratio: {report['overhead_ratio_train']:.3f} (train loop), "
+          f"{report['overhead_ratio_with_eval']:.3f} (with val+test evaluation)")
+    print(f"training FLOPs/image {flops / 1e9:.3f} GFLOP; achieved {achieved / 1e9:.1f} GFLOP/s = "
+          f"{100 * achieved / peak32:.1f}% of fp32 peak, {100 * achieved / peak16:.1f}% of bf16 peak")
+
+
+if __name__ == "__main__":
+    main()

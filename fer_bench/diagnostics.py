@@ -1,0 +1,86 @@
+"""What a noise protocol did, and how well a method's per-sample score finds it.
+
+Both need the clean labels or the flip mask, so only the engine and the
+``labels`` command call them; methods never see their inputs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.stats import rankdata
+
+from fer_bench.labels import LabelSet
+
+HIST_BINS = 20
+
+
+def noise_diagnostics(
+    scores: np.ndarray | None, flipped: np.ndarray, score_name: str
+) -> dict[str, Any] | None:
+    """AUROC of ``scores`` (higher = believed clean) for telling clean from flipped samples.
+
+    NaN scores (samples not seen this epoch) are left out. Returns None when
+    there are no scores, or no clean or no flipped sample among the scored.
+    """
+    if scores is None:
+        return None
+    scores = np.asarray(scores, dtype=np.float64)
+    flipped = np.asarray(flipped, dtype=bool)
+    if scores.shape != flipped.shape:
+        raise ValueError(f"scores shape {scores.shape} does not match flip mask {flipped.shape}")
+    seen = np.isfinite(scores)
+    clean, noisy = scores[seen & ~flipped], scores[seen & flipped]
+    if len(clean) == 0 or len(noisy) == 0:
+        return None
+    # Mann-Whitney U of clean over flipped, ties counted half: P(score_clean > score_flipped).
+    ranks = rankdata(np.concatenate([clean, noisy]))
+    u = ranks[: len(clean)].sum() - len(clean) * (len(clean) + 1) / 2
+    edges = np.histogram_bin_edges(scores[seen], bins=HIST_BINS)
+    return {
+        "score_name": score_name,
+        "auroc": float(u / (len(clean) * len(noisy))),
+        "score_clean": float(clean.mean()),
+        "score_flipped": float(noisy.mean()),
+        "bins": edges.tolist(),
+        "hist_clean": np.histogram(clean, bins=edges)[0].tolist(),
+        "hist_flipped": np.histogram(noisy, bins=edges)[0].tolist(),
+    }
+
+
+def label_summary(
+    labels: LabelSet, source_labels: np.ndarray, class_names: tuple[str, ...]
+) -> dict[str, Any]:
+    """Realised effect of a protocol on one split: rates, transition matrix, class counts.
+
+    ``transition[c][j]`` is the share of used images of clean class c observed
+    as j (a row of zeros where class c has no image left).
+    """
+    k = len(class_names)
+    counts = np.zeros((k, k), dtype=np.int64)
+    np.add.at(counts, (labels.clean, labels.observed), 1)
+    per_class_n = counts.sum(axis=1)
+    flipped = per_class_n - np.diag(counts)
+    safe_n = np.maximum(per_class_n, 1)
+    return {
+        "class_names": list(class_names),
+        "n_source": int(len(source_labels)),
+        "n_used": int(len(labels.index)),
+        "noise_rate": labels.noise_rate if len(labels.index) else 0.0,
+        "per_class": [
+            {
+                "class": class_names[c],
+                "n": int(per_class_n[c]),
+                "flipped": int(flipped[c]),
+                "rate": float(flipped[c] / safe_n[c]),
+            }
+            for c in range(k)
+        ],
+        "transition_counts": counts.tolist(),
+        "transition": (counts / safe_n[:, None]).tolist(),
+        "counts_source": np.bincount(source_labels, minlength=k).tolist(),
+        "counts_clean": per_class_n.tolist(),
+        "counts_observed": counts.sum(axis=0).tolist(),
+        "sha256": labels.sha256(),
+    }

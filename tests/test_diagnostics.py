@@ -1,0 +1,76 @@
+"""Noise diagnostics: AUROC of a per-sample score, and the realised label summary."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import mannwhitneyu
+
+from fer_bench.diagnostics import label_summary, noise_diagnostics
+from fer_bench.labels import LabelSet
+
+
+def test_auroc_matches_mann_whitney_and_extremes():
+    rng = np.random.default_rng(0)
+    flipped = rng.random(500) < 0.3
+    scores = rng.normal(size=500) + np.where(flipped, -1.0, 0.0)
+    out = noise_diagnostics(scores, flipped, "weight")
+    u = mannwhitneyu(scores[~flipped], scores[flipped]).statistic
+    assert out["auroc"] == pytest.approx(u / (flipped.sum() * (~flipped).sum()))
+    assert 0.7 < out["auroc"] < 0.85
+    assert out["score_name"] == "weight"
+    assert out["score_clean"] == pytest.approx(scores[~flipped].mean())
+    assert out["score_flipped"] == pytest.approx(scores[flipped].mean())
+    perfect = noise_diagnostics(np.where(flipped, 0.1, 0.9), flipped, "w")
+    assert perfect["auroc"] == 1.0
+    assert noise_diagnostics(np.where(flipped, 0.9, 0.1), flipped, "w")["auroc"] == 0.0
+    assert noise_diagnostics(np.ones(500), flipped, "w")["auroc"] == 0.5  # ties count half
+
+
+def test_histograms_share_edges_and_skip_unseen_samples():
+    scores = np.array([0.0, 0.5, 1.0, np.nan, 0.25, np.nan, 0.75])
+    flipped = np.array([False, False, False, True, True, True, False])
+    out = noise_diagnostics(scores, flipped, "importance")
+    assert len(out["bins"]) == 21 and len(out["hist_clean"]) == len(out["hist_flipped"]) == 20
+    assert out["bins"][0] == 0.0 and out["bins"][-1] == 1.0
+    assert sum(out["hist_clean"]) == 4 and sum(out["hist_flipped"]) == 1  # NaN rows left out
+    assert out["score_flipped"] == 0.25
+    assert out["auroc"] == pytest.approx(3 / 4)
+
+
+@pytest.mark.parametrize(
+    ("scores", "flipped"),
+    [
+        (None, [True, False]),
+        ([0.1, 0.2], [False, False]),  # nothing flipped
+        ([0.1, 0.2], [True, True]),  # nothing clean
+        ([np.nan, 0.2], [True, False]),  # the only flipped sample unseen
+    ],
+)
+def test_no_diagnostics_without_both_groups(scores, flipped):
+    scores = None if scores is None else np.array(scores)
+    assert noise_diagnostics(scores, np.array(flipped), "w") is None
+
+
+def test_shape_mismatch_is_an_error():
+    with pytest.raises(ValueError, match="does not match"):
+        noise_diagnostics(np.zeros(3), np.zeros(4, dtype=bool), "w")
+
+
+def test_label_summary_counts_and_transition():
+    labels = LabelSet(
+        index=np.array([0, 2, 3, 4, 5]),
+        observed=np.array([0, 1, 1, 1, 0]),
+        clean=np.array([0, 0, 1, 1, 1]),
+    )
+    source = np.array([0, 2, 0, 1, 1, 1])
+    out = label_summary(labels, source, ("neutral", "happiness", "surprise"))
+    assert out["noise_rate"] == pytest.approx(0.4)
+    assert out["n_source"] == 6 and out["n_used"] == 5
+    assert out["counts_source"] == [2, 3, 1]
+    assert out["counts_clean"] == [2, 3, 0] and out["counts_observed"] == [2, 3, 0]
+    assert out["transition_counts"] == [[1, 1, 0], [1, 2, 0], [0, 0, 0]]
+    assert out["transition"][0] == [0.5, 0.5, 0.0]
+    assert out["transition"][2] == [0.0, 0.0, 0.0]  # no image of that class left
+    assert [r["flipped"] for r in out["per_class"]] == [1, 1, 0]
+    assert out["sha256"] == labels.sha256()

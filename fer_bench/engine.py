@@ -270,6 +270,7 @@ def _train_epoch(
         "lr": optimizer.param_groups[0]["lr"],
         "train": {"loss": loss_sum / steps, **{k: v / steps for k, v in logs_sum.items()}},
         "scores": scores,
+        "train_time_s": round(time.perf_counter() - t0, 3),
         "t0": t0,
     }
 

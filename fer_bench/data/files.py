@@ -1,0 +1,63 @@
+"""Checks and readers shared by the loaders: every error names the file (and line)."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from fer_bench.config import DataConfig
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def require_root(cfg: DataConfig, dataset: str) -> Path:
+    if not cfg.root:
+        raise ValueError(f"dataset {dataset!r} needs a data root (--data-root PATH)")
+    return require_dir(Path(cfg.root).expanduser())
+
+
+def require_dir(path: Path) -> Path:
+    if not path.is_dir():
+        raise FileNotFoundError(f"folder not found: {path}")
+    return path
+
+
+def require_file(path: Path) -> Path:
+    if not path.is_file():
+        raise FileNotFoundError(f"file not found: {path}")
+    return path
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """(1-based line number, fields) of each non-blank row."""
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(f)
+        for fields in reader:
+            if fields and any(x.strip() for x in fields):
+                yield reader.line_num, fields
+
+
+def parse_int(text: str, where: str, what: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise ValueError(f"{where}: {what} {text!r} is not an integer") from None
+
+
+def check_unique(names: list[str], origins: list[str], what: str) -> None:
+    """Raise on the first name seen twice, citing both places."""
+    seen: dict[str, str] = {}
+    for name, origin in zip(names, origins, strict=True):
+        if name in seen:
+            raise ValueError(f"{origin}: duplicate {what} {name!r} (first at {seen[name]})")
+        seen[name] = origin

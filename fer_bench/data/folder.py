@@ -1,0 +1,111 @@
+"""Image folders: ``ROOT/train/<class>/*`` and ``ROOT/test/<class>/*``, optionally
+``ROOT/val/`` (or ``valid``/``validation``); without one a stratified 10% of
+train is held out. Class folders are named by expression (``angry``, ``happy``,
+``Neutral`` ... any name :func:`fer_bench.expressions.canonical` knows); classes
+are ordered as in the common vocabulary. Files that are not images are skipped
+and counted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fer_bench.config import DataConfig
+from fer_bench.data.base import DatasetBundle, Split
+from fer_bench.data.cache import cached, source_key
+from fer_bench.data.files import IMAGE_SUFFIXES, require_dir, require_root
+from fer_bench.data.imaging import ImageRef, check_format, decode_files
+from fer_bench.data.splits import carve_val
+from fer_bench.expressions import EXPRESSIONS, canonical
+from fer_bench.registry import DATASETS
+
+VAL_NAMES = ("val", "valid", "validation")
+
+
+def scan_split(folder: Path) -> tuple[dict[str, list[Path]], int]:
+    """{expression: sorted image files} of one split folder, and the count of skipped files."""
+    classes: dict[str, list[Path]] = {}
+    origin: dict[str, Path] = {}
+    skipped = 0
+    for sub in sorted(p for p in folder.iterdir() if not p.name.startswith(".")):
+        if not sub.is_dir():
+            skipped += 1
+            continue
+        try:
+            name = canonical(sub.name)
+        except ValueError as err:
+            raise ValueError(f"{sub}: class folder is not an expression name: {err}") from None
+        if name in classes:
+            raise ValueError(f"{sub}: same class ({name}) as {origin[name]}")
+        files = sorted(p for p in sub.rglob("*") if p.is_file() and not p.name.startswith("."))
+        images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+        skipped += len(files) - len(images)
+        if not images:
+            raise ValueError(f"{sub}: class folder has no images")
+        classes[name], origin[name] = images, sub
+    if not classes:
+        raise ValueError(f"{folder}: no class folders (empty split)")
+    return classes, skipped
+
+
+def _val_folder(root: Path) -> Path | None:
+    found = [root / n for n in VAL_NAMES if (root / n).is_dir()]
+    if len(found) > 1:
+        raise ValueError(f"{root}: more than one validation folder ({', '.join(map(str, found))})")
+    return found[0] if found else None
+
+
+@DATASETS.register("folder")
+def load(cfg: DataConfig) -> DatasetBundle:
+    root = require_root(cfg, "folder").resolve()
+    check_format(cfg.image_size, cfg.channels)
+    folders = {"train": require_dir(root / "train"), "test": require_dir(root / "test")}
+    val_folder = _val_folder(root)
+    if val_folder is not None:
+        folders["val"] = val_folder
+    scanned = {s: scan_split(f) for s, f in folders.items()}
+    classes = tuple(c for c in EXPRESSIONS if c in scanned["train"][0])
+    for split, (found, _) in scanned.items():
+        extra = sorted(set(found) - set(classes))
+        if extra:
+            raise ValueError(f"{folders[split]}: classes {', '.join(extra)} have no train folder")
+    items = {
+        s: [(path, classes.index(c)) for c in classes for path in found.get(c, [])]
+        for s, (found, _) in scanned.items()
+    }
+    listing = "".join(
+        f"{s}/{p.relative_to(folders[s])}\t{c}\n" for s, pairs in items.items() for p, c in pairs
+    )
+    hashes = {"listing": hashlib.sha256(listing.encode()).hexdigest()}
+    refs = {s: [ImageRef(p, str(p.parent)) for p, _ in pairs] for s, pairs in items.items()}
+    options = {
+        "loader": "folder",
+        "root": str(root),
+        "image_size": cfg.image_size,
+        "channels": cfg.channels,
+    }
+    key = source_key(options, hashes, [r for s in refs.values() for r in s])
+
+    def build() -> DatasetBundle:
+        splits = {}
+        for split, pairs in items.items():
+            splits[split] = Split(
+                images=torch.from_numpy(decode_files(refs[split], cfg.image_size, cfg.channels)),
+                labels=np.array([c for _, c in pairs], dtype=np.int64),
+                names=[str(p.relative_to(folders[split])) for p, _ in pairs],
+            )
+        info = {
+            "source": "class folders",
+            "label_files_sha256": hashes,
+            "splits": {s: f.name for s, f in folders.items()},
+            "skipped_files": {s: n for s, (_, n) in scanned.items()},
+        }
+        if "val" not in splits:
+            splits["train"], splits["val"], info["val_split"] = carve_val(splits["train"], "train/")
+        return DatasetBundle(name="folder", class_names=classes, info=info, **splits)
+
+    return cached("folder", key, build)

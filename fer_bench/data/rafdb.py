@@ -1,0 +1,117 @@
+"""RAF-DB basic: ``EmoLabel/list_patition_label.txt`` and ``Image/aligned/``.
+
+Each label line is ``train_00001.jpg 5`` (labels 1-7 in RAF order); the image
+is ``Image/aligned/train_00001_aligned.jpg``. RAF-DB has no validation split:
+a stratified 10% of train is held out (:mod:`fer_bench.data.splits`).
+``Split.names`` keeps the label file's names, so published noisy label files
+in the same format (EAC's noise01/02/03.txt) can be matched row by row;
+:func:`read_label_list` parses them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fer_bench.config import DataConfig
+from fer_bench.data.base import DatasetBundle, Split
+from fer_bench.data.cache import cached, source_key
+from fer_bench.data.files import (
+    check_unique,
+    parse_int,
+    require_dir,
+    require_file,
+    require_root,
+    sha256_file,
+)
+from fer_bench.data.imaging import ImageRef, check_format, decode_files
+from fer_bench.data.splits import carve_val
+from fer_bench.expressions import RAFDB_ORDER
+from fer_bench.registry import DATASETS
+
+LABEL_FILE = "EmoLabel/list_patition_label.txt"  # sic: the published spelling
+IMAGE_DIR = "Image/aligned"
+
+
+def read_label_list(path: Path) -> list[tuple[str, int, str]]:
+    """(image name, class index in RAFDB_ORDER, "path:line") of each line."""
+    entries = []
+    with path.open(encoding="utf-8") as f:
+        for line_no, line in enumerate(f, start=1):
+            fields = line.split()
+            if not fields:
+                continue
+            where = f"{path}:{line_no}"
+            if len(fields) != 2:
+                raise ValueError(f"{where}: expected 'image_name label', got {line.strip()!r}")
+            label = parse_int(fields[1], where, "label")
+            if not 1 <= label <= len(RAFDB_ORDER):
+                raise ValueError(f"{where}: label {label} outside 1..{len(RAFDB_ORDER)}")
+            entries.append((fields[0], label - 1, where))
+    check_unique([e[0] for e in entries], [e[2] for e in entries], "image name")
+    return entries
+
+
+def image_path(root: Path, name: str) -> Path:
+    stem = name.rsplit(".", 1)[0]
+    return root / IMAGE_DIR / f"{stem}_aligned.jpg"
+
+
+@DATASETS.register("rafdb")
+def load(cfg: DataConfig) -> DatasetBundle:
+    root = require_root(cfg, "rafdb").resolve()
+    check_format(cfg.image_size, cfg.channels)
+    if cfg.label_mode not in (None, "basic7"):
+        raise ValueError(
+            f"rafdb has one label mode, basic7 (got {cfg.label_mode!r}); noisy "
+            "training labels come from a noise protocol (file:PATH)"
+        )
+    label_path = require_file(root / LABEL_FILE)
+    require_dir(root / IMAGE_DIR)
+    entries = read_label_list(label_path)
+    by_split: dict[str, list[tuple[str, int, str]]] = {"train": [], "test": []}
+    for name, label, where in entries:
+        prefix = name.split("_", 1)[0]
+        if prefix not in by_split:
+            raise ValueError(f"{where}: image name {name!r} starts with neither train_ nor test_")
+        by_split[prefix].append((name, label, where))
+    for split, items in by_split.items():
+        if not items:
+            raise ValueError(f"{label_path}: no {split}_ images (empty split)")
+    refs = {
+        s: [ImageRef(image_path(root, n), w) for n, _, w in items] for s, items in by_split.items()
+    }
+    hashes = {LABEL_FILE: sha256_file(label_path)}
+    options = {
+        "loader": "rafdb",
+        "root": str(root),
+        "image_size": cfg.image_size,
+        "channels": cfg.channels,
+    }
+    key = source_key(options, hashes, refs["train"] + refs["test"])
+
+    def build() -> DatasetBundle:
+        images = decode_files(refs["train"] + refs["test"], cfg.image_size, cfg.channels)
+        n_train = len(refs["train"])
+        full_train, test = (
+            Split(
+                images=torch.from_numpy(part),
+                labels=np.array([e[1] for e in by_split[s]], dtype=np.int64),
+                names=[e[0] for e in by_split[s]],
+            )
+            for s, part in (("train", images[:n_train]), ("test", images[n_train:]))
+        )
+        train, val, note = carve_val(full_train, f"{LABEL_FILE} train_ images")
+        info = {
+            "source": "RAF-DB basic, aligned images",
+            "label_files_sha256": hashes,
+            "rows": {"train": n_train, "test": len(test)},
+            "val_split": note,
+        }
+        return DatasetBundle(
+            name="rafdb", class_names=RAFDB_ORDER, info=info, train=train, val=val, test=test
+        )
+
+    return cached("rafdb", key, build)

@@ -132,6 +132,7 @@ def train(
     resume: bool = False,
     progress: bool = True,
     bundle: DatasetBundle | None = None,
+    tensorboard: bool = False,
 ) -> dict:
     cfg.validate()
     if cfg.plugin:
@@ -205,6 +206,7 @@ def train(
     }
     flipped = data.train_labels.flipped
     reporter = TrainingProgress(cfg.method, cfg.epochs, steps, enabled=progress)
+    writer = _tensorboard_writer(out) if tensorboard else None
     try:
         with reporter:
             reporter.advance_to(first_epoch)
@@ -224,6 +226,8 @@ def train(
                 _save_checkpoint(ckpt_path, method, optimizer, scheduler, epoch + 1,
                                  aug_gen, order_gen)
                 reporter.epoch_done(epoch, row)
+                if writer is not None:
+                    _log_scalars(writer, row)
     except Divergence as err:
         record.update(status="failed", reason=str(err), epochs_completed=len(history))
         return _finish(out, record, history, started)
@@ -273,6 +277,27 @@ def _train_epoch(
         "train_time_s": round(time.perf_counter() - t0, 3),
         "t0": t0,
     }
+
+
+def _tensorboard_writer(out: Path) -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ValueError("--tensorboard needs the tensorboard package: "
+                         "pip install 'fer-bench[tensorboard]'") from None
+    return SummaryWriter(log_dir=str(out / "tensorboard"))
+
+
+def _log_scalars(writer: Any, row: dict) -> None:
+    step = row["epoch"]
+    writer.add_scalar("train/loss", row["train"]["loss"], step)
+    writer.add_scalar("train/lr", row["lr"], step)
+    for split in ("val", "test"):
+        for key in ("acc", "mean_class_acc", "macro_f1", "nll", "ece"):
+            writer.add_scalar(f"{split}/{key}", row[split][key], step)
+    if row["noise"] is not None and row["noise"]["auroc"] is not None:
+        writer.add_scalar("noise/auroc", row["noise"]["auroc"], step)
+    writer.flush()
 
 
 def _save_checkpoint(

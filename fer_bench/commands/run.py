@@ -123,6 +123,7 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path, Opt(help="root of run directories")] = Path("runs"),
         resume: Annotated[Path | None, Opt(help="run directory to continue")] = None,
         quiet: Annotated[bool, Opt(help="no progress bar")] = False,
+        tensorboard: Annotated[bool, Opt(help="also log scalars to RUN_DIR/tensorboard")] = False,
     ) -> None:
         """Train METHOD and write a run directory named from the config hash."""
         from fer_bench.engine import run_dir, train
@@ -140,7 +141,8 @@ def register(app: typer.Typer) -> None:
         )
         root = check_resume(cfg, resume) if resume else out
         _check_writable(root)
-        final = train(cfg, root, resume=resume is not None, progress=not quiet)
+        final = train(cfg, root, resume=resume is not None, progress=not quiet,
+                      tensorboard=tensorboard)
         console.print(summary_table(final))
         console.print(f"run directory: {run_dir(cfg, root)}")
         if final["status"] != "done":

@@ -1,0 +1,284 @@
+"""Leaderboards from run records: methods x protocols, mean ± std over seeds, paired tests.
+
+The expected grid is every row seen in the directory times every protocol seen
+in it, over every training seed seen in it, so a run that never happened or
+did not finish shows as such instead of shrinking the table.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import warnings
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from scipy.stats import ttest_rel
+
+from fer_bench.results import Problem, ProtocolKey, Run, RunSet, RunState
+
+METRICS = {
+    "acc": "Overall test accuracy (%)",
+    "mean_class_acc": "Mean class test accuracy (%)",
+    "macro_f1": "Test macro-F1 (%)",
+}
+DEFAULT_METRICS = ("acc", "mean_class_acc")
+SELECTIONS = {
+    "val": "val, the epoch with the best validation accuracy (validation labels carry the "
+    "run's label noise unless a column says clean val)",
+    "last": "last, the final epoch",
+    "oracle": "oracle, the epoch with the best TEST accuracy: OPTIMISTIC, it selects on the "
+    "test labels (as the official codes did), not an unbiased estimate",
+}
+ALPHA = 0.05  # paired t-test level for "indistinguishable from the best"
+
+# Config keys that do not define a row: the column, the seed, and where things ran or live.
+_NOT_ROW_KEYS = ("seed", "protocol.", "device", "data.root", "plugin", "hash")
+# Settings shown in a table's header, with how to name them.
+_HEADER_KEYS = (
+    ("data.name", "dataset"),
+    ("data.label_mode", "label mode"),
+    ("data.image_size", "image size"),
+    ("backbone", "backbone"),
+    ("pretrained", "pretrained"),
+    ("epochs", "epochs"),
+    ("batch_size", "batch"),
+    ("optim.name", "optimizer"),
+    ("optim.lr", "lr"),
+    ("optim.schedule", "schedule"),
+)
+
+
+@dataclass
+class Cell:
+    values: dict[int, float]  # training seed -> metric (fraction)
+    n_expected: int
+    status: str = "ok"  # ok | missing | failed | incomplete | corrupt (when no value)
+    note: int | None = None  # footnote number
+    best: bool = False
+    versus_best: str | None = None  # tie | differs | untested; None for the best or empty
+    p_value: float | None = None
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def mean(self) -> float | None:
+        return statistics.fmean(self.values.values()) if self.values else None
+
+    @property
+    def std(self) -> float | None:
+        return statistics.stdev(self.values.values()) if self.n >= 2 else None
+
+
+@dataclass
+class Leaderboard:
+    metric: str
+    selection: str
+    rows: list[str]
+    columns: list[ProtocolKey]
+    cells: dict[tuple[str, ProtocolKey], Cell]
+    seeds: list[int]
+    setting: list[tuple[str, str]]  # (name, value) shared by the runs, or "varies ..."
+    notes: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def title(self) -> str:
+        optimistic = ", oracle selection: optimistic" if self.selection == "oracle" else ""
+        return METRICS[self.metric] + optimistic
+
+    @property
+    def selection_text(self) -> str:
+        return SELECTIONS[self.selection]
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        if isinstance(value, dict) and key != "hparams":
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _row_setting(run: Run) -> dict[str, Any]:
+    flat = _flatten(run.config)
+    return {k: v for k, v in flat.items() if not k.startswith(_NOT_ROW_KEYS)}
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, dict):
+        return ",".join(f"{k}={v}" for k, v in sorted(value.items())) or "defaults"
+    return str(value)
+
+
+def row_labels(runs: list[Run]) -> dict[str, str]:
+    """Run name -> row label: the method, plus what differs when a method ran under
+    several settings (e.g. ``ce [epochs=30]``), so different experiments never pool."""
+    settings = {r.name: _row_setting(r) for r in runs}
+    by_method: dict[str, list[Run]] = defaultdict(list)
+    for run in runs:
+        by_method[run.method].append(run)
+    labels: dict[str, str] = {}
+    for method, group in by_method.items():
+        keys = sorted({k for r in group for k in settings[r.name]})
+        differing = [k for k in keys if len({_show(settings[r.name].get(k)) for r in group}) > 1]
+        for run in group:
+            s = settings[run.name]
+            extra = ", ".join(f"{k}={_show(s.get(k))}" for k in differing)
+            labels[run.name] = f"{method} [{extra}]" if extra else method
+    return labels
+
+
+def _shared_setting(runs: list[Run]) -> list[tuple[str, str]]:
+    flats = [_flatten(r.config) for r in runs]
+    out = []
+    for key, name in _HEADER_KEYS:
+        values = sorted({_show(f.get(key)) for f in flats})
+        if values == ["None"]:
+            continue
+        out.append((name, values[0] if len(values) == 1 else "varies: " + ", ".join(values)))
+    return out
+
+
+def run_value(run: Run, metric: str, selection: str) -> float:
+    """The test metric of a done run at the epoch its selection rule picks."""
+    try:
+        value = run.final["selection"][selection]["test"][metric]
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"final.json has no selection.{selection}.test.{metric} ({err})") from None
+    if not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"final.json selection.{selection}.test.{metric} is {value!r}")
+    return float(value)
+
+
+def _fill_cell(
+    runs: list[Run], seeds: list[int], metric: str, selection: str
+) -> tuple[Cell, list[str]]:
+    """A cell from its runs, and what went wrong with them (for a footnote)."""
+    cell = Cell(values={}, n_expected=len(seeds))
+    issues: list[str] = []
+    states: set[RunState] = set()
+    by_seed: dict[int, list[Run]] = defaultdict(list)
+    for run in runs:
+        by_seed[run.seed].append(run)
+    for seed in seeds:
+        group = by_seed.get(seed, [])
+        if not group:
+            if runs:
+                issues.append(f"seed {seed} missing")
+            continue
+        used = None
+        for run in group:
+            states.add(run.state)
+            if run.state is RunState.DONE and used is None:
+                try:
+                    cell.values[seed] = run_value(run, metric, selection)
+                    used = run
+                except ValueError as err:
+                    states.add(RunState.CORRUPT)
+                    issues.append(f"seed {seed} corrupt: {run.name}/{err}")
+            elif run.state is RunState.DONE:
+                issues.append(
+                    f"seed {seed} has several runs ({run.name} left out, "
+                    f"{used.name if used else '?'} used)"
+                )
+            elif run.state is RunState.FAILED:
+                issues.append(f"seed {seed} failed: {run.reason}")
+            elif run.state is RunState.CORRUPT:
+                issues.append(f"seed {seed} corrupt: {run.name}/{run.reason}")
+            else:
+                detail = f"; {run.reason}" if run.reason else ""
+                issues.append(
+                    f"seed {seed} incomplete (no done marker: running or interrupted{detail})"
+                )
+    if not cell.values:
+        for state, status in (
+            (RunState.FAILED, "failed"),
+            (RunState.CORRUPT, "corrupt"),
+            (RunState.PARTIAL, "incomplete"),
+        ):
+            if state in states:
+                cell.status = status
+                break
+        else:
+            cell.status = "missing"
+    return cell, issues
+
+
+def _paired_p(a: dict[int, float], b: dict[int, float]) -> float | None:
+    shared = sorted(set(a) & set(b))
+    if len(shared) < 2:
+        return None
+    xa, xb = [a[s] for s in shared], [b[s] for s in shared]
+    if all(x == y for x, y in zip(xa, xb, strict=True)):
+        return 1.0  # identical results: nothing to tell apart
+    with warnings.catch_warnings():
+        # Near-constant differences warn of precision loss; the p-value is still ~0 or ~1.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p = float(ttest_rel(xa, xb).pvalue)
+    return 1.0 if math.isnan(p) else p
+
+
+def _mark_best(cells: list[Cell]) -> None:
+    scored = [c for c in cells if c.values]
+    if not scored:
+        return
+    top = max(c.mean for c in scored)  # type: ignore[type-var]
+    best = [c for c in scored if c.mean == top]
+    for c in best:
+        c.best = True
+    for c in scored:
+        if c.best:
+            continue
+        c.p_value = _paired_p(best[0].values, c.values)
+        if c.p_value is None:
+            c.versus_best = "untested"
+        else:
+            c.versus_best = "tie" if c.p_value >= ALPHA else "differs"
+
+
+def build_leaderboard(runset: RunSet, metric: str = "acc", selection: str = "val") -> Leaderboard:
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
+    if selection not in SELECTIONS:
+        raise ValueError(f"unknown selection rule {selection!r}; known: {', '.join(SELECTIONS)}")
+    runs = runset.runs
+    if not runs:
+        raise ValueError(f"no readable run records in {runset.root}")
+    if len(runset.datasets) > 1:
+        raise ValueError(
+            f"{runset.root} mixes datasets ({', '.join(runset.datasets)}); "
+            "a table compares runs on one dataset"
+        )
+    labels = row_labels(runs)
+    rows = sorted(set(labels.values()))
+    columns = sorted({r.protocol for r in runs}, key=ProtocolKey.sort_key)
+    seeds = sorted({r.seed for r in runs})
+    grouped: dict[tuple[str, ProtocolKey], list[Run]] = defaultdict(list)
+    for run in runs:
+        grouped[labels[run.name], run.protocol].append(run)
+    board = Leaderboard(
+        metric=metric,
+        selection=selection,
+        rows=rows,
+        columns=columns,
+        cells={},
+        seeds=seeds,
+        setting=_shared_setting(runs),
+        problems=list(runset.problems),
+    )
+    for row in rows:
+        for col in columns:
+            cell, issues = _fill_cell(grouped.get((row, col), []), seeds, metric, selection)
+            if issues:
+                board.notes.append(f"{row} / {col.label}: " + "; ".join(issues))
+                cell.note = len(board.notes)
+            board.cells[row, col] = cell
+    for col in columns:
+        _mark_best([board.cells[row, col] for row in rows])
+    return board

@@ -1,0 +1,38 @@
+"""``fer-bench plot DIR --out FIGDIR``: PNG figures of a results directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fer_bench.aggregate import METRICS, SELECTIONS
+from fer_bench.commands.common import console, err_console, one_line_errors
+from fer_bench.plots import plot_all
+from fer_bench.results import scan_runs
+
+Opt = typer.Option
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    @one_line_errors
+    def plot(
+        directory: Annotated[Path, typer.Argument(help="results directory (a sweep's --out)")],
+        out: Annotated[Path, Opt(help="folder for the PNG files")],
+        metric: Annotated[str, Opt(help=" | ".join(METRICS))] = "acc",
+        select: Annotated[str, Opt(help=" | ".join(SELECTIONS))] = "val",
+    ) -> None:
+        """Accuracy vs noise, per-class accuracy, training curves, clean-vs-flipped scores."""
+        if select not in SELECTIONS:
+            raise ValueError(f"unknown selection rule {select!r}; known: {', '.join(SELECTIONS)}")
+        runset = scan_runs(directory)
+        written = plot_all(runset, out, metric, select)
+        problems = runset.problems + [p for run in runset.runs for p in run.problems]
+        for problem in problems:
+            err_console.print(
+                f"[yellow]warning:[/] unreadable record {problem.describe()}", highlight=False
+            )
+        for path in written:
+            console.print(str(path), highlight=False)

@@ -1,0 +1,196 @@
+"""``fer-bench sweep``: the grid methods x protocols x seeds, resumable, local or on Ray."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from fer_bench.commands.common import console, err_console, fail, one_line_errors
+from fer_bench.executors import Executor, JobResult, LocalExecutor, RayExecutor
+from fer_bench.results import RunState
+from fer_bench.sweep import (
+    PlannedJob,
+    SweepBusy,
+    SweepReport,
+    build_spec,
+    check_out_dir,
+    expand,
+    parse_sets,
+    plan,
+    read_sweep_file,
+    run_sweep,
+    sweep_lock,
+)
+
+Opt = typer.Option
+EXECUTORS = ("local", "ray")
+
+
+def _split(text: str | None, convert: Callable[[str], Any], option: str) -> list | None:
+    if text is None:
+        return None
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    try:
+        return [convert(item) for item in items]
+    except ValueError:
+        kind = convert.__name__
+        raise ValueError(f"{option}: expected a comma list of {kind}, got {text!r}") from None
+
+
+def _make_executor(
+    kind: str,
+    workers: int,
+    address: str | None,
+    cpus: float | None,
+    gpus: float | None,
+    device: str,
+) -> Executor:
+    if kind == "local":
+        return LocalExecutor(workers)
+    if kind == "ray":
+        default_gpus = 1.0 if device.startswith("cuda") else 0.0
+        return RayExecutor(address, cpus or 1.0, default_gpus if gpus is None else gpus)
+    raise ValueError(f"unknown executor {kind!r}; choose from {', '.join(EXECUTORS)}")
+
+
+def _show_plan(planned: list[PlannedJob]) -> None:
+    table = Table(title=f"{len(planned)} jobs")
+    for column in ("state", "run", "method", "protocol", "seed", "note"):
+        table.add_column(column)
+    for p in planned:
+        table.add_row(
+            p.state.value, p.path.name, p.cfg.method, p.protocol, str(p.cfg.seed), p.reason or ""
+        )
+    console.print(table)
+    counts = {s: sum(p.state is s for p in planned) for s in RunState}
+    console.print(", ".join(f"{n} {s.value}" for s, n in counts.items() if n))
+
+
+def _summarise(report: SweepReport, labels: dict[str, str]) -> None:
+    ran = len(report.results)
+    console.print(
+        f"ran {ran}: {ran - len(report.failures)} done, {len(report.failures)} failed; "
+        f"{report.already_done} already done"
+    )
+    if report.kept_failed:
+        err_console.print(
+            f"{len(report.kept_failed)} failed or corrupt earlier, kept "
+            "(--retry-failed starts them over):"
+        )
+        for p in report.kept_failed:
+            err_console.print(f"  {p.path.name}  {p.label}: {p.reason}", highlight=False)
+    if report.failures:
+        err_console.print("[bold red]failed:[/]")
+        for r in report.failures:
+            err_console.print(f"  {r.name}  {labels[r.name]}: {r.reason}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    @one_line_errors
+    def sweep(
+        file: Annotated[Path | None, Opt("--file", "-f", help="TOML sweep file")] = None,
+        methods: Annotated[str | None, Opt(help="comma list, e.g. ce,scn,nla")] = None,
+        noise: Annotated[str | None, Opt(help="noise rates, e.g. 0,0.1,0.3")] = None,
+        noise_type: Annotated[str | None, Opt(help="noise protocols (default symmetric)")] = None,
+        imbalance: Annotated[str | None, Opt(help="imbalance factors, e.g. 1,50")] = None,
+        imbalance_type: Annotated[str | None, Opt(help="exp | step")] = None,
+        seeds: Annotated[str | None, Opt(help="training seeds, e.g. 0,1,2")] = None,
+        noise_seed: Annotated[
+            str | None, Opt(help="protocol seed, or 'seed' to follow the training seed")
+        ] = None,
+        profile: Annotated[str | None, Opt(help="named base config")] = None,
+        dataset: Annotated[str | None, Opt()] = None,
+        data_root: Annotated[str | None, Opt()] = None,
+        label_mode: Annotated[str | None, Opt()] = None,
+        image_size: Annotated[int | None, Opt()] = None,
+        backbone: Annotated[str | None, Opt()] = None,
+        epochs: Annotated[int | None, Opt()] = None,
+        batch_size: Annotated[int | None, Opt()] = None,
+        lr: Annotated[float | None, Opt()] = None,
+        device: Annotated[str | None, Opt(help="cpu | cuda")] = None,
+        set_: Annotated[list[str] | None, Opt("--set", help="[METHOD.]KEY=VALUE")] = None,
+        plugin: Annotated[str | None, Opt(help="Python file registering extra methods")] = None,
+        out: Annotated[
+            Path | None, Opt(help="results directory (one run directory per job)")
+        ] = None,
+        executor: Annotated[str, Opt(help="local | ray")] = "local",
+        workers: Annotated[int, Opt(help="local: parallel jobs (cores are split)")] = 1,
+        ray_address: Annotated[
+            str | None, Opt(help="ray: auto | HOST:PORT; none = start a local Ray")
+        ] = None,
+        cpus_per_job: Annotated[float | None, Opt(help="ray: CPUs per job (default 1)")] = None,
+        gpus_per_job: Annotated[
+            float | None, Opt(help="ray: GPUs per job (default 1 on cuda, else 0)")
+        ] = None,
+        dry_run: Annotated[bool, Opt(help="list the jobs and their state, run nothing")] = False,
+        retry_failed: Annotated[bool, Opt(help="start failed runs over")] = False,
+        wait: Annotated[
+            bool, Opt(help="wait for another sweep on --out instead of refusing")
+        ] = False,
+    ) -> None:
+        """Run every method x protocol x seed; done runs are skipped, interrupted ones resume."""
+        file_values = read_sweep_file(file) if file else {}
+        cli = {
+            "methods": _split(methods, str, "--methods"),
+            "noise": _split(noise, float, "--noise"),
+            "noise_type": _split(noise_type, str, "--noise-type"),
+            "imbalance": _split(imbalance, float, "--imbalance"),
+            "imbalance_type": imbalance_type,
+            "seeds": _split(seeds, int, "--seeds"),
+            "noise_seed": noise_seed,
+            "profile": profile,
+            "hparams": parse_sets(set_) if set_ else None,
+        }
+        cli_base = {
+            "backbone": backbone,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "device": device,
+            "plugin": plugin,
+            "data": {
+                "name": dataset,
+                "root": data_root,
+                "label_mode": label_mode,
+                "image_size": image_size,
+            },
+            "optim": {"lr": lr},
+        }
+        spec = build_spec(file_values, cli, cli_base)
+        jobs = expand(spec)
+        out = out or (Path(file_values["out"]) if "out" in file_values else None)
+        if out is None:
+            raise ValueError('give --out (or out = "DIR" in the sweep file)')
+        check_out_dir(out, spec.base.data.name)
+        if dry_run:
+            _show_plan(plan(jobs, out))
+            return
+        runner = _make_executor(
+            executor, workers, ray_address, cpus_per_job, gpus_per_job, spec.base.device
+        )
+        try:
+            with sweep_lock(out, wait):
+                planned = plan(jobs, out)  # after the lock: another sweep may have finished some
+                labels = {p.path.name: p.label for p in planned}
+
+                def progress(result: JobResult, k: int, n: int) -> None:
+                    status = "[green]done[/]" if result.status == "done" else "[red]failed[/]"
+                    reason = f": {result.reason}" if result.reason else ""
+                    console.print(
+                        f"[{k}/{n}] {status} {result.name}  {labels[result.name]}  "
+                        f"({result.time_s:.1f} s){reason}",
+                        highlight=False,
+                    )
+
+                report = run_sweep(
+                    planned, out, runner, retry_failed=retry_failed, on_result=progress
+                )
+        except SweepBusy as err:
+            fail(str(err))
+        _summarise(report, labels)
+        if report.failures:
+            raise typer.Exit(1)

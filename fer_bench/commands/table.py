@@ -1,0 +1,68 @@
+"""``fer-bench table DIR``: the leaderboard of a results directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fer_bench.aggregate import DEFAULT_METRICS, METRICS, SELECTIONS, build_leaderboard
+from fer_bench.commands.common import console, err_console, one_line_errors
+from fer_bench.results import scan_runs
+from fer_bench.tables import FORMATS, SUFFIX_FORMATS, render
+
+Opt = typer.Option
+
+
+def _format_for(fmt: str | None, out: Path | None) -> str:
+    if fmt:
+        return fmt
+    if out is not None and out.suffix in SUFFIX_FORMATS:
+        return SUFFIX_FORMATS[out.suffix]
+    return "md"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write through a temporary file: a failed write leaves no half table behind."""
+    if path.is_dir():
+        raise IsADirectoryError(f"--out {path} is a directory")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    @one_line_errors
+    def table(
+        directory: Annotated[Path, typer.Argument(help="results directory (a sweep's --out)")],
+        metric: Annotated[
+            str | None,
+            Opt(help=f"comma list of {', '.join(METRICS)} (default: {','.join(DEFAULT_METRICS)})"),
+        ] = None,
+        select: Annotated[str, Opt(help=" | ".join(SELECTIONS))] = "val",
+        format_: Annotated[
+            str | None,
+            Opt("--format", help=f"{' | '.join(FORMATS)} (default: from --out's suffix, else md)"),
+        ] = None,
+        out: Annotated[Path | None, Opt(help="write here instead of printing")] = None,
+    ) -> None:
+        """Methods x protocols, mean ± std over seeds, best in bold, ties marked."""
+        metrics = [m.strip() for m in (metric or ",".join(DEFAULT_METRICS)).split(",") if m.strip()]
+        fmt = _format_for(format_, out)
+        if fmt not in FORMATS:
+            raise ValueError(f"unknown table format {fmt!r}; known: {', '.join(FORMATS)}")
+        runset = scan_runs(directory)
+        boards = [build_leaderboard(runset, m, select) for m in metrics]
+        for problem in runset.problems:
+            err_console.print(
+                f"[yellow]warning:[/] unreadable record {problem.describe()}", highlight=False
+            )
+        text = render(boards, fmt, directory)
+        if out is None:
+            typer.echo(text, nl=False)
+        else:
+            write_atomic(out, text)
+            console.print(f"wrote {out}")

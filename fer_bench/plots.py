@@ -1,0 +1,281 @@
+"""Figures from a results directory (PNG, matplotlib's Agg renderer, no display needed).
+
+- accuracy vs noise rate per method, with each seed's point and the mean ± std;
+- per-class test accuracy per method, one figure per protocol;
+- training curves (train loss, validation and test accuracy), one figure per protocol;
+- for methods that score samples, the score distribution of clean vs flipped
+  training samples over epochs and the score's AUROC, one figure per run.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from fer_bench.aggregate import METRICS, row_labels, run_value
+from fer_bench.results import ProtocolKey, Run, RunSet, RunState
+
+SCORE_PANELS = 6  # histogram panels per score figure (epochs spread over training)
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower().replace("%", "pct")).strip("-")
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    tmp = path.with_name(path.name + ".tmp")
+    fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    tmp.replace(path)
+    return path
+
+
+def _values(runs: list[Run], metric: str, selection: str) -> dict[int, float]:
+    out = {}
+    for run in runs:
+        try:
+            out[run.seed] = run_value(run, metric, selection) * 100
+        except ValueError:
+            continue  # a corrupt record: the table reports it
+    return out
+
+
+def accuracy_vs_noise(
+    runs: list[Run], labels: dict[str, str], metric: str, selection: str
+) -> Figure | None:
+    """One panel per noise family (noise type x imbalance); the clean runs are x = 0."""
+    by_cell: dict[tuple[str, ProtocolKey], list[Run]] = defaultdict(list)
+    for run in runs:
+        by_cell[labels[run.name], run.protocol].append(run)
+    families = sorted(
+        {
+            (p.imbalance_type, p.imbalance, p.noise, p.noise_on_val)
+            for _, p in by_cell
+            if p.noise and p.rate is not None
+        }
+    )
+    if not families:
+        return None
+    fig = Figure(figsize=(5.2 * len(families), 4.2))
+    axes = fig.subplots(1, len(families), squeeze=False)[0]
+    rows = sorted({row for row, _ in by_cell})
+    for ax, (imb_type, imb, noise, on_val) in zip(axes, families, strict=True):
+        clean = ProtocolKey(imb_type, imb, "", 0.0, True)
+        for i, row in enumerate(rows):
+            points = []
+            for (r, p), group in by_cell.items():
+                in_family = p == clean or (
+                    p.imbalance_type,
+                    p.imbalance,
+                    p.noise,
+                    p.noise_on_val,
+                ) == (imb_type, imb, noise, on_val)
+                if r == row and in_family and p.rate is not None:
+                    points.append((p.rate * 100, _values(group, metric, selection)))
+            points = sorted((x, v) for x, v in points if v)
+            if not points:
+                continue
+            color = f"C{i % 10}"
+            shift = (i - (len(rows) - 1) / 2) * 0.3  # side by side, so seeds stay visible
+            xs = [x + shift for x, _ in points]
+            means = [statistics.fmean(v.values()) for _, v in points]
+            stds = [statistics.stdev(v.values()) if len(v) > 1 else 0.0 for _, v in points]
+            ax.errorbar(xs, means, yerr=stds, color=color, marker="o", capsize=3, label=row)
+            for x, v in points:
+                ax.scatter(
+                    [x + shift] * len(v), list(v.values()), color=color, s=12, alpha=0.5, zorder=3
+                )
+        title = ProtocolKey(imb_type, imb, noise, 0.0, on_val).label.replace(" 0%", "")
+        ax.set_title(f"{title} noise")
+        ax.set_xlabel("noise rate (%)")
+        ax.set_ylabel(f"{METRICS[metric].removesuffix(' (%)')} (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"selection: {selection}; dots = seeds, bars = ± std", fontsize=9)
+    return fig
+
+
+def per_class(
+    runs: list[Run], labels: dict[str, str], protocol: ProtocolKey, selection: str
+) -> Figure | None:
+    by_row: dict[str, list[np.ndarray]] = defaultdict(list)
+    class_names: list[str] = []
+    for run in runs:
+        try:
+            accs = run.final["selection"][selection]["test"]["per_class_acc"]
+            class_names = class_names or list(run.final["class_names"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        by_row[labels[run.name]].append(np.asarray(accs, dtype=float) * 100)
+    if not by_row:
+        return None
+    rows = sorted(by_row)
+    width = 0.8 / len(rows)
+    x = np.arange(len(class_names))
+    fig = Figure(figsize=(max(6.0, 1.1 * len(class_names) + 0.4 * len(rows)), 4.0))
+    ax = fig.subplots()
+    for i, row in enumerate(rows):
+        stack = np.stack(by_row[row])
+        std = stack.std(0, ddof=1) if len(stack) > 1 else np.zeros(len(class_names))
+        ax.bar(
+            x + (i - (len(rows) - 1) / 2) * width,
+            stack.mean(0),
+            width,
+            yerr=std,
+            capsize=2,
+            label=f"{row} (n={len(stack)})",
+            color=f"C{i % 10}",
+        )
+    ax.set_xticks(x, class_names, rotation=20)
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(f"Per-class test accuracy, {protocol.label} (selection: {selection})")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def _mean_curve(
+    runs: list[Run], get: Callable[[dict], float]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    curves = []
+    for run in runs:
+        try:
+            curves.append([get(row) for row in run.epochs])
+        except (KeyError, TypeError):
+            continue
+    length = min((len(c) for c in curves), default=0)
+    if length == 0:
+        return None
+    stack = np.asarray([c[:length] for c in curves], dtype=float)
+    return np.arange(1, length + 1), stack.mean(0), stack.std(0)
+
+
+def training_curves(
+    runs: list[Run], labels: dict[str, str], protocol: ProtocolKey
+) -> Figure | None:
+    by_row: dict[str, list[Run]] = defaultdict(list)
+    for run in runs:
+        by_row[labels[run.name]].append(run)
+    panels = (
+        ("train loss", lambda r: r["train"]["loss"]),
+        ("validation accuracy (%)", lambda r: r["val"]["acc"] * 100),
+        ("test accuracy (%)", lambda r: r["test"]["acc"] * 100),
+    )
+    fig = Figure(figsize=(14, 3.8))
+    axes = fig.subplots(1, 3)
+    drawn = False
+    for i, row in enumerate(sorted(by_row)):
+        for ax, (name, get) in zip(axes, panels, strict=True):
+            curve = _mean_curve(by_row[row], get)
+            if curve is None:
+                continue
+            drawn = True
+            epochs, mean, std = curve
+            ax.plot(epochs, mean, color=f"C{i % 10}", label=f"{row} (n={len(by_row[row])})")
+            ax.fill_between(epochs, mean - std, mean + std, color=f"C{i % 10}", alpha=0.2)
+            ax.set_title(name)
+            ax.set_xlabel("epoch")
+            ax.grid(alpha=0.3)
+    if not drawn:
+        return None
+    axes[0].legend(fontsize=8)
+    fig.suptitle(
+        f"Training curves, {protocol.label} (mean ± std over seeds; validation labels as trained)",
+        fontsize=10,
+    )
+    return fig
+
+
+def _hist_panel(ax: Axes, noise: dict, epoch: int) -> None:
+    edges = np.asarray(noise["bins"], dtype=float)
+    widths = np.diff(edges)
+    for key, color, name in (("hist_clean", "C0", "clean"), ("hist_flipped", "C3", "flipped")):
+        counts = np.asarray(noise[key], dtype=float)
+        density = counts / max(counts.sum(), 1) / np.where(widths > 0, widths, 1)
+        ax.stairs(density, edges, color=color, fill=True, alpha=0.35, label=name)
+        ax.stairs(density, edges, color=color)
+    ax.set_title(f"epoch {epoch}, AUROC {noise['auroc']:.2f}", fontsize=9)
+    ax.set_yticks([])
+
+
+def score_distributions(run: Run, row: str) -> Figure | None:
+    epochs = [(r["epoch"], r["noise"]) for r in run.epochs if r.get("noise")]
+    if not epochs:
+        return None
+    picks = sorted(
+        {round(i) for i in np.linspace(0, len(epochs) - 1, min(SCORE_PANELS, len(epochs)))}
+    )
+    fig = Figure(figsize=(2.6 * len(picks), 5.6))
+    grid = fig.add_gridspec(2, len(picks), height_ratios=(1, 1.1), hspace=0.45)
+    for col, i in enumerate(picks):
+        ax = fig.add_subplot(grid[0, col])
+        _hist_panel(ax, epochs[i][1], epochs[i][0])
+        if col == 0:
+            ax.legend(fontsize=8)
+    score_name = epochs[0][1].get("score_name") or "score"
+    xs = [e for e, _ in epochs]
+    ax = fig.add_subplot(grid[1, :])
+    ax.plot(
+        xs, [n["score_clean"] for _, n in epochs], color="C0", label=f"mean {score_name}, clean"
+    )
+    ax.plot(
+        xs, [n["score_flipped"] for _, n in epochs], color="C3", label=f"mean {score_name}, flipped"
+    )
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(score_name)
+    ax.grid(alpha=0.3)
+    twin = ax.twinx()
+    twin.plot(xs, [n["auroc"] for _, n in epochs], color="k", linestyle="--", label="AUROC")
+    twin.set_ylabel("AUROC (clean vs flipped)")
+    twin.set_ylim(0, 1)
+    lines = ax.get_legend_handles_labels()
+    more = twin.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="best")
+    fig.suptitle(
+        f"{row}, {run.protocol.label}, seed {run.seed}: {score_name} of clean vs "
+        "flipped training samples",
+        fontsize=10,
+    )
+    return fig
+
+
+def plot_all(runset: RunSet, out: Path, metric: str = "acc", selection: str = "val") -> list[Path]:
+    """Write every figure the records allow; returns the files written."""
+    runs = [r for r in runset.runs if r.state is RunState.DONE]
+    if not runs:
+        raise ValueError(f"no finished runs in {runset.root}")
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
+    out.mkdir(parents=True, exist_ok=True)
+    labels = row_labels(runs)
+    written = []
+    fig = accuracy_vs_noise(runs, labels, metric, selection)
+    if fig is not None:
+        written.append(_save(fig, out / f"{metric}_vs_noise.png"))
+    by_protocol: dict[ProtocolKey, list[Run]] = defaultdict(list)
+    for run in runs:
+        by_protocol[run.protocol].append(run)
+    for protocol in sorted(by_protocol, key=ProtocolKey.sort_key):
+        group = by_protocol[protocol]
+        name = slug(protocol.label)
+        for prefix, fig in (
+            ("per_class", per_class(group, labels, protocol, selection)),
+            ("curves", training_curves(group, labels, protocol)),
+        ):
+            if fig is not None:
+                written.append(_save(fig, out / f"{prefix}_{name}.png"))
+        first_seed: dict[str, Run] = {}
+        for run in sorted(group, key=lambda r: r.seed):
+            first_seed.setdefault(labels[run.name], run)
+        for row, run in sorted(first_seed.items()):
+            fig = score_distributions(run, row)
+            if fig is not None:
+                written.append(_save(fig, out / f"scores_{slug(row)}_{name}.png"))
+    return written

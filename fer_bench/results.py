@@ -1,0 +1,233 @@
+"""Reading a results directory of runs written by the engine, and naming their protocols.
+
+A run directory holds config.json, metrics.jsonl, final.json and, written
+last, an empty ``done`` marker (also after a failed run). A sweep adds
+``error.txt`` when the engine raised instead of finishing. Readers here never
+raise on one bad record: a file that cannot be parsed becomes a
+:class:`Problem` naming its path, so tables and plots are built from the rest.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from enum import Enum
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from fer_bench.registry import PROTOCOLS, RegistryError
+
+ERROR_FILE = "error.txt"  # traceback of a sweep job whose engine call raised
+
+# Short names for protocol labels in table headers.
+_NOISE_ABBR = {"symmetric": "sym", "pairflip": "pair", "confusion": "conf"}
+
+
+class RunState(str, Enum):
+    DONE = "done"  # final.json says done and the done marker exists
+    FAILED = "failed"  # final.json says failed
+    PARTIAL = "partial"  # directory exists, not finished: running or interrupted
+    CORRUPT = "corrupt"  # a record file cannot be read
+    TODO = "todo"  # no directory yet
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: Path
+    message: str
+
+    def describe(self, root: Path | None = None) -> str:
+        inside = root is not None and self.path.is_relative_to(root)
+        return f"{self.path.relative_to(root) if inside else self.path}: {self.message}"
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"unreadable JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise ValueError("expected a JSON object")
+    return data
+
+
+def run_state(path: Path) -> tuple[RunState, str | None]:
+    """State of one run directory and, for failed or corrupt runs, the reason."""
+    if not path.is_dir():
+        return RunState.TODO, None
+    final_path = path / "final.json"
+    done = (path / "done").exists()
+    if not final_path.exists():
+        if done:
+            return RunState.CORRUPT, "done marker without final.json"
+        error = path / ERROR_FILE
+        last_error = error.read_text().strip().splitlines()[-1:] if error.exists() else []
+        return RunState.PARTIAL, (f"last attempt raised {last_error[0]}" if last_error else None)
+    try:
+        final = _read_json(final_path)
+    except ValueError as err:
+        return RunState.CORRUPT, f"final.json: {err}"
+    status = final.get("status")
+    if status == "failed":
+        return RunState.FAILED, str(final.get("reason") or "no reason recorded")
+    if status == "done":
+        # final.json before the marker: the writer stopped between the two.
+        return (RunState.DONE, None) if done else (RunState.PARTIAL, None)
+    return RunState.CORRUPT, f"final.json: unknown status {status!r}"
+
+
+@dataclass(frozen=True)
+class ProtocolKey:
+    """What a table column stands for: the label protocol, seed-independent."""
+
+    imbalance_type: str
+    imbalance: float
+    noise: str  # "" when there is no noise
+    rate: float | None  # None for protocols without a rate (fer2013, votes, file:)
+    noise_on_val: bool
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any]) -> ProtocolKey:
+        p = cfg["protocol"]
+        noise, rate = str(p["noise"]), float(p["noise_rate"])
+        imbalance = float(p["imbalance"])
+        if not takes_rate(noise):
+            key_rate: float | None = None
+        elif rate == 0.0:
+            noise, key_rate = "", 0.0  # every rate-based protocol at 0 is the clean set
+        else:
+            key_rate = rate
+        return cls(
+            imbalance_type=str(p["imbalance_type"]) if imbalance != 1.0 else "",
+            imbalance=imbalance,
+            noise=noise,
+            rate=key_rate,
+            noise_on_val=bool(p.get("noise_on_val", True)) if noise else True,
+        )
+
+    @property
+    def label(self) -> str:
+        parts = []
+        if self.imbalance != 1.0:
+            parts.append(f"{self.imbalance_type} IF{self.imbalance:g}")
+        if self.noise:
+            name, _, arg = self.noise.partition(":")
+            shown = _NOISE_ABBR.get(name, name) + (f" {Path(arg).name}" if arg else "")
+            parts.append(shown if self.rate is None else f"{shown} {self.rate * 100:g}%")
+        label = " + ".join(parts) or "clean"
+        return label if self.noise_on_val else f"{label} (clean val)"
+
+    def sort_key(self) -> tuple:
+        return (
+            self.imbalance != 1.0,
+            self.imbalance_type,
+            self.imbalance,
+            self.noise != "",
+            self.rate is None,
+            self.noise,
+            self.rate or 0.0,
+            not self.noise_on_val,
+        )
+
+
+def takes_rate(noise: str) -> bool:
+    """False for protocols whose noise comes from the data (fer2013, votes, file:)."""
+    try:
+        cls = PROTOCOLS.get(noise.partition(":")[0])
+    except RegistryError:
+        return True
+    return bool(getattr(cls, "takes_rate", True))
+
+
+@dataclass
+class Run:
+    path: Path
+    config: dict[str, Any]
+    state: RunState
+    reason: str | None = None
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def method(self) -> str:
+        return str(self.config["method"])
+
+    @property
+    def seed(self) -> int:
+        return int(self.config["seed"])
+
+    @property
+    def dataset(self) -> str:
+        return str(self.config["data"]["name"])
+
+    @cached_property
+    def protocol(self) -> ProtocolKey:
+        return ProtocolKey.from_config(self.config)
+
+    @cached_property
+    def final(self) -> dict[str, Any]:
+        return _read_json(self.path / "final.json")
+
+    @cached_property
+    def epochs(self) -> list[dict[str, Any]]:
+        """metrics.jsonl rows; unreadable lines are skipped and noted in ``problems``."""
+        path = self.path / "metrics.jsonl"
+        rows: list[dict[str, Any]] = []
+        try:
+            lines = path.read_text().splitlines()
+        except OSError as err:
+            self.problems.append(Problem(path, f"unreadable ({err})"))
+            return rows
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                self.problems.append(Problem(path, f"line {number}: {err}"))
+                continue
+            if isinstance(row, dict):
+                rows.append(row)
+        return rows
+
+
+@dataclass
+class RunSet:
+    root: Path
+    runs: list[Run]
+    problems: list[Problem]
+
+    @property
+    def datasets(self) -> list[str]:
+        return sorted({r.dataset for r in self.runs})
+
+
+def _is_run_dir(path: Path) -> bool:
+    return path.is_dir() and any((path / f).exists() for f in ("config.json", "final.json", "done"))
+
+
+def scan_runs(root: Path) -> RunSet:
+    """Every run directory directly under ``root``; unreadable ones become problems."""
+    if not root.is_dir():
+        raise FileNotFoundError(f"no such results directory: {root}")
+    runs: list[Run] = []
+    problems: list[Problem] = []
+    for path in sorted(p for p in root.iterdir() if _is_run_dir(p)):
+        config_path = path / "config.json"
+        try:
+            config = _read_json(config_path)
+            for key in ("method", "seed", "data", "protocol"):
+                if key not in config:
+                    raise ValueError(f"missing key {key!r}")
+            ProtocolKey.from_config(config)
+        except (ValueError, KeyError, TypeError) as err:
+            message = "missing" if not config_path.exists() else str(err)
+            problems.append(Problem(config_path, f"{message}; run left out"))
+            continue
+        state, reason = run_state(path)
+        runs.append(Run(path=path, config=config, state=state, reason=reason))
+    return RunSet(root=root, runs=runs, problems=problems)

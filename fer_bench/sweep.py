@@ -1,0 +1,390 @@
+"""Sweeps: the grid methods x protocols x seeds over one base config, run resumably.
+
+Each job is a :class:`RunConfig`; its run directory is named from the config
+hash, so re-running a sweep skips finished runs (``done`` marker), resumes
+interrupted ones from their checkpoint and runs the rest. Every check that
+can fail (unknown method, empty grid, bad hyperparameter, an output directory
+holding another dataset) runs before any training starts.
+
+Sweep file (TOML), keys as the command-line options::
+
+    out = "results/noise"            # optional; --out wins
+    profile = "synthetic-cpu"
+    methods = ["ce", "scn"]
+    seeds = [0, 1, 2]
+    noise = [0.0, 0.1, 0.3]          # rates, crossed with noise_type and imbalance
+    noise_type = ["symmetric"]       # protocols without a rate (fer2013, votes) get one column
+    imbalance = [1, 50]
+    imbalance_type = "exp"
+    noise_seed = 0                   # or "seed": the protocol seed follows the training seed
+
+    [[protocols]]                    # extra columns outside the cross product
+    noise_type = "fer2013"
+
+    [base]                           # RunConfig fields over the profile
+    epochs = 30
+    [base.data]
+    name = "ferplus"
+
+    [hparams.scn]                    # per-method hyperparameters (as --set scn.KEY=VALUE)
+    relabel_epoch = 10
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import json
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomllib
+from filelock import FileLock, Timeout
+
+from fer_bench.config import ProtocolConfig, RunConfig
+from fer_bench.executors import DEFAULT_TRAINER, Executor, Job, JobResult
+from fer_bench.method import build_hparams
+from fer_bench.profiles import DEFAULT_PROFILE, load_profile, with_overrides
+from fer_bench.registry import DATASETS, METHODS, PROTOCOLS, RegistryError, load_plugin_file
+from fer_bench.results import ProtocolKey, RunState, run_state, takes_rate
+
+LOCK_NAME = ".sweep.lock"
+FILE_KEYS = (
+    "out",
+    "profile",
+    "methods",
+    "seeds",
+    "noise",
+    "noise_type",
+    "imbalance",
+    "imbalance_type",
+    "noise_seed",
+    "protocols",
+    "base",
+    "hparams",
+)
+PROTOCOL_KEYS = ("noise", "noise_type", "imbalance", "imbalance_type")
+ALL_METHODS = "*"  # hparams key for values every method gets (--set KEY=VALUE)
+
+
+class SweepBusy(Exception):
+    """Another sweep holds the output directory's lock."""
+
+
+@dataclass
+class SweepSpec:
+    methods: list[str]
+    seeds: list[int]
+    base: RunConfig
+    noise: list[float] = field(default_factory=lambda: [0.0])
+    noise_type: list[str] = field(default_factory=lambda: ["symmetric"])
+    imbalance: list[float] = field(default_factory=lambda: [1.0])
+    imbalance_type: str = "exp"
+    noise_seed: int | str = 0  # an int, or "seed" to follow each job's training seed
+    protocols: list[dict[str, Any]] = field(default_factory=list)  # extra protocol columns
+    hparams: dict[str, dict[str, str]] = field(default_factory=dict)  # method or "*" -> values
+
+
+def read_sweep_file(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"sweep file not found: {path}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ValueError(f"{path}: invalid TOML ({err})") from None
+    unknown = sorted(set(data) - set(FILE_KEYS))
+    if unknown:
+        raise ValueError(
+            f"{path}: unknown key(s) {', '.join(unknown)}; known: {', '.join(FILE_KEYS)}"
+        )
+    return data
+
+
+def _as_list(value: Any) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def _hparam_text(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def parse_sets(pairs: list[str]) -> dict[str, dict[str, str]]:
+    """``--set [METHOD.]KEY=VALUE`` -> {method or "*": {key: value}}."""
+    out: dict[str, dict[str, str]] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set expects [METHOD.]KEY=VALUE, got {pair!r}")
+        method, dot, name = key.strip().rpartition(".")
+        out.setdefault(method if dot else ALL_METHODS, {})[name] = value.strip()
+    return out
+
+
+def build_spec(file: dict[str, Any], cli: dict[str, Any], cli_base: dict[str, Any]) -> SweepSpec:
+    """The sweep from a sweep file's values with the command line's on top (None = not given).
+
+    ``cli_base`` holds RunConfig overrides from options such as --epochs, nested like
+    the config (``{"data": {"name": ...}}``)."""
+    merged = {**file, **{k: v for k, v in cli.items() if v is not None}}
+    for table in ("base", "hparams"):
+        if not isinstance(file.get(table, {}), dict):
+            raise ValueError(f"sweep file: {table} must be a table ([{table}])")
+    base = load_profile(merged.get("profile", DEFAULT_PROFILE))
+    base = with_overrides(with_overrides(base, file.get("base", {})), cli_base)
+    hparams: dict[str, dict[str, str]] = {}
+    for method, values in file.get("hparams", {}).items():
+        if not isinstance(values, dict):
+            raise ValueError(f"hparams.{method} must be a table of KEY = VALUE")
+        hparams[method] = {k: _hparam_text(v) for k, v in values.items()}
+    for method, values in (cli.get("hparams") or {}).items():
+        hparams.setdefault(method, {}).update(values)
+    spec = SweepSpec(
+        methods=[str(m) for m in _as_list(merged.get("methods", []))],
+        seeds=[],
+        base=base,
+        hparams=hparams,
+    )
+    try:
+        spec.seeds = [int(s) for s in _as_list(merged.get("seeds", [base.seed]))]
+        spec.noise = [float(r) for r in _as_list(merged.get("noise", [0.0]))]
+        spec.imbalance = [float(f) for f in _as_list(merged.get("imbalance", [1.0]))]
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"seeds, noise and imbalance must be numbers ({err})") from None
+    spec.noise_type = [str(t) for t in _as_list(merged.get("noise_type", ["symmetric"]))]
+    spec.imbalance_type = str(merged.get("imbalance_type", "exp"))
+    spec.noise_seed = _noise_seed(merged.get("noise_seed", base.protocol.noise_seed))
+    spec.protocols = [dict(p) for p in _as_list(merged.get("protocols", []))]
+    return spec
+
+
+def _noise_seed(value: Any) -> int | str:
+    if value == "seed":
+        return "seed"
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"noise seed must be an integer or 'seed' (got {value!r})") from None
+
+
+def _protocol(noise: str, rate: float, imbalance: float, imbalance_type: str) -> dict[str, Any]:
+    # One spelling per label set, so equal protocols share a hash and a run directory.
+    if not takes_rate(noise):
+        rate = 0.0
+    elif rate == 0.0:
+        noise = ProtocolConfig.noise  # every rate-based protocol at rate 0 is the clean set
+    if imbalance == 1.0:
+        imbalance_type = ProtocolConfig.imbalance_type  # no subsampling: the type is moot
+    return {
+        "noise": noise,
+        "noise_rate": rate,
+        "imbalance": imbalance,
+        "imbalance_type": imbalance_type,
+    }
+
+
+def protocol_grid(spec: SweepSpec) -> list[dict[str, Any]]:
+    """Protocol fields of each column: the cross product, then the extra ones, deduplicated."""
+    grid = [
+        _protocol(noise, rate, imb, spec.imbalance_type)
+        for imb in spec.imbalance
+        for noise in spec.noise_type
+        for rate in spec.noise
+    ]
+    if spec.noise_type and spec.noise != [0.0] and not any(map(takes_rate, spec.noise_type)):
+        raise ValueError(
+            f"noise rates {spec.noise} given but no noise type takes a rate "
+            f"({', '.join(spec.noise_type)} take their noise from the data)"
+        )
+    for extra in spec.protocols:
+        unknown = sorted(set(extra) - set(PROTOCOL_KEYS))
+        if unknown:
+            raise ValueError(
+                f"[[protocols]]: unknown key(s) {', '.join(unknown)}; known: "
+                f"{', '.join(PROTOCOL_KEYS)}"
+            )
+        grid.append(
+            _protocol(
+                str(extra.get("noise_type", ProtocolConfig.noise)),
+                float(extra.get("noise", 0.0)),
+                float(extra.get("imbalance", 1.0)),
+                str(extra.get("imbalance_type", spec.imbalance_type)),
+            )
+        )
+    unique: list[dict[str, Any]] = []
+    for p in grid:
+        if p not in unique:
+            unique.append(p)
+    return unique
+
+
+def _check_registered(spec: SweepSpec) -> None:
+    """Every name the grid uses is registered, as the right kind (plugin loaded first)."""
+    if spec.base.plugin:
+        load_plugin_file(spec.base.plugin)
+    noise = [*spec.noise_type, *(str(p.get("noise_type", "")) for p in spec.protocols)]
+    imbalance = [spec.imbalance_type] if spec.imbalance != [1.0] else []
+    imbalance += [
+        str(p.get("imbalance_type", spec.imbalance_type))
+        for p in spec.protocols
+        if p.get("imbalance", 1.0) != 1.0
+    ]
+    try:
+        for method in spec.methods:
+            METHODS.get(method)
+        if not spec.base.data.name.startswith("hf:"):
+            DATASETS.get(spec.base.data.name)
+        for names, kind in ((noise, "noise"), (imbalance, "imbalance")):
+            for name in filter(None, (n.partition(":")[0] for n in names)):
+                if getattr(PROTOCOLS.get(name), "kind", None) != kind:
+                    raise ValueError(f"protocol {name!r} is not a {kind} protocol")
+    except RegistryError as err:
+        raise ValueError(str(err)) from None
+
+
+def expand(spec: SweepSpec) -> list[RunConfig]:
+    """Every job of the sweep, validated; seed-major so early results fill whole tables."""
+    methods, seeds = list(dict.fromkeys(spec.methods)), list(dict.fromkeys(spec.seeds))
+    for what, values in (
+        ("methods", methods),
+        ("seeds", seeds),
+        ("noise rates", spec.noise),
+        ("noise types", spec.noise_type),
+        ("imbalance factors", spec.imbalance),
+    ):
+        if not values:
+            raise ValueError(f"empty grid: no {what} given")
+    _check_registered(spec)
+    protocols = protocol_grid(spec)
+    stray = sorted(set(spec.hparams) - set(methods) - {ALL_METHODS})
+    if stray:
+        raise ValueError(f"hyperparameters given for {', '.join(stray)}, not in the methods")
+    jobs: list[RunConfig] = []
+    for seed in seeds:
+        for p in protocols:
+            for method in methods:
+                cfg = copy.deepcopy(spec.base)
+                cfg.method, cfg.seed = method, seed
+                cfg.hparams = {
+                    **cfg.hparams,
+                    **spec.hparams.get(ALL_METHODS, {}),
+                    **spec.hparams.get(method, {}),
+                }
+                cfg.protocol.noise, cfg.protocol.noise_rate = p["noise"], p["noise_rate"]
+                cfg.protocol.imbalance = p["imbalance"]
+                cfg.protocol.imbalance_type = p["imbalance_type"]
+                cfg.protocol.noise_seed = seed if spec.noise_seed == "seed" else spec.noise_seed
+                try:
+                    cfg.validate()
+                except TypeError as err:  # e.g. epochs = "ten" in the sweep file
+                    raise ValueError(f"sweep config: a value has the wrong type ({err})") from None
+                try:
+                    build_hparams(METHODS.get(method), cfg.hparams)
+                except ValueError as err:
+                    raise ValueError(f"{method}: {err}") from None
+                jobs.append(cfg)
+    return jobs
+
+
+@dataclass(frozen=True)
+class PlannedJob:
+    cfg: RunConfig
+    path: Path
+    state: RunState
+    reason: str | None
+
+    @property
+    def protocol(self) -> str:
+        return ProtocolKey.from_config(self.cfg.to_dict()).label
+
+    @property
+    def label(self) -> str:
+        return f"{self.cfg.method} / {self.protocol} / seed {self.cfg.seed}"
+
+
+def check_out_dir(out: Path, dataset: str) -> None:
+    """Refuse a directory that is a file or holds runs of another dataset."""
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} is a file, not a directory")
+    if not out.is_dir():
+        return
+    for config in sorted(out.glob("*/config.json")):
+        try:
+            other = json.loads(config.read_text())["data"]["name"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # unreadable records are the table's to report
+        if other != dataset:
+            raise ValueError(
+                f"{out} holds runs on dataset {other!r} (e.g. {config}); this "
+                f"sweep is on {dataset!r}: use another --out"
+            )
+
+
+def plan(jobs: list[RunConfig], out: Path, trainer: str = DEFAULT_TRAINER) -> list[PlannedJob]:
+    run_dir: Callable[[RunConfig, Path], Path] = importlib.import_module(trainer).run_dir
+    planned = []
+    for cfg in jobs:
+        path = run_dir(cfg, out)
+        planned.append(PlannedJob(cfg, path, *run_state(path)))
+    return planned
+
+
+@contextmanager
+def sweep_lock(out: Path, wait: bool = False) -> Iterator[None]:
+    """Hold the output directory for one sweep; a second one waits or is refused."""
+    out.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(out / LOCK_NAME)
+    try:
+        lock.acquire(timeout=-1 if wait else 0)
+    except Timeout:
+        raise SweepBusy(
+            f"another sweep is running on {out} (lock {lock.lock_file}); "
+            "pass --wait to queue behind it"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+@dataclass
+class SweepReport:
+    results: list[JobResult] = field(default_factory=list)
+    already_done: int = 0
+    kept_failed: list[PlannedJob] = field(default_factory=list)  # failed before, not retried
+
+    @property
+    def failures(self) -> list[JobResult]:
+        return [r for r in self.results if r.status != "done"]
+
+
+def run_sweep(
+    planned: list[PlannedJob],
+    out: Path,
+    executor: Executor,
+    trainer: str = DEFAULT_TRAINER,
+    retry_failed: bool = False,
+    on_result: Callable[[JobResult, int, int], None] | None = None,
+) -> SweepReport:
+    """Run what is not done; failed or corrupt runs are kept unless ``retry_failed``,
+    which starts them over. Call under :func:`sweep_lock` with a fresh :func:`plan`."""
+    report = SweepReport(already_done=sum(p.state is RunState.DONE for p in planned))
+    todo: list[Job] = []
+    out = out.resolve()
+    for p in planned:
+        if p.state is RunState.DONE:
+            continue
+        if p.state in (RunState.FAILED, RunState.CORRUPT):
+            if not retry_failed:
+                report.kept_failed.append(p)
+                continue
+            shutil.rmtree(p.path)
+        todo.append(Job(cfg=p.cfg, out_root=out, name=p.path.name))
+    for result in executor.run(todo, trainer):
+        report.results.append(result)
+        if on_result:
+            on_result(result, len(report.results), len(todo))
+    return report

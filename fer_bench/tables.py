@@ -1,0 +1,262 @@
+"""Render leaderboards as Markdown, LaTeX (booktabs), CSV or HTML.
+
+Every format carries the same facts: the selection rule, mean ± std with n,
+best cell in bold, the significance marks, and footnotes for runs that are
+missing, failed, incomplete or unreadable.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from fer_bench.aggregate import ALPHA, Cell, Leaderboard
+
+FORMATS = ("md", "latex", "csv", "html")
+SUFFIX_FORMATS = {".md": "md", ".tex": "latex", ".csv": "csv", ".html": "html", ".htm": "html"}
+MARKS = {"tie": "≈", "untested": "?"}
+
+
+def legend() -> str:
+    return (
+        "Mean ± sample std over training seeds, n = seeds with a result (of those in the "
+        "directory). Bold: best mean in the column. ≈: not significantly different from the "
+        f"best (paired t-test over shared seeds, p ≥ {ALPHA:g}). ?: untested (fewer than 2 "
+        "seeds shared with the best)."
+    )
+
+
+def _number(cell: Cell) -> str:
+    mean = f"{cell.mean * 100:.2f}"  # type: ignore[operator]
+    return mean if cell.std is None else f"{mean} ± {cell.std * 100:.2f}"
+
+
+def _count(cell: Cell) -> str:
+    return f"n={cell.n}" if cell.n == cell.n_expected else f"n={cell.n}/{cell.n_expected}"
+
+
+def _setting_line(board: Leaderboard) -> str:
+    parts = [f"{name} {value}" for name, value in board.setting]
+    parts.append("seeds " + ", ".join(map(str, board.seeds)))
+    return " · ".join(parts)
+
+
+def _problem_lines(board: Leaderboard, root: Path | None) -> list[str]:
+    return [p.describe(root) for p in board.problems]
+
+
+@dataclass(frozen=True)
+class CellParts:
+    text: str  # "71.20 ± 0.45", or the status of an empty cell (missing, failed, ...)
+    bold: bool
+    count: str  # "(n=3)", empty for an empty cell
+    mark: str  # significance mark, or ""
+    note: int | None
+
+
+def cell_parts(cell: Cell) -> CellParts:
+    if not cell.values:
+        return CellParts(cell.status, False, "", "", cell.note)
+    return CellParts(
+        _number(cell),
+        cell.best,
+        f"({_count(cell)})",
+        MARKS.get(cell.versus_best or "", ""),
+        cell.note,
+    )
+
+
+def to_markdown(boards: list[Leaderboard], root: Path | None = None) -> str:
+    def esc(s: str) -> str:
+        return s.replace("|", "\\|")
+
+    def fmt(p: CellParts) -> str:
+        words = [
+            f"**{p.text}**" if p.bold else p.text,
+            p.count,
+            p.mark,
+            f"[{p.note}]" if p.note else "",
+        ]
+        return esc(" ".join(w for w in words if w))
+
+    out: list[str] = []
+    for board in boards:
+        out += [
+            f"### {board.title}",
+            "",
+            f"Model selection: {board.selection_text}.",
+            "",
+            f"Setting: {_setting_line(board)}.",
+            "",
+        ]
+        out.append("| Method | " + " | ".join(esc(c.label) for c in board.columns) + " |")
+        out.append("| :-- | " + " | ".join("--:" for _ in board.columns) + " |")
+        for row in board.rows:
+            cells = [fmt(cell_parts(board.cells[row, col])) for col in board.columns]
+            out.append(f"| {esc(row)} | " + " | ".join(cells) + " |")
+        out += ["", legend()]
+        if board.notes:
+            out += [""] + [f"- [{i}] {text}" for i, text in enumerate(board.notes, 1)]
+        if board.problems:
+            out += ["", "Unreadable records (left out):", ""]
+            out += [f"- {line}" for line in _problem_lines(board, root)]
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "±": r"$\pm$",
+    "≈": r"$\approx$",
+    "≥": r"$\geq$",
+    "·": r"$\cdot$",
+}
+
+
+def _tex(s: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in s)
+
+
+def to_latex(boards: list[Leaderboard], root: Path | None = None) -> str:
+    def fmt(p: CellParts) -> str:
+        words = [
+            rf"\textbf{{{_tex(p.text)}}}" if p.bold else _tex(p.text),
+            _tex(p.count),
+            _tex(p.mark),
+        ]
+        return " ".join(w for w in words if w) + (f"$^{{{p.note}}}$" if p.note else "")
+
+    out: list[str] = []
+    for board in boards:
+        out += [
+            r"\begin{table}[t]",
+            r"\centering",
+            rf"\caption{{{_tex(board.title)}. Model selection: {_tex(board.selection_text)}. "
+            rf"{_tex(_setting_line(board))}.}}",
+            rf"\begin{{tabular}}{{l{'r' * len(board.columns)}}}",
+            r"\toprule",
+            "Method & " + " & ".join(_tex(c.label) for c in board.columns) + r" \\",
+            r"\midrule",
+        ]
+        for row in board.rows:
+            cells = [fmt(cell_parts(board.cells[row, col])) for col in board.columns]
+            out.append(_tex(row) + " & " + " & ".join(cells) + r" \\")
+        out += [r"\bottomrule", r"\end{tabular}", "", r"\smallskip\footnotesize " + _tex(legend())]
+        out += [rf"\\ $^{{{i}}}$ {_tex(text)}" for i, text in enumerate(board.notes, 1)]
+        out += [
+            rf"\\ Unreadable record (left out): {_tex(line)}"
+            for line in _problem_lines(board, root)
+        ]
+        out += [r"\end{table}", ""]
+    return "\n".join(out)
+
+
+CSV_COLUMNS = (
+    "table",
+    "selection",
+    "method",
+    "protocol",
+    "mean",
+    "std",
+    "n",
+    "n_expected",
+    "best",
+    "vs_best",
+    "p_value",
+    "status",
+    "note",
+)
+
+
+def to_csv(boards: list[Leaderboard], root: Path | None = None) -> str:
+    """One line per cell, numbers in percent; notes spelled out, not numbered."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for board in boards:
+        for row in board.rows:
+            for col in board.columns:
+                c = board.cells[row, col]
+                writer.writerow(
+                    [
+                        board.metric,
+                        board.selection,
+                        row,
+                        col.label,
+                        "" if c.mean is None else f"{c.mean * 100:.4f}",
+                        "" if c.std is None else f"{c.std * 100:.4f}",
+                        c.n,
+                        c.n_expected,
+                        int(c.best),
+                        c.versus_best or "",
+                        "" if c.p_value is None else f"{c.p_value:.4g}",
+                        c.status,
+                        board.notes[c.note - 1] if c.note else "",
+                    ]
+                )
+    return buf.getvalue()
+
+
+def to_html(boards: list[Leaderboard], root: Path | None = None) -> str:
+    esc = html.escape
+
+    def fmt(p: CellParts) -> str:
+        words = [f"<b>{esc(p.text)}</b>" if p.bold else esc(p.text), esc(p.count), esc(p.mark)]
+        return " ".join(w for w in words if w) + (f"<sup>{p.note}</sup>" if p.note else "")
+
+    out: list[str] = []
+    for board in boards:
+        out += [
+            '<section class="fer-bench-table">',
+            f"<h3>{esc(board.title)}</h3>",
+            f"<p>Model selection: {esc(board.selection_text)}.</p>",
+            f"<p>Setting: {esc(_setting_line(board))}.</p>",
+            "<table>",
+            "<thead><tr><th>Method</th>"
+            + "".join(f"<th>{esc(c.label)}</th>" for c in board.columns)
+            + "</tr></thead>",
+            "<tbody>",
+        ]
+        for row in board.rows:
+            tds = "".join(
+                f"<td>{fmt(cell_parts(board.cells[row, col]))}</td>" for col in board.columns
+            )
+            out.append(f"<tr><th>{esc(row)}</th>{tds}</tr>")
+        out += ["</tbody>", "</table>", f"<p>{esc(legend())}</p>"]
+        if board.notes:
+            out.append("<ol>" + "".join(f"<li>{esc(t)}</li>" for t in board.notes) + "</ol>")
+        if board.problems:
+            out.append(
+                "<p>Unreadable records (left out):</p><ul>"
+                + "".join(f"<li>{esc(p)}</li>" for p in _problem_lines(board, root))
+                + "</ul>"
+            )
+        out += ["</section>", ""]
+    return "\n".join(out)
+
+
+RENDERERS: dict[str, Callable[[list[Leaderboard], Path | None], str]] = {
+    "md": to_markdown,
+    "latex": to_latex,
+    "csv": to_csv,
+    "html": to_html,
+}
+
+
+def render(boards: list[Leaderboard], fmt: str, root: Path | None = None) -> str:
+    if fmt not in RENDERERS:
+        raise ValueError(f"unknown table format {fmt!r}; known: {', '.join(FORMATS)}")
+    return RENDERERS[fmt](boards, root)

@@ -1,0 +1,78 @@
+"""Figures: which PNGs a results directory gives, that they are images, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import fake_engine
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from fer_bench.cli import app
+from fer_bench.config import RunConfig
+from fer_bench.plots import plot_all
+from fer_bench.results import scan_runs
+
+
+def _records(root: Path) -> None:
+    for seed in (0, 1):
+        for method in ("ce", "nla"):
+            for rate in (0.0, 0.3):
+                cfg = RunConfig(method=method, seed=seed, epochs=3)
+                cfg.protocol.noise_rate = rate
+                fake_engine.write_records(cfg, root)
+
+
+def test_plot_all_writes_each_figure_once(tmp_path):
+    _records(tmp_path / "res")
+    written = plot_all(scan_runs(tmp_path / "res"), tmp_path / "figs")
+    assert sorted(p.name for p in written) == [
+        "acc_vs_noise.png",
+        "curves_clean.png",
+        "curves_sym-30pct.png",
+        "per_class_clean.png",
+        "per_class_sym-30pct.png",
+        "scores_nla_sym-30pct.png",  # only the scoring method, only under noise
+    ]
+    for path in written:
+        with Image.open(path) as image:
+            assert image.format == "PNG" and min(image.size) > 200
+    assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == sorted(p.name for p in written)
+
+
+def test_cli_plot_reports_bad_metrics_lines_and_still_plots(tmp_path):
+    _records(tmp_path / "res")
+    cfg = RunConfig(method="ce", seed=0, epochs=3)
+    metrics = fake_engine.run_dir(cfg, tmp_path / "res") / "metrics.jsonl"
+    metrics.write_text(metrics.read_text() + "{truncated\n")
+    result = CliRunner().invoke(
+        app,
+        [
+            "plot",
+            str(tmp_path / "res"),
+            "--out",
+            str(tmp_path / "figs"),
+            "--metric",
+            "mean_class_acc",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "metrics.jsonl: line 4" in result.stderr
+    assert (tmp_path / "figs" / "mean_class_acc_vs_noise.png").exists()
+
+
+def test_plot_needs_finished_runs_and_known_options(tmp_path):
+    (tmp_path / "res").mkdir()
+    with pytest.raises(ValueError, match="no finished runs"):
+        plot_all(scan_runs(tmp_path / "res"), tmp_path / "figs")
+    _records(tmp_path / "res")
+    result = CliRunner().invoke(
+        app, ["plot", str(tmp_path / "res"), "--out", str(tmp_path / "figs"), "--select", "best"]
+    )
+    assert result.exit_code == 2 and "unknown selection rule 'best'" in result.output
+    result = CliRunner().invoke(
+        app, ["plot", str(tmp_path / "res"), "--out", str(tmp_path / "figs"), "--metric", "top9"]
+    )
+    assert result.exit_code == 2 and "unknown metric 'top9'" in result.output
+    assert not (tmp_path / "figs").exists()

@@ -1,0 +1,196 @@
+"""Leaderboards: golden outputs, statistics, protocol labels, bad records, the CLI."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import fake_engine
+import pytest
+from typer.testing import CliRunner
+
+from fer_bench.aggregate import _paired_p, build_leaderboard
+from fer_bench.cli import app
+from fer_bench.config import RunConfig
+from fer_bench.results import ProtocolKey, scan_runs
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+_spec = importlib.util.spec_from_file_location("make_golden", GOLDEN / "make_golden.py")
+make_golden = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(make_golden)
+
+
+@pytest.mark.parametrize(("name", "metrics", "selection", "fmt"), make_golden.OUTPUTS)
+def test_golden_tables(tmp_path, name, metrics, selection, fmt):
+    out = tmp_path / name
+    args = [
+        "table",
+        str(make_golden.RECORDS),
+        "--metric",
+        ",".join(metrics),
+        "--select",
+        selection,
+        "--format",
+        fmt,
+        "--out",
+        str(out),
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert out.read_text() == (make_golden.EXPECTED / name).read_text()
+
+
+def test_golden_markdown_on_stdout_and_corrupt_record_warning():
+    result = CliRunner().invoke(app, ["table", str(make_golden.RECORDS)])
+    assert result.exit_code == 0
+    assert result.stdout == (make_golden.EXPECTED / "table.md").read_text()
+    assert "unreadable record" in result.stderr and "config.json" in result.stderr
+
+
+def test_golden_table_shows_every_case():
+    md = (make_golden.EXPECTED / "table.md").read_text()
+    first = md.split("### ")[1]
+    rows = {
+        line.split(" | ")[0].strip("| "): line
+        for line in first.splitlines()
+        if line.startswith("| ") and "Method" not in line
+    }
+    assert "**55.66 ± 0.83** (n=2/3) [2]" in rows["nla"]  # best, with a corrupt seed
+    assert "(n=1/3) ?" in rows["scn"] and rows["scn"].endswith("missing |")
+    assert "≈" in rows["ce"]
+    assert "seed 2 failed: non-finite loss" in first
+    assert "seed 2 incomplete" in first
+    assert "final.json: unreadable JSON" in first
+    assert "config.json: unreadable JSON" in first
+
+
+def _cfg(method: str, seed: int, **protocol) -> RunConfig:
+    cfg = RunConfig(method=method, seed=seed, epochs=2)
+    for key, value in protocol.items():
+        setattr(cfg.protocol, key, value)
+    return cfg
+
+
+def _with_acc(root: Path, cfg: RunConfig, acc: float, rule: str = "val") -> None:
+    fake_engine.write_records(cfg, root)
+    path = fake_engine.run_dir(cfg, root) / "final.json"
+    final = json.loads(path.read_text())
+    final["selection"][rule]["test"]["acc"] = acc
+    path.write_text(json.dumps(final))
+
+
+def test_best_tie_and_differs_from_paired_tests(tmp_path):
+    values = {"a": [0.80, 0.82, 0.81], "b": [0.79, 0.83, 0.80], "c": [0.60, 0.61, 0.63]}
+    for method, accs in values.items():
+        for seed, acc in enumerate(accs):
+            _with_acc(tmp_path, _cfg(method, seed), acc)
+    board = build_leaderboard(scan_runs(tmp_path))
+    col = board.columns[0]
+    a, b, c = (board.cells[m, col] for m in "abc")
+    assert a.best and not b.best and not c.best
+    assert b.versus_best == "tie" and b.p_value > 0.05
+    assert c.versus_best == "differs" and c.p_value < 0.05
+    assert a.mean == pytest.approx(0.81) and a.std == pytest.approx(0.01)
+
+
+def test_paired_p_edge_cases():
+    assert _paired_p({0: 0.5}, {0: 0.4}) is None  # one shared seed: untested
+    assert _paired_p({0: 0.5, 1: 0.6}, {1: 0.6, 2: 0.1}) is None
+    assert _paired_p({0: 0.5, 1: 0.6}, {0: 0.5, 1: 0.6}) == 1.0  # identical runs
+    assert _paired_p({0: 0.9, 1: 0.8, 2: 0.85}, {0: 0.5, 1: 0.41, 2: 0.44}) < 0.01
+
+
+def test_selection_rule_picks_its_epoch(tmp_path):
+    cfg = _cfg("ce", 0)
+    _with_acc(tmp_path, cfg, 0.9, rule="oracle")
+    runset = scan_runs(tmp_path)
+    oracle = build_leaderboard(runset, "acc", "oracle")
+    val = build_leaderboard(runset, "acc", "val")
+    col = oracle.columns[0]
+    assert oracle.cells["ce", col].mean == 0.9
+    assert val.cells["ce", col].mean != 0.9
+    assert "optimistic" in oracle.title and "optimistic" not in val.title
+
+
+def test_runs_of_one_method_under_other_settings_get_their_own_row(tmp_path):
+    fake_engine.write_records(_cfg("ce", 0), tmp_path)
+    longer = _cfg("ce", 0)
+    longer.epochs = 3
+    fake_engine.write_records(longer, tmp_path)
+    board = build_leaderboard(scan_runs(tmp_path))
+    assert board.rows == ["ce [epochs=2]", "ce [epochs=3]"]
+    assert ("epochs", "varies: 2, 3") in board.setting
+
+
+def test_mixed_datasets_are_refused(tmp_path):
+    fake_engine.write_records(_cfg("ce", 0), tmp_path)
+    other = _cfg("ce", 0)
+    other.data.name = "ferplus"
+    fake_engine.write_records(other, tmp_path)
+    with pytest.raises(ValueError, match="mixes datasets"):
+        build_leaderboard(scan_runs(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("protocol", "label"),
+    [
+        ({}, "clean"),
+        ({"noise": "pairflip", "noise_rate": 0.0}, "clean"),
+        ({"noise_rate": 0.3}, "sym 30%"),
+        ({"noise_rate": 0.2, "imbalance": 50.0}, "exp IF50 + sym 20%"),
+        ({"noise": "fer2013"}, "fer2013"),
+        ({"noise": "file:/data/noise01.txt"}, "file noise01.txt"),
+        ({"noise": "pairflip", "noise_rate": 0.1, "noise_on_val": False}, "pair 10% (clean val)"),
+        ({"imbalance": 10.0, "imbalance_type": "step"}, "step IF10"),
+    ],
+)
+def test_protocol_labels(protocol, label):
+    assert ProtocolKey.from_config(_cfg("ce", 0, **protocol).to_dict()).label == label
+
+
+def test_protocols_sort_clean_first_then_by_rate():
+    keys = [
+        ProtocolKey.from_config(_cfg("ce", 0, **p).to_dict())
+        for p in (
+            {"imbalance": 50.0},
+            {"noise_rate": 0.3},
+            {"noise": "fer2013"},
+            {"noise_rate": 0.1},
+            {},
+        )
+    ]
+    ordered = [k.label for k in sorted(keys, key=ProtocolKey.sort_key)]
+    assert ordered == ["clean", "sym 10%", "sym 30%", "fer2013", "exp IF50"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--metric", "top5"], "unknown metric 'top5'"),
+        (["--select", "best"], "unknown selection rule 'best'"),
+        (["--format", "pdf"], "unknown table format 'pdf'"),
+    ],
+)
+def test_cli_bad_options(args, message):
+    result = CliRunner().invoke(app, ["table", str(make_golden.RECORDS), *args])
+    assert result.exit_code == 2 and message in result.output
+
+
+def test_cli_missing_or_empty_dir(tmp_path):
+    result = CliRunner().invoke(app, ["table", str(tmp_path / "nope")])
+    assert result.exit_code == 2 and "no such results directory" in result.output
+    result = CliRunner().invoke(app, ["table", str(tmp_path)])
+    assert result.exit_code == 2 and "no readable run records" in result.output
+
+
+def test_cli_format_from_suffix_and_nothing_half_written(tmp_path):
+    out = tmp_path / "board.tex"
+    assert (
+        CliRunner().invoke(app, ["table", str(make_golden.RECORDS), "--out", str(out)]).exit_code
+        == 0
+    )
+    assert out.read_text().startswith(r"\begin{table}")
+    result = CliRunner().invoke(app, ["table", str(make_golden.RECORDS), "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "is a directory" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["board.tex"]

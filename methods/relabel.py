@@ -1,0 +1,54 @@
+"""SCN's relabelling rule and the label table it edits (shared by SCN and RUL's option).
+
+Rule (SCN, official code): with q the softmax of a sample's prediction, if
+max_k q_k - q[y] > margin the stored training label becomes argmax q. The
+change is permanent until the rule fires again. The table is a registered
+buffer so relabelled labels survive checkpoint and resume.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def relabel_gap(probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """max_k q_k - q[y] per row of ``probs`` (B, K)."""
+    return probs.max(1).values - probs.gather(1, labels.view(-1, 1)).squeeze(1)
+
+
+def relabel(probs: torch.Tensor, labels: torch.Tensor, margin: float) -> torch.Tensor:
+    """Labels after SCN's rule: argmax q where the gap exceeds ``margin``, else unchanged."""
+    return torch.where(relabel_gap(probs, labels) > margin, probs.argmax(1), labels)
+
+
+class LabelTable(nn.Module):
+    """The training labels a relabelling method trains on, indexed by training position."""
+
+    def __init__(self, observed: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("labels", observed.clone().long())
+        # The observed labels are known from TrainInfo at every start: not checkpointed.
+        self.register_buffer("observed", observed.clone().long(), persistent=False)
+
+    def lookup(self, index: torch.Tensor) -> torch.Tensor:
+        return self.labels[index.to(self.labels.device)]
+
+    def update(
+        self,
+        index: torch.Tensor,
+        probs: torch.Tensor,
+        margin: float,
+        candidates: torch.Tensor | None = None,
+    ) -> None:
+        """Apply the rule to the rows of ``probs`` (all, or where ``candidates`` is True)."""
+        index = index.to(self.labels.device)
+        current = self.labels[index]
+        new = relabel(probs.float(), current, margin)
+        if candidates is not None:
+            new = torch.where(candidates, new, current)
+        self.labels[index] = new
+
+    def changed_fraction(self) -> float:
+        """Share of training labels that now differ from the observed ones."""
+        return (self.labels != self.observed).float().mean().item()

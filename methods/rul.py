@@ -1,0 +1,130 @@
+"""RUL - Relative Uncertainty Learning (Zhang et al., NeurIPS 2021), after
+zyh-uaiaaaa/Relative-Uncertainty-Learning.
+
+Two heads on the last feature map X (no pooling), each BN2d (no affine) ->
+Dropout 0.4 -> flatten -> Linear -> BN1d(64), give a feature mu and a
+log-variance s. Per batch: u_i = mean_d exp(s_i,d); a random permutation pi
+pairs samples; lambda_i = u_i / (u_i + u_pi(i)); z_i = lambda_i mu_i +
+(1 - lambda_i) mu_pi(i); loss = mean_i 0.5 CE(g(z_i), y_i) + 0.5 CE(g(z_i), y_pi(i)).
+Inference: g(mu(X)). The classifier g trains at ``classifier_lr_ratio`` times
+the shared lr (official: 2e-3 vs 2e-4). The backbone's own classifier is unused.
+
+Choices:
+* ``relabel=False`` (official release): no relabelling. The author states the
+  noisy-label results also used SCN's relabelling, which the release lacks;
+  ``relabel=True`` applies SCN's rule (methods/relabel.py) from
+  ``relabel_epoch`` with ``relabel_margin``, to softmax(g(mu_i)), the sample's
+  own un-mixed prediction from the same forward pass.
+* The heads flatten the map at the grid the backbone gives at its native input
+  size (timm ``pretrained_cfg``; 7x7 for ResNet-18 at 224, as official). Maps of
+  other sizes are adaptive-average-pooled to that grid (identity when equal).
+Score: 1 / u, so higher = more certain (believed cleaner).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fer_bench.backbones import Backbone
+from fer_bench.method import Batch, Hparams, Method, StepOutput, TrainInfo
+from fer_bench.methods.relabel import LabelTable
+from fer_bench.registry import METHODS
+
+
+@dataclass
+class RulHparams(Hparams):
+    feature_dim: int = 64
+    dropout: float = 0.4
+    classifier_lr_ratio: float = 10.0
+    relabel: bool = False
+    relabel_epoch: int = 10  # 1-based, as SCN
+    relabel_margin: float = 0.2
+
+
+def uncertainty(log_var: torch.Tensor) -> torch.Tensor:
+    """u_i = mean_d exp(s_i,d): the mean of exponentials, as the official code."""
+    return log_var.exp().mean(1)
+
+
+def mix(mu: torch.Tensor, u: torch.Tensor, perm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """z_i = lambda_i mu_i + (1 - lambda_i) mu_perm(i), lambda_i = u_i / (u_i + u_perm(i))."""
+    lam = u / (u + u[perm])
+    return lam.unsqueeze(1) * mu + (1 - lam.unsqueeze(1)) * mu[perm], lam
+
+
+def add_up_loss(logits: torch.Tensor, y: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
+    return 0.5 * F.cross_entropy(logits, y) + 0.5 * F.cross_entropy(logits, y[perm])
+
+
+def native_map_shape(backbone: Backbone) -> tuple[int, int, int]:
+    """(C, h, w) of the feature map at the backbone's native input size."""
+    size = backbone.model.pretrained_cfg["input_size"][1:]
+    in_chans = next(m for m in backbone.modules() if isinstance(m, nn.Conv2d)).in_channels
+    was_training = backbone.training
+    backbone.eval()  # the probe must not move BatchNorm statistics
+    with torch.no_grad():
+        probe = torch.zeros(1, in_chans, *size, device=next(backbone.parameters()).device)
+        shape = backbone.feature_map(probe).shape[1:]
+    backbone.train(was_training)
+    return tuple(shape)  # type: ignore[return-value]
+
+
+def _head(shape: tuple[int, int, int], dim: int, dropout: float) -> nn.Sequential:
+    c, h, w = shape
+    return nn.Sequential(
+        nn.AdaptiveAvgPool2d((h, w)),
+        nn.BatchNorm2d(c, eps=2e-5, affine=False),
+        nn.Dropout(dropout),
+        nn.Flatten(),
+        nn.Linear(c * h * w, dim),
+        nn.BatchNorm1d(dim, eps=2e-5),
+    )
+
+
+@METHODS.register("rul")
+class RUL(Method):
+    Hparams = RulHparams
+    score_name = "inverse_uncertainty"
+
+    def __init__(self, backbone: Backbone, info: TrainInfo, hparams: RulHparams) -> None:
+        super().__init__(backbone, info, hparams)
+        shape = native_map_shape(backbone)
+        self.mu = _head(shape, hparams.feature_dim, hparams.dropout)
+        self.log_var = _head(shape, hparams.feature_dim, hparams.dropout)
+        self.fc = nn.Linear(hparams.feature_dim, info.num_classes)
+        self.table = LabelTable(info.observed_labels) if hparams.relabel else None
+        self._pending: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def loss(self, batch: Batch, epoch: int) -> StepOutput:
+        fmap = self.backbone.feature_map(batch.x)
+        mu, u = self.mu(fmap).float(), uncertainty(self.log_var(fmap).float())
+        perm = torch.randperm(mu.shape[0], device=mu.device)
+        z, lam = mix(mu, u, perm)
+        y = batch.y if self.table is None else self.table.lookup(batch.index)
+        loss = add_up_loss(self.fc(z).float(), y, perm)
+        logs = {"u": u.mean().item(), "lambda_abs_dev": (lam - 0.5).abs().mean().item()}
+        if self.table is not None:
+            logs["relabelled"] = self.table.changed_fraction()
+            if epoch + 1 >= self.hparams.relabel_epoch:
+                with torch.no_grad():
+                    self._pending = (batch.index, self.fc(mu).float().softmax(1))
+        return StepOutput(loss=loss, logs=logs, scores=1.0 / u.detach())
+
+    def after_step(self, batch: Batch, epoch: int) -> None:
+        if self._pending is not None and self.table is not None:
+            self.table.update(*self._pending, self.hparams.relabel_margin)
+            self._pending = None
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.mu(self.backbone.feature_map(x)))
+
+    def param_groups(self, lr: float) -> list[dict]:
+        # The backbone's own classifier is unused; g gets its own group.
+        skip = {id(p) for m in (self.backbone.classifier, self.fc) for p in m.parameters()}
+        rest = [p for p in self.parameters() if id(p) not in skip and p.requires_grad]
+        fc_lr = lr * self.hparams.classifier_lr_ratio
+        return [{"params": rest, "lr": lr}, {"params": list(self.fc.parameters()), "lr": fc_lr}]

@@ -1,0 +1,104 @@
+"""Short engine runs of every built-in method on the built-in data at 30% symmetric noise.
+
+Each run (4,000 faces at 40 px, 4 epochs, about 10-20 s on 2 cores) must finish and
+record noise diagnostics every epoch when its method scores samples. "Above chance"
+is read strictly: better than every constant predictor, i.e. test accuracy above the
+majority-class share or mean class accuracy above 1/K. Methods that need more than
+this budget from scratch are marked xfail with the reason (non-strict).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fer_bench import engine
+from fer_bench.data.base import DatasetBundle
+from fer_bench.data.synthetic import CLASSES, generate_split
+from fer_bench.profiles import load_profile, with_overrides
+from fer_bench.registry import METHODS
+
+pytestmark = pytest.mark.slow
+SIZE = 40
+BUILTIN = [n for n in METHODS.names() if METHODS.get(n).__module__.startswith("fer_bench.methods")]
+CASES = [(name, {}) for name in BUILTIN] + [("nla", {"detach_weight": "true"})]
+SLOW_LEARNERS = {
+    "nla": "official un-detached NAW weight: its gradient raises the wrong top logit of most "
+    "misclassified samples, and from scratch the model collapses to the majority class",
+    "rul": "the mixed 64-d bottleneck learns slower from scratch than this 4-epoch budget",
+    "eac": "lam=5 flip consistency slows from-scratch learning at this budget (lam=0 ~ CE)",
+    "gce": "GCE (q=0.7) fits slowly early in training; marginal at this budget",
+}
+
+
+@pytest.fixture(scope="module")
+def bundle() -> DatasetBundle:
+    splits = {"train": (4000, 1), "val": (200, 2), "test": (400, 3)}
+    made = {k: generate_split(n, seed, SIZE) for k, (n, seed) in splits.items()}
+    return DatasetBundle(name="synthetic", class_names=CLASSES, **made)
+
+
+@pytest.fixture(scope="module")
+def runs() -> dict:
+    """One training per case, shared by the two tests that read it."""
+    return {}
+
+
+def run(runs: dict, bundle: DatasetBundle, root: Path, name: str, hparams: dict) -> tuple:
+    key = (name, tuple(sorted(hparams.items())))
+    if key not in runs:
+        overrides = {
+            "method": name,
+            "hparams": hparams,
+            "epochs": 4,
+            "batch_size": 64,
+            "eval_batch_size": 400,
+            "protocol": {"noise_rate": 0.3},
+            "data": {"image_size": SIZE},
+            "optim": {"lr": 4e-3},
+        }
+        cfg = with_overrides(load_profile(), overrides)
+        final = engine.train(cfg, root, progress=False, bundle=bundle)
+        lines = (engine.run_dir(cfg, root) / "metrics.jsonl").read_text().splitlines()
+        runs[key] = (final, [json.loads(line) for line in lines])
+    return runs[key]
+
+
+def case_id(case: tuple) -> str:
+    return case[0] + "".join(f"-{k}={v}" for k, v in case[1].items())
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_run_finishes_and_records_noise_diagnostics(runs, bundle, tmp_path_factory, case):
+    name, hparams = case
+    final, rows = run(runs, bundle, tmp_path_factory.getbasetemp() / "runs", name, hparams)
+    assert final["status"] == "done" and len(rows) == 4
+    assert final["labels"]["train_noise_rate"] == pytest.approx(0.3, abs=0.03)
+    score_name = METHODS.get(name).score_name
+    for row in rows:
+        if score_name is None:
+            assert row["noise"] is None
+        else:
+            assert row["noise"]["score_name"] == score_name
+            assert 0.0 <= row["noise"]["auroc"] <= 1.0
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(c, marks=pytest.mark.xfail(reason=SLOW_LEARNERS[c[0]], strict=False))
+        if c[0] in SLOW_LEARNERS and not c[1]
+        else c
+        for c in CASES
+    ],
+    ids=case_id,
+)
+def test_ends_better_than_any_constant_predictor(runs, bundle, tmp_path_factory, case):
+    name, hparams = case
+    _, rows = run(runs, bundle, tmp_path_factory.getbasetemp() / "runs", name, hparams)
+    test = rows[-1]["test"]
+    majority = np.bincount(bundle.test.labels).max() / len(bundle.test)
+    assert test["acc"] > majority or test["mean_class_acc"] > 1 / len(CLASSES), test["acc"]

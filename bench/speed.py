@@ -80,15 +80,20 @@ def main() -> None:
     base = with_overrides(base, {"data": {"root": args.data_root}, "epochs": args.epochs})
     bundle = load_dataset(base.data)
     peak32, peak16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
-    report: dict = {"profile": args.profile, "threads": torch.get_num_threads(),
-                    "matmul_peak_gflops": {"fp32": peak32 / 1e9, "bf16": peak16 / 1e9},
-                    "methods": {}}
+    report: dict = {
+        "profile": args.profile,
+        "threads": torch.get_num_threads(),
+        "matmul_peak_gflops": {"fp32": peak32 / 1e9, "bf16": peak16 / 1e9},
+        "methods": {},
+    }
     with tempfile.TemporaryDirectory() as tmp:
         for method in args.methods.split(","):
             cfg = with_overrides(base, {"method": method})
             final = train(cfg, Path(tmp), progress=False, bundle=bundle)
             last = json.loads(
-                (Path(tmp) / f"{method}-{cfg.hash()}" / "metrics.jsonl").read_text().splitlines()[-1]
+                (Path(tmp) / f"{method}-{cfg.hash()}" / "metrics.jsonl")
+                .read_text()
+                .splitlines()[-1]
             )
             n = final["labels"]["n_train"] // cfg.batch_size * cfg.batch_size
             report["methods"][method] = {
@@ -97,8 +102,9 @@ def main() -> None:
                 "epoch_with_eval_s": last["time_s"],
             }
     steps = bundle.train.images.shape[0] // base.batch_size
-    step_s, flops = bare_step_time(base, bundle.image_shape[0], bundle.num_classes, steps=min(
-        steps, 60))
+    step_s, flops = bare_step_time(
+        base, bundle.image_shape[0], bundle.num_classes, steps=min(steps, 60)
+    )
     ce = report["methods"][args.methods.split(",")[0]]
     bare_epoch = step_s * steps
     achieved = flops * ce["train_images_per_s"]
@@ -112,7 +118,7 @@ def main() -> None:
         fraction_of_fp32_peak=achieved / peak32,
         fraction_of_bf16_peak=achieved / peak16,
     )
-    for method, row in report["methods"].items():
+    for row in report["methods"].values():
         row["epoch_time_vs_ce"] = row["epoch_train_s"] / ce["epoch_train_s"]
     if args.json:
         print(json.dumps(report, indent=1))
@@ -120,13 +126,20 @@ def main() -> None:
     print(f"profile {args.profile}, {report['threads']} threads")
     print(f"matmul peak: fp32 {peak32 / 1e9:.1f} GFLOP/s, bf16 {peak16 / 1e9:.1f} GFLOP/s")
     for method, row in report["methods"].items():
-        print(f"  {method:5s} {row['train_images_per_s']:8.0f} img/s  epoch {row['epoch_train_s']:.1f} s"
-              f" ({row['epoch_time_vs_ce']:.2f}x CE), with eval {row['epoch_with_eval_s']:.1f} s")
+        print(
+            f"  {method:5s} {row['train_images_per_s']:8.0f} img/s"
+            f"  epoch {row['epoch_train_s']:.1f} s ({row['epoch_time_vs_ce']:.2f}x CE),"
+            f" with eval {row['epoch_with_eval_s']:.1f} s"
+        )
     print(f"bare fwd/bwd: {report['bare_images_per_s']:.0f} img/s, epoch {bare_epoch:.1f} s")
-    print(f"engine/bare ratio: {report['overhead_ratio_train']:.3f} (train loop), "
-          f"{report['overhead_ratio_with_eval']:.3f} (with val+test evaluation)")
-    print(f"training FLOPs/image {flops / 1e9:.3f} GFLOP; achieved {achieved / 1e9:.1f} GFLOP/s = "
-          f"{100 * achieved / peak32:.1f}% of fp32 peak, {100 * achieved / peak16:.1f}% of bf16 peak")
+    print(
+        f"engine/bare ratio: {report['overhead_ratio_train']:.3f} (train loop), "
+        f"{report['overhead_ratio_with_eval']:.3f} (with val+test evaluation)"
+    )
+    print(
+        f"training FLOPs/image {flops / 1e9:.3f} GFLOP; achieved {achieved / 1e9:.1f} GFLOP/s = "
+        f"{100 * achieved / peak32:.1f}% of fp32 peak, {100 * achieved / peak16:.1f}% of bf16 peak"
+    )
 
 
 if __name__ == "__main__":

@@ -17,7 +17,11 @@ from fer_bench.config import AugConfig
 
 class BatchAugmenter:
     def __init__(
-        self, cfg: AugConfig, mean: torch.Tensor, std: torch.Tensor, input_size: int,
+        self,
+        cfg: AugConfig,
+        mean: torch.Tensor,
+        std: torch.Tensor,
+        input_size: int,
         gen: torch.Generator,
     ) -> None:
         self.cfg = cfg
@@ -40,8 +44,12 @@ class BatchAugmenter:
         dev = images.device
         rows = (oy[:, None] + torch.arange(c, device=dev))[:, None, :, None]
         cols = (ox[:, None] + torch.arange(c, device=dev))[:, None, None, :]
-        x = x[torch.arange(b, device=dev)[:, None, None, None],
-              torch.arange(x.shape[1], device=dev)[None, :, None, None], rows, cols]
+        x = x[
+            torch.arange(b, device=dev)[:, None, None, None],
+            torch.arange(x.shape[1], device=dev)[None, :, None, None],
+            rows,
+            cols,
+        ]
         x = x.float().div_(255)
         if self.cfg.flip:
             flip = (self._rand(b) < 0.5).view(b, 1, 1, 1)
@@ -75,8 +83,10 @@ class BatchAugmenter:
         ys = torch.arange(h, device=x.device).view(1, h, 1)
         xs = torch.arange(w, device=x.device).view(1, 1, w)
         box = (
-            (ys >= top.view(b, 1, 1)) & (ys < (top + eh).view(b, 1, 1))
-            & (xs >= left.view(b, 1, 1)) & (xs < (left + ew).view(b, 1, 1))
+            (ys >= top.view(b, 1, 1))
+            & (ys < (top + eh).view(b, 1, 1))
+            & (xs >= left.view(b, 1, 1))
+            & (xs < (left + ew).view(b, 1, 1))
         )
         return (box & on.view(b, 1, 1)).unsqueeze(1)
 

@@ -87,8 +87,12 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
-        sub = {"data": DataConfig, "protocol": ProtocolConfig, "aug": AugConfig,
-               "optim": OptimConfig}
+        sub = {
+            "data": DataConfig,
+            "protocol": ProtocolConfig,
+            "aug": AugConfig,
+            "optim": OptimConfig,
+        }
         kwargs = {k: (sub[k](**v) if k in sub else v) for k, v in d.items()}
         return cls(**kwargs)
 

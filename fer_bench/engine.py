@@ -122,8 +122,11 @@ def _select(history: list[dict]) -> dict:
 
 
 def _rng_state(aug_gen: torch.Generator, order_gen: torch.Generator) -> dict:
-    return {"torch": torch.get_rng_state(), "aug": aug_gen.get_state(),
-            "order": order_gen.get_state()}
+    return {
+        "torch": torch.get_rng_state(),
+        "aug": aug_gen.get_state(),
+        "order": order_gen.get_state(),
+    }
 
 
 def train(
@@ -146,7 +149,8 @@ def train(
     ckpt_path = out / "checkpoint.pt"
     state = (
         torch.load(ckpt_path, map_location=cfg.device, weights_only=False)
-        if resume and ckpt_path.exists() else None
+        if resume and ckpt_path.exists()
+        else None
     )
 
     started = time.perf_counter()
@@ -163,8 +167,12 @@ def train(
     if steps == 0:
         raise ValueError(f"batch size {cfg.batch_size} exceeds the {n_train} training images")
     info = TrainInfo(
-        num_classes=bundle.num_classes, num_train=n_train, observed_labels=data.observed.clone(),
-        epochs=cfg.epochs, steps_per_epoch=steps, batch_size=cfg.batch_size,
+        num_classes=bundle.num_classes,
+        num_train=n_train,
+        observed_labels=data.observed.clone(),
+        epochs=cfg.epochs,
+        steps_per_epoch=steps,
+        batch_size=cfg.batch_size,
     )
     method: Method = method_cls(backbone, info, hparams).to(cfg.device)
     if cfg.channels_last:
@@ -199,10 +207,15 @@ def train(
         write_jsonl_atomic(out / "metrics.jsonl", history)
 
     record: dict[str, Any] = {
-        "hash": cfg.hash(), "method": cfg.method, "dataset": bundle.name,
-        "class_names": list(bundle.class_names), "config": cfg.to_dict(),
-        "hparams": dataclasses.asdict(hparams), "labels": label_info,
-        "dataset_info": bundle.info, "environment": environment(cfg.device),
+        "hash": cfg.hash(),
+        "method": cfg.method,
+        "dataset": bundle.name,
+        "class_names": list(bundle.class_names),
+        "config": cfg.to_dict(),
+        "hparams": dataclasses.asdict(hparams),
+        "labels": label_info,
+        "dataset_info": bundle.info,
+        "environment": environment(cfg.device),
     }
     flipped = data.train_labels.flipped
     reporter = TrainingProgress(cfg.method, cfg.epochs, steps, enabled=progress)
@@ -211,20 +224,23 @@ def train(
         with reporter:
             reporter.advance_to(first_epoch)
             for epoch in range(first_epoch, cfg.epochs):
-                row = _train_epoch(cfg, method, aug, data, optimizer, scheduler, order_gen,
-                                   epoch, steps, reporter)
+                row = _train_epoch(
+                    cfg, method, aug, data, optimizer, scheduler, order_gen, epoch, steps, reporter
+                )
                 scores = row.pop("scores")
                 row["noise"] = (
                     noise_diagnostics(scores, flipped, method.score_name)
-                    if scores is not None else None
+                    if scores is not None
+                    else None
                 )
                 row["val"] = evaluate(method, aug, data.val, data.val_labels, cfg)
                 row["test"] = evaluate(method, aug, data.test, data.test.labels, cfg)
                 row["time_s"] = round(time.perf_counter() - row.pop("t0"), 3)
                 history.append(row)
                 write_jsonl_atomic(out / "metrics.jsonl", history)
-                _save_checkpoint(ckpt_path, method, optimizer, scheduler, epoch + 1,
-                                 aug_gen, order_gen)
+                _save_checkpoint(
+                    ckpt_path, method, optimizer, scheduler, epoch + 1, aug_gen, order_gen
+                )
                 reporter.epoch_done(epoch, row)
                 if writer is not None:
                     _log_scalars(writer, row)
@@ -236,9 +252,16 @@ def train(
 
 
 def _train_epoch(
-    cfg: RunConfig, method: Method, aug: BatchAugmenter, data: _Data,
-    optimizer: torch.optim.Optimizer, scheduler: Any, order_gen: torch.Generator,
-    epoch: int, steps: int, reporter: TrainingProgress,
+    cfg: RunConfig,
+    method: Method,
+    aug: BatchAugmenter,
+    data: _Data,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    order_gen: torch.Generator,
+    epoch: int,
+    steps: int,
+    reporter: TrainingProgress,
 ) -> dict:
     t0 = time.perf_counter()
     n = len(data.observed)
@@ -256,7 +279,9 @@ def _train_epoch(
             out = method.loss(batch, epoch)
         loss = out.loss.float()
         if not torch.isfinite(loss):
-            raise Divergence(f"non-finite loss ({loss.item()}) at epoch {epoch + 1}, step {step + 1}")
+            raise Divergence(
+                f"non-finite loss ({loss.item()}) at epoch {epoch + 1}, step {step + 1}"
+            )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -283,8 +308,9 @@ def _tensorboard_writer(out: Path) -> Any:
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
-        raise ValueError("--tensorboard needs the tensorboard package: "
-                         "pip install 'fer-bench[tensorboard]'") from None
+        raise ValueError(
+            "--tensorboard needs the tensorboard package: pip install 'fer-bench[tensorboard]'"
+        ) from None
     return SummaryWriter(log_dir=str(out / "tensorboard"))
 
 
@@ -301,14 +327,23 @@ def _log_scalars(writer: Any, row: dict) -> None:
 
 
 def _save_checkpoint(
-    path: Path, method: Method, optimizer: torch.optim.Optimizer, scheduler: Any, epoch: int,
-    aug_gen: torch.Generator, order_gen: torch.Generator,
+    path: Path,
+    method: Method,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    epoch: int,
+    aug_gen: torch.Generator,
+    order_gen: torch.Generator,
 ) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save(
-        {"method": method.state_dict(), "optimizer": optimizer.state_dict(),
-         "scheduler": scheduler.state_dict(), "epoch": epoch,
-         "rng": _rng_state(aug_gen, order_gen)},
+        {
+            "method": method.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "epoch": epoch,
+            "rng": _rng_state(aug_gen, order_gen),
+        },
         tmp,
     )
     tmp.replace(path)

@@ -29,15 +29,34 @@ _ALIASES = {
 
 # The seven basic expressions in FER2013's own order (0=angry ... 6=neutral).
 FER2013_ORDER: tuple[str, ...] = (
-    "anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral",
+    "anger",
+    "disgust",
+    "fear",
+    "happiness",
+    "sadness",
+    "surprise",
+    "neutral",
 )
 # RAF-DB basic labels 1..7.
 RAFDB_ORDER: tuple[str, ...] = (
-    "surprise", "fear", "disgust", "happiness", "sadness", "anger", "neutral",
+    "surprise",
+    "fear",
+    "disgust",
+    "happiness",
+    "sadness",
+    "anger",
+    "neutral",
 )
 # AffectNet expression ids 0..7.
 AFFECTNET_ORDER: tuple[str, ...] = (
-    "neutral", "happiness", "sadness", "surprise", "fear", "disgust", "anger", "contempt",
+    "neutral",
+    "happiness",
+    "sadness",
+    "surprise",
+    "fear",
+    "disgust",
+    "anger",
+    "contempt",
 )
 
 

@@ -58,7 +58,7 @@ class Hparams:
 
 class Method(nn.Module):
     Hparams: ClassVar[type] = Hparams
-    second_view: ClassVar[SecondView | None] = None
+    second_view: SecondView | None = None  # may be set per instance from hparams
     score_name: ClassVar[str | None] = None  # what `scores` means, e.g. "importance"
 
     def __init__(self, backbone: Backbone, info: TrainInfo, hparams: Any) -> None:

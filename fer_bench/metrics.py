@@ -44,7 +44,10 @@ def classification_metrics(
     precision = np.where(predicted > 0, tp / np.maximum(predicted, 1), 0.0)
     f1 = np.where(
         present & (precision + np.nan_to_num(recall) > 0),
-        2 * precision * np.nan_to_num(recall) / np.maximum(precision + np.nan_to_num(recall), 1e-12),
+        2
+        * precision
+        * np.nan_to_num(recall)
+        / np.maximum(precision + np.nan_to_num(recall), 1e-12),
         0.0,
     )
     top2 = np.argsort(-probs, axis=1)[:, :2]

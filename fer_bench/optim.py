@@ -16,7 +16,10 @@ def build_optimizer(cfg: OptimConfig, param_groups: list[dict]) -> torch.optim.O
         return torch.optim.AdamW(param_groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.name == "sgd":
         return torch.optim.SGD(
-            param_groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+            param_groups,
+            lr=cfg.lr,
+            momentum=cfg.momentum,
+            weight_decay=cfg.weight_decay,
             nesterov=True,
         )
     raise ValueError(f"unknown optimizer {cfg.name!r}; known: adam, adamw, sgd")

@@ -60,7 +60,10 @@ def code_version() -> dict[str, Any]:
             info["commit"] = commit.stdout.strip()
             status = subprocess.run(
                 ["git", "status", "--porcelain", "--untracked-files=no"],
-                cwd=root, capture_output=True, text=True, timeout=5,
+                cwd=root,
+                capture_output=True,
+                text=True,
+                timeout=5,
             )
             info["dirty"] = bool(status.stdout.strip())
     except (OSError, subprocess.TimeoutExpired):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ ERROR_FILE = "error.txt"  # traceback of a sweep job whose engine call raised
 _NOISE_ABBR = {"symmetric": "sym", "pairflip": "pair", "confusion": "conf"}
 
 
-class RunState(str, Enum):
+class RunState(StrEnum):
     DONE = "done"  # final.json says done and the done marker exists
     FAILED = "failed"  # final.json says failed
     PARTIAL = "partial"  # directory exists, not finished: running or interrupted

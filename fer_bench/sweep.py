@@ -36,13 +36,13 @@ import copy
 import importlib
 import json
 import shutil
+import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tomllib
 from filelock import FileLock, Timeout
 
 from fer_bench.config import ProtocolConfig, RunConfig

@@ -9,13 +9,15 @@ from fer_bench.config import AugConfig
 
 
 def _aug(cfg: AugConfig, seed: int = 0) -> BatchAugmenter:
-    return BatchAugmenter(cfg, torch.tensor([0.5]), torch.tensor([0.25]), 48,
-                          torch.Generator().manual_seed(seed))
+    return BatchAugmenter(
+        cfg, torch.tensor([0.5]), torch.tensor([0.25]), 48, torch.Generator().manual_seed(seed)
+    )
 
 
 def _images(n: int = 16) -> torch.Tensor:
-    return torch.randint(0, 256, (n, 1, 48, 48), generator=torch.Generator().manual_seed(1),
-                         dtype=torch.uint8)
+    return torch.randint(
+        0, 256, (n, 1, 48, 48), generator=torch.Generator().manual_seed(1), dtype=torch.uint8
+    )
 
 
 def test_same_seed_same_batch():

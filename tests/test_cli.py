@@ -39,10 +39,16 @@ def test_unknown_method_lists_names(tmp_path):
 
 
 def test_unknown_dataset_and_backbone(tmp_path):
-    _one_line_error(invoke("run", "ce", "--dataset", "nope", "--out", tmp_path),
-                    "unknown datasets 'nope'", "synthetic")
-    _one_line_error(invoke("run", "ce", "--backbone", "nope", "--out", tmp_path),
-                    "unknown backbone 'nope'", "fer_resnet10_w16")
+    _one_line_error(
+        invoke("run", "ce", "--dataset", "nope", "--out", tmp_path),
+        "unknown datasets 'nope'",
+        "synthetic",
+    )
+    _one_line_error(
+        invoke("run", "ce", "--backbone", "nope", "--out", tmp_path),
+        "unknown backbone 'nope'",
+        "fer_resnet10_w16",
+    )
     assert not any(tmp_path.iterdir())
 
 
@@ -53,8 +59,9 @@ def test_bad_numbers(tmp_path):
 
 
 def test_unknown_hyperparameter(tmp_path):
-    _one_line_error(invoke("run", "ce", "--set", "beta=1", "--out", tmp_path),
-                    "no hyperparameter 'beta'")
+    _one_line_error(
+        invoke("run", "ce", "--set", "beta=1", "--out", tmp_path), "no hyperparameter 'beta'"
+    )
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
@@ -66,10 +73,14 @@ def test_unwritable_out(tmp_path):
 
 def test_mismatched_checkpoint(tmp_path):
     ckpt = tmp_path / "w32.pt"
-    torch.save(__import__("timm").create_model("fer_resnet10_w32", num_classes=7,
-                                                in_chans=1).state_dict(), ckpt)
-    _one_line_error(invoke("run", "ce", "--pretrained", ckpt, "--out", tmp_path / "runs"),
-                    "does not match the backbone")
+    torch.save(
+        __import__("timm").create_model("fer_resnet10_w32", num_classes=7, in_chans=1).state_dict(),
+        ckpt,
+    )
+    _one_line_error(
+        invoke("run", "ce", "--pretrained", ckpt, "--out", tmp_path / "runs"),
+        "does not match the backbone",
+    )
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 

@@ -6,7 +6,6 @@ import json
 from dataclasses import fields, replace
 
 import numpy as np
-
 import pytest
 import torch
 
@@ -25,8 +24,17 @@ def test_run_writes_complete_records(tiny_bundle, tiny_config, tmp_path):
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2]
     for row in rows:
-        assert set(row["test"]) >= {"acc", "mean_class_acc", "macro_f1", "top2", "confusion",
-                                    "ece", "nll", "vote_ce", "vote_kl"}
+        assert set(row["test"]) >= {
+            "acc",
+            "mean_class_acc",
+            "macro_f1",
+            "top2",
+            "confusion",
+            "ece",
+            "nll",
+            "vote_ce",
+            "vote_kl",
+        }
         assert sum(map(sum, row["test"]["confusion"])) == 300
     assert final["labels"]["train_sha256"] and final["labels"]["n_train"] == 600
     assert final["environment"]["code"]["fer_bench"]
@@ -106,8 +114,12 @@ def test_methods_see_observed_labels_only(tiny_bundle, tiny_config, tmp_path):
     cfg.protocol.noise_rate = 0.4
     Spy.shown.clear()
     engine.train(cfg, tmp_path, progress=False, bundle=tiny_bundle)
-    table = np.loadtxt(engine.run_dir(cfg, tmp_path) / "labels_train.csv", delimiter=",",
-                       skiprows=1, dtype=np.int64)
+    table = np.loadtxt(
+        engine.run_dir(cfg, tmp_path) / "labels_train.csv",
+        delimiter=",",
+        skiprows=1,
+        dtype=np.int64,
+    )
     observed, clean = torch.from_numpy(table[:, 1]), torch.from_numpy(table[:, 2])
     assert (observed != clean).float().mean() == pytest.approx(0.4, abs=0.01)
     assert torch.equal(Spy.init_labels, observed)

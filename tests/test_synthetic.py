@@ -27,7 +27,8 @@ def test_shapes_soft_labels_and_long_tail():
 
 def test_expressions_render_differently():
     s = generate_split(2000, 0)
-    means = torch.stack([s.images[torch.from_numpy(s.labels == c)].float().mean(0)
-                         for c in range(len(CLASSES))])
+    means = torch.stack(
+        [s.images[torch.from_numpy(s.labels == c)].float().mean(0) for c in range(len(CLASSES))]
+    )
     gaps = torch.cdist(means.flatten(1), means.flatten(1))
     assert gaps[~torch.eye(len(CLASSES), dtype=torch.bool)].min() > 1.0

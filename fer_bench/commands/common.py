@@ -25,8 +25,15 @@ def one_line_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (ValueError, KeyError, FileNotFoundError, FileExistsError, PermissionError,
-                NotADirectoryError, IsADirectoryError) as err:
+        except (
+            ValueError,
+            KeyError,
+            FileNotFoundError,
+            FileExistsError,
+            PermissionError,
+            NotADirectoryError,
+            IsADirectoryError,
+        ) as err:
             message = str(err) if not isinstance(err, KeyError) else str(err).strip("'\"")
             fail(message)
 

@@ -12,8 +12,12 @@ from fer_bench.commands.common import console, fail, one_line_errors
 from fer_bench.profiles import profile_names
 from fer_bench.registry import BACKBONES, DATASETS, METHODS, PROTOCOLS, load_plugin_file
 
-REGISTRIES = {"methods": METHODS, "datasets": DATASETS, "protocols": PROTOCOLS,
-              "backbones": BACKBONES}
+REGISTRIES = {
+    "methods": METHODS,
+    "datasets": DATASETS,
+    "protocols": PROTOCOLS,
+    "backbones": BACKBONES,
+}
 
 
 def _summary(obj: object) -> str:
@@ -25,7 +29,9 @@ def register(app: typer.Typer) -> None:
     @app.command("list")
     @one_line_errors
     def list_(
-        kind: Annotated[str, typer.Argument(help="methods | datasets | protocols | backbones | profiles")],
+        kind: Annotated[
+            str, typer.Argument(help="methods | datasets | protocols | backbones | profiles")
+        ],
         plugin: Annotated[str | None, typer.Option(help="Python file registering extras")] = None,
     ) -> None:
         """List registered names."""

@@ -34,18 +34,35 @@ def build_config(
     o = options.get
     overrides = {
         "method": method,
-        "backbone": o("backbone"), "pretrained": o("pretrained"), "epochs": o("epochs"),
-        "batch_size": o("batch_size"), "seed": o("seed"), "device": o("device"),
+        "backbone": o("backbone"),
+        "pretrained": o("pretrained"),
+        "epochs": o("epochs"),
+        "batch_size": o("batch_size"),
+        "seed": o("seed"),
+        "device": o("device"),
         "plugin": o("plugin"),
-        "bf16": o("bf16"), "channels_last": o("channels_last"),
+        "bf16": o("bf16"),
+        "channels_last": o("channels_last"),
         "hparams": parse_sets(sets) if sets else None,
-        "data": {"name": o("dataset"), "root": o("data_root"), "label_mode": o("label_mode"),
-                 "image_size": o("image_size")},
-        "protocol": {"noise": o("noise_type"), "noise_rate": o("noise"),
-                     "noise_seed": o("noise_seed"), "imbalance": o("imbalance"),
-                     "imbalance_type": o("imbalance_type")},
-        "optim": {"lr": o("lr"), "name": o("optimizer"), "schedule": o("schedule"),
-                  "weight_decay": o("weight_decay")},
+        "data": {
+            "name": o("dataset"),
+            "root": o("data_root"),
+            "label_mode": o("label_mode"),
+            "image_size": o("image_size"),
+        },
+        "protocol": {
+            "noise": o("noise_type"),
+            "noise_rate": o("noise"),
+            "noise_seed": o("noise_seed"),
+            "imbalance": o("imbalance"),
+            "imbalance_type": o("imbalance_type"),
+        },
+        "optim": {
+            "lr": o("lr"),
+            "name": o("optimizer"),
+            "schedule": o("schedule"),
+            "weight_decay": o("weight_decay"),
+        },
         "aug": {"tta_flip": o("tta_flip")},
     }
     cfg = with_overrides(load_profile(profile), overrides)
@@ -62,7 +79,9 @@ def check_resume(cfg: RunConfig, resume: Path) -> Path:
     stored.pop("hash", None)
     diff = sorted(_diff(stored, cfg.to_dict()))
     if diff:
-        raise ValueError(f"--resume {resume}: its config differs from the command in {', '.join(diff)}")
+        raise ValueError(
+            f"--resume {resume}: its config differs from the command in {', '.join(diff)}"
+        )
     return resume.parent
 
 
@@ -85,8 +104,13 @@ def summary_table(final: dict) -> Table:
         table.add_column(f"test {col}", justify="right")
     for rule, sel in (final.get("selection") or {}).items():
         t = sel["test"]
-        table.add_row(rule, str(sel["epoch"]), f"{t['acc']:.4f}", f"{t['mean_class_acc']:.4f}",
-                      f"{t['macro_f1']:.4f}")
+        table.add_row(
+            rule,
+            str(sel["epoch"]),
+            f"{t['acc']:.4f}",
+            f"{t['mean_class_acc']:.4f}",
+            f"{t['macro_f1']:.4f}",
+        )
     return table
 
 
@@ -94,8 +118,12 @@ def register(app: typer.Typer) -> None:
     @app.command()
     @one_line_errors
     def run(
-        method: Annotated[str, typer.Argument(help="registered method name (fer-bench list methods)")],
-        profile: Annotated[str, Opt(help="named base config (fer-bench list profiles)")] = DEFAULT_PROFILE,
+        method: Annotated[
+            str, typer.Argument(help="registered method name (fer-bench list methods)")
+        ],
+        profile: Annotated[
+            str, Opt(help="named base config (fer-bench list profiles)")
+        ] = DEFAULT_PROFILE,
         dataset: Annotated[str | None, Opt(help="dataset name, or hf:PATH")] = None,
         data_root: Annotated[str | None, Opt(help="dataset folder")] = None,
         label_mode: Annotated[str | None, Opt(help="dataset label rule, e.g. majority")] = None,
@@ -104,18 +132,26 @@ def register(app: typer.Typer) -> None:
         batch_size: Annotated[int | None, Opt()] = None,
         lr: Annotated[float | None, Opt()] = None,
         optimizer: Annotated[str | None, Opt(help="adam | adamw | sgd")] = None,
-        schedule: Annotated[str | None, Opt(help="onecycle | cosine | exponential | constant")] = None,
+        schedule: Annotated[
+            str | None, Opt(help="onecycle | cosine | exponential | constant")
+        ] = None,
         weight_decay: Annotated[float | None, Opt()] = None,
-        backbone: Annotated[str | None, Opt(help="fer-bench list backbones, or any timm name")] = None,
+        backbone: Annotated[
+            str | None, Opt(help="fer-bench list backbones, or any timm name")
+        ] = None,
         pretrained: Annotated[str | None, Opt(help="local checkpoint to start from")] = None,
         seed: Annotated[int | None, Opt(help="training seed")] = None,
         device: Annotated[str | None, Opt(help="cpu | cuda")] = None,
         noise: Annotated[float | None, Opt(help="noise rate in [0, 1)")] = None,
-        noise_type: Annotated[str | None, Opt(help="noise protocol (default symmetric), or file:PATH")] = None,
+        noise_type: Annotated[
+            str | None, Opt(help="noise protocol (default symmetric), or file:PATH")
+        ] = None,
         noise_seed: Annotated[int | None, Opt(help="protocol seed, independent of --seed")] = None,
         imbalance: Annotated[float | None, Opt(help="imbalance factor n_max/n_min")] = None,
         imbalance_type: Annotated[str | None, Opt(help="exp | step")] = None,
-        set_: Annotated[list[str] | None, Opt("--set", help="method hyperparameter key=value")] = None,
+        set_: Annotated[
+            list[str] | None, Opt("--set", help="method hyperparameter key=value")
+        ] = None,
         tta_flip: Annotated[bool | None, Opt("--tta-flip/--no-tta-flip")] = None,
         bf16: Annotated[bool | None, Opt("--bf16/--no-bf16")] = None,
         channels_last: Annotated[bool | None, Opt("--channels-last/--no-channels-last")] = None,
@@ -131,18 +167,38 @@ def register(app: typer.Typer) -> None:
         if plugin:
             load_plugin_file(plugin)
         cfg = build_config(
-            method, profile, set_, dataset=dataset, data_root=data_root, label_mode=label_mode,
-            image_size=image_size, epochs=epochs, batch_size=batch_size, lr=lr,
-            optimizer=optimizer, schedule=schedule, weight_decay=weight_decay,
-            backbone=backbone, pretrained=pretrained, seed=seed, device=device, noise=noise,
-            noise_type=noise_type, noise_seed=noise_seed, imbalance=imbalance,
-            imbalance_type=imbalance_type, tta_flip=tta_flip, bf16=bf16,
-            channels_last=channels_last, plugin=plugin,
+            method,
+            profile,
+            set_,
+            dataset=dataset,
+            data_root=data_root,
+            label_mode=label_mode,
+            image_size=image_size,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            optimizer=optimizer,
+            schedule=schedule,
+            weight_decay=weight_decay,
+            backbone=backbone,
+            pretrained=pretrained,
+            seed=seed,
+            device=device,
+            noise=noise,
+            noise_type=noise_type,
+            noise_seed=noise_seed,
+            imbalance=imbalance,
+            imbalance_type=imbalance_type,
+            tta_flip=tta_flip,
+            bf16=bf16,
+            channels_last=channels_last,
+            plugin=plugin,
         )
         root = check_resume(cfg, resume) if resume else out
         _check_writable(root)
-        final = train(cfg, root, resume=resume is not None, progress=not quiet,
-                      tensorboard=tensorboard)
+        final = train(
+            cfg, root, resume=resume is not None, progress=not quiet, tensorboard=tensorboard
+        )
         console.print(summary_table(final))
         console.print(f"run directory: {run_dir(cfg, root)}")
         if final["status"] != "done":

@@ -61,8 +61,12 @@ def _soft(dist: torch.Tensor, sharpness: float = 40.0) -> torch.Tensor:
 
 
 def _segment_distance(
-    px: torch.Tensor, py: torch.Tensor, ax: torch.Tensor, ay: torch.Tensor,
-    bx: torch.Tensor, by: torch.Tensor,
+    px: torch.Tensor,
+    py: torch.Tensor,
+    ax: torch.Tensor,
+    ay: torch.Tensor,
+    bx: torch.Tensor,
+    by: torch.Tensor,
 ) -> torch.Tensor:
     dx, dy = bx - ax, by - ay
     t = (((px - ax) * dx + (py - ay) * dy) / (dx * dx + dy * dy)).clamp(0, 1)
@@ -113,7 +117,9 @@ def render_faces(actions: torch.Tensor, gen: torch.Generator, size: int = 48) ->
     centre = mouth_y - curve * 0.1 * (xm**2 - 0.4)
     gap = 0.17 * mouth_open * (1 - xm**2)
     lips = inside_w * _soft((y - centre - gap / 2).abs() - gap / 2 - 0.022)
-    nose = _soft(_segment_distance(ax, y, 0.0 * ax, 0.02 + 0 * y, 0.06 + 0 * ax, 0.18 + 0 * y) - 0.012)
+    nose = _soft(
+        _segment_distance(ax, y, 0.0 * ax, 0.02 + 0 * y, 0.06 + 0 * ax, 0.18 + 0 * y) - 0.012
+    )
     folds = wrinkle * _soft(
         _segment_distance(ax, y, 0.08 + 0 * ax, 0.05 + 0 * y, 0.16 + 0 * ax, 0.22 + 0 * y) - 0.015
     )

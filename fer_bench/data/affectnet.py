@@ -15,11 +15,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from fer_bench.config import DataConfig
-from fer_bench.data.base import DatasetBundle, Split
+from fer_bench.data.base import DatasetBundle
 from fer_bench.data.cache import cached, source_key
 from fer_bench.data.files import (
     IMAGE_SUFFIXES,
@@ -29,8 +26,8 @@ from fer_bench.data.files import (
     require_root,
     sha256_file,
 )
-from fer_bench.data.imaging import ImageRef, check_format, decode_files
-from fer_bench.data.splits import carve_val
+from fer_bench.data.imaging import ImageRef, check_format
+from fer_bench.data.splits import decode_train_test
 from fer_bench.expressions import AFFECTNET_ORDER
 from fer_bench.registry import DATASETS
 
@@ -131,17 +128,7 @@ def load(cfg: DataConfig) -> DatasetBundle:
     key = source_key(options, hashes, refs["train"] + refs["test"])
 
     def build() -> DatasetBundle:
-        images = decode_files(refs["train"] + refs["test"], cfg.image_size, cfg.channels)
-        n_train = len(refs["train"])
-        full_train, test = (
-            Split(
-                images=torch.from_numpy(part),
-                labels=np.array([e[1] for e in kept[s]], dtype=np.int64),
-                names=[e[0] for e in kept[s]],
-            )
-            for s, part in (("train", images[:n_train]), ("test", images[n_train:]))
-        )
-        train, val, note = carve_val(full_train, CSV_NAMES["train"])
+        train, val, test, note = decode_train_test(refs, kept, cfg, CSV_NAMES["train"])
         info = {
             "source": "AffectNet CSV",
             "label_mode": mode,

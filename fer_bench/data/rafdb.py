@@ -12,11 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from fer_bench.config import DataConfig
-from fer_bench.data.base import DatasetBundle, Split
+from fer_bench.data.base import DatasetBundle
 from fer_bench.data.cache import cached, source_key
 from fer_bench.data.files import (
     check_unique,
@@ -26,8 +23,8 @@ from fer_bench.data.files import (
     require_root,
     sha256_file,
 )
-from fer_bench.data.imaging import ImageRef, check_format, decode_files
-from fer_bench.data.splits import carve_val
+from fer_bench.data.imaging import ImageRef, check_format
+from fer_bench.data.splits import decode_train_test
 from fer_bench.expressions import RAFDB_ORDER
 from fer_bench.registry import DATASETS
 
@@ -93,21 +90,13 @@ def load(cfg: DataConfig) -> DatasetBundle:
     key = source_key(options, hashes, refs["train"] + refs["test"])
 
     def build() -> DatasetBundle:
-        images = decode_files(refs["train"] + refs["test"], cfg.image_size, cfg.channels)
-        n_train = len(refs["train"])
-        full_train, test = (
-            Split(
-                images=torch.from_numpy(part),
-                labels=np.array([e[1] for e in by_split[s]], dtype=np.int64),
-                names=[e[0] for e in by_split[s]],
-            )
-            for s, part in (("train", images[:n_train]), ("test", images[n_train:]))
+        train, val, test, note = decode_train_test(
+            refs, by_split, cfg, f"{LABEL_FILE} train_ images"
         )
-        train, val, note = carve_val(full_train, f"{LABEL_FILE} train_ images")
         info = {
             "source": "RAF-DB basic, aligned images",
             "label_files_sha256": hashes,
-            "rows": {"train": n_train, "test": len(test)},
+            "rows": {"train": len(refs["train"]), "test": len(test)},
             "val_split": note,
         }
         return DatasetBundle(

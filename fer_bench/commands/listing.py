@@ -21,7 +21,9 @@ REGISTRIES = {
 
 
 def _summary(obj: object) -> str:
-    doc = inspect.getdoc(obj) or ""
+    """First line of the object's own docstring (not one inherited), else its module's."""
+    own = obj.__dict__.get("__doc__") if isinstance(obj, type) else obj.__doc__
+    doc = inspect.cleandoc(own or "") or inspect.getdoc(inspect.getmodule(obj)) or ""
     return doc.splitlines()[0] if doc else ""
 
 

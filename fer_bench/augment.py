@@ -34,39 +34,40 @@ class BatchAugmenter:
         return torch.rand(*shape, generator=self.gen, device=self.gen.device)
 
     def geometry(self, images: torch.Tensor) -> torch.Tensor:
-        """Random crop from the zero-padded uint8 batch, random flip; float in [0, 1]."""
-        b, _, h, w = images.shape
+        """Random crop from the zero-padded uint8 batch and random flip, as one gather;
+        float in [0, 1]."""
+        b, chans, h, w = images.shape
         p, c = self.cfg.pad, self.crop
         x = torch.nn.functional.pad(images, (p, p, p, p)) if p else images
-        max_y, max_x = h + 2 * p - c, w + 2 * p - c
-        oy = (self._rand(b) * (max_y + 1)).long()
-        ox = (self._rand(b) * (max_x + 1)).long()
+        wp = w + 2 * p
+        oy = (self._rand(b) * (h + 2 * p - c + 1)).long()
+        ox = (self._rand(b) * (wp - c + 1)).long()
         dev = images.device
-        rows = (oy[:, None] + torch.arange(c, device=dev))[:, None, :, None]
-        cols = (ox[:, None] + torch.arange(c, device=dev))[:, None, None, :]
-        x = x[
-            torch.arange(b, device=dev)[:, None, None, None],
-            torch.arange(x.shape[1], device=dev)[None, :, None, None],
-            rows,
-            cols,
-        ]
-        x = x.float().div_(255)
+        rows = torch.arange(c, device=dev).view(c, 1) * wp
+        cols = torch.arange(c, device=dev).view(1, c)
+        offsets = (oy * wp + ox).view(b, 1)
+        index = offsets + (rows + cols).view(1, -1)
         if self.cfg.flip:
-            flip = (self._rand(b) < 0.5).view(b, 1, 1, 1)
-            x = torch.where(flip, x.flip(-1), x)
-        return x
+            flip = (self._rand(b) < 0.5).view(b, 1)
+            index = torch.where(flip, offsets + (rows + cols.flip(1)).view(1, -1), index)
+        index = index.view(b, 1, c * c).expand(b, chans, c * c)
+        return x.flatten(2).gather(2, index).view(b, chans, c, c).float().div_(255)
 
     def photometric(self, x: torch.Tensor) -> torch.Tensor:
-        """Gaussian pixel noise (before normalising), normalisation, random erasing (after)."""
+        """Gaussian pixel noise (before normalising), normalisation, random erasing (after).
+
+        Works in place on ``x`` (a fresh float batch from :meth:`geometry`): at 48 px
+        the elementwise passes cost as much as the network, so none is spent on copies.
+        """
         b = x.shape[0]
         if self.cfg.noise_p > 0:
-            on = (self._rand(b) < self.cfg.noise_p).view(b, 1, 1, 1)
             sigma = math.sqrt(self.cfg.noise_var) / 255
-            noise = torch.randn(x.shape, generator=self.gen, device=x.device) * sigma
-            x = torch.where(on, (x + noise).clamp_(0, 1), x)
-        x = (x - self.mean) / self.std
+            scale = (self._rand(b) < self.cfg.noise_p).to(x.dtype).mul_(sigma).view(b, 1, 1, 1)
+            noise = torch.randn(x.shape, generator=self.gen, device=x.device)
+            x.addcmul_(noise, scale).clamp_(0, 1)  # clamping un-noised pixels is a no-op
+        x.sub_(self.mean).div_(self.std)
         if self.cfg.erase_p > 0:
-            x = x * (1 - self._erase_mask(x).to(x.dtype))
+            x.masked_fill_(self._erase_mask(x), 0.0)
         return x
 
     def _erase_mask(self, x: torch.Tensor) -> torch.Tensor:
@@ -93,19 +94,20 @@ class BatchAugmenter:
     def train_views(
         self, images: torch.Tensor, second_view: str | None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if second_view not in (None, "mirror", "mirror_aug"):
+            raise ValueError(f"unknown second view {second_view!r}")
         geo = self.geometry(images)
+        mirrored = geo.flip(-1) if second_view == "mirror_aug" else None  # a copy, taken first
         x1 = self.photometric(geo)
         if second_view is None:
             return x1, None
         if second_view == "mirror":
             return x1, x1.flip(-1)
-        if second_view == "mirror_aug":
-            return x1, self.photometric(geo.flip(-1))
-        raise ValueError(f"unknown second view {second_view!r}")
+        return x1, self.photometric(mirrored)
 
     def eval_view(self, images: torch.Tensor) -> torch.Tensor:
         """Centre crop, normalised; no randomness."""
         _, _, h, w = images.shape
         top, left = (h - self.crop) // 2, (w - self.crop) // 2
         x = images[:, :, top : top + self.crop, left : left + self.crop].float().div_(255)
-        return (x - self.mean) / self.std
+        return x.sub_(self.mean).div_(self.std)

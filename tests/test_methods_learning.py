@@ -3,8 +3,14 @@
 Each run (4,000 faces at 40 px, 4 epochs, about 10-20 s on 2 cores) must finish and
 record noise diagnostics every epoch when its method scores samples. "Above chance"
 is read strictly: better than every constant predictor, i.e. test accuracy above the
-majority-class share or mean class accuracy above 1/K. Methods that need more than
-this budget from scratch are marked xfail with the reason (non-strict).
+majority-class share or mean class accuracy above 1/K.
+
+Three official recipes do not learn from scratch within this budget, so the
+above-chance test leaves them out (their full-budget numbers are in
+results/synthetic/): NLA's un-detached weight collapses the model to the majority
+class (its mechanism is tested in test_methods_nla_collapse.py; the detached
+variant is tested here), EAC's consistency term (lam 5) first flattens the feature
+maps, and RUL's 64-d mixed bottleneck starts slowly.
 """
 
 from __future__ import annotations
@@ -25,13 +31,8 @@ pytestmark = pytest.mark.slow
 SIZE = 40
 BUILTIN = [n for n in METHODS.names() if METHODS.get(n).__module__.startswith("fer_bench.methods")]
 CASES = [(name, {}) for name in BUILTIN] + [("nla", {"detach_weight": "true"})]
-SLOW_LEARNERS = {
-    "nla": "official un-detached NAW weight: its gradient raises the wrong top logit of most "
-    "misclassified samples, and from scratch the model collapses to the majority class",
-    "rul": "the mixed 64-d bottleneck learns slower from scratch than this 4-epoch budget",
-    "eac": "lam=5 flip consistency slows from-scratch learning at this budget (lam=0 ~ CE)",
-    "gce": "GCE (q=0.7) fits slowly early in training; marginal at this budget",
-}
+NOT_IN_BUDGET = {"nla", "eac", "rul"}  # official defaults only; see the module docstring
+LEARNERS = [c for c in CASES if c[1] or c[0] not in NOT_IN_BUDGET]
 
 
 @pytest.fixture(scope="module")
@@ -86,16 +87,7 @@ def test_run_finishes_and_records_noise_diagnostics(runs, bundle, tmp_path_facto
             assert 0.0 <= row["noise"]["auroc"] <= 1.0
 
 
-@pytest.mark.parametrize(
-    "case",
-    [
-        pytest.param(c, marks=pytest.mark.xfail(reason=SLOW_LEARNERS[c[0]], strict=False))
-        if c[0] in SLOW_LEARNERS and not c[1]
-        else c
-        for c in CASES
-    ],
-    ids=case_id,
-)
+@pytest.mark.parametrize("case", LEARNERS, ids=case_id)
 def test_ends_better_than_any_constant_predictor(runs, bundle, tmp_path_factory, case):
     name, hparams = case
     _, rows = run(runs, bundle, tmp_path_factory.getbasetemp() / "runs", name, hparams)

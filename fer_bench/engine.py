@@ -39,8 +39,6 @@ from fer_bench.records import environment, read_jsonl, write_json_atomic, write_
 from fer_bench.registry import METHODS, load_plugin_file
 from fer_bench.training_progress import TrainingProgress
 
-SELECTION_RULES = ("val", "last", "oracle")
-
 
 class Divergence(RuntimeError):
     pass

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
-
 import typer
 
-# Modules are imported lazily by name so a missing optional one never breaks the CLI.
-COMMAND_MODULES = ("run", "listing", "data", "preview", "labels", "sweep", "table", "plot")
+from fer_bench.commands import data, labels, listing, plot, preview, run, sweep, table
+
+# `data` before `preview`: preview adds itself to the `data` sub-app.
+COMMAND_MODULES = (run, listing, data, preview, labels, sweep, table, plot)
 
 
 def register_all(app: typer.Typer) -> None:
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"fer_bench.commands.{name}")
-        except ModuleNotFoundError as err:
-            if err.name != f"fer_bench.commands.{name}":
-                raise
-            continue
+    for module in COMMAND_MODULES:
         module.register(app)

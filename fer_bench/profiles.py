@@ -35,6 +35,54 @@ def with_overrides(cfg: RunConfig, overrides: dict[str, Any]) -> RunConfig:
     return RunConfig.from_dict(merged)
 
 
+def option_overrides(options: dict[str, Any]) -> dict[str, Any]:
+    """Command-line option values (None = not given) as nested RunConfig overrides."""
+    o = options.get
+    return {
+        "method": o("method"),
+        "backbone": o("backbone"),
+        "pretrained": o("pretrained"),
+        "epochs": o("epochs"),
+        "batch_size": o("batch_size"),
+        "seed": o("seed"),
+        "device": o("device"),
+        "plugin": o("plugin"),
+        "bf16": o("bf16"),
+        "channels_last": o("channels_last"),
+        "data": {
+            "name": o("dataset"),
+            "root": o("data_root"),
+            "label_mode": o("label_mode"),
+            "image_size": o("image_size"),
+        },
+        "protocol": {
+            "noise": o("noise_type"),
+            "noise_rate": o("noise"),
+            "noise_seed": o("noise_seed"),
+            "imbalance": o("imbalance"),
+            "imbalance_type": o("imbalance_type"),
+        },
+        "optim": {
+            "lr": o("lr"),
+            "name": o("optimizer"),
+            "schedule": o("schedule"),
+            "weight_decay": o("weight_decay"),
+        },
+        "aug": {"tta_flip": o("tta_flip")},
+    }
+
+
+def parse_key_values(pairs: list[str], form: str = "KEY=VALUE") -> dict[str, str]:
+    """``--set KEY=VALUE`` pairs as a dict; ``form`` names the expected shape in errors."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set expects {form}, got {pair!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
 def _merge(into: dict, overrides: dict, prefix: str) -> None:
     for key, value in overrides.items():
         if value is None:

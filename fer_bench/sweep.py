@@ -48,7 +48,7 @@ from filelock import FileLock, Timeout
 from fer_bench.config import ProtocolConfig, RunConfig
 from fer_bench.executors import DEFAULT_TRAINER, Executor, Job, JobResult
 from fer_bench.method import build_hparams
-from fer_bench.profiles import DEFAULT_PROFILE, load_profile, with_overrides
+from fer_bench.profiles import DEFAULT_PROFILE, load_profile, parse_key_values, with_overrides
 from fer_bench.registry import DATASETS, METHODS, PROTOCOLS, RegistryError, load_plugin_file
 from fer_bench.results import ProtocolKey, RunState, run_state, takes_rate
 
@@ -115,12 +115,9 @@ def _hparam_text(value: Any) -> str:
 def parse_sets(pairs: list[str]) -> dict[str, dict[str, str]]:
     """``--set [METHOD.]KEY=VALUE`` -> {method or "*": {key: value}}."""
     out: dict[str, dict[str, str]] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--set expects [METHOD.]KEY=VALUE, got {pair!r}")
-        method, dot, name = key.strip().rpartition(".")
-        out.setdefault(method if dot else ALL_METHODS, {})[name] = value.strip()
+    for key, value in parse_key_values(pairs, "[METHOD.]KEY=VALUE").items():
+        method, dot, name = key.rpartition(".")
+        out.setdefault(method if dot else ALL_METHODS, {})[name] = value
     return out
 
 

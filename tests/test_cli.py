@@ -64,6 +64,17 @@ def test_unknown_hyperparameter(tmp_path):
     )
 
 
+def test_malformed_set(tmp_path):
+    _one_line_error(
+        invoke("run", "ce", "--set", "beta", "--out", tmp_path), "--set expects KEY=VALUE"
+    )
+    _one_line_error(
+        invoke("sweep", "--methods", "ce", "--set", "=1", "--out", tmp_path, "--dry-run"),
+        "--set expects [METHOD.]KEY=VALUE",
+    )
+    assert not any(tmp_path.iterdir())
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
 def test_unwritable_out(tmp_path):
     locked = tmp_path / "locked"

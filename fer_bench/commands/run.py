@@ -11,60 +11,24 @@ from rich.table import Table
 
 from fer_bench.commands.common import console, fail, one_line_errors
 from fer_bench.config import RunConfig
-from fer_bench.profiles import DEFAULT_PROFILE, load_profile, with_overrides
+from fer_bench.profiles import (
+    DEFAULT_PROFILE,
+    load_profile,
+    option_overrides,
+    parse_key_values,
+    with_overrides,
+)
 from fer_bench.registry import load_plugin_file
 
 Opt = typer.Option
-
-
-def parse_sets(pairs: list[str]) -> dict[str, str]:
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--set expects key=value, got {pair!r}")
-        out[key.strip()] = value.strip()
-    return out
 
 
 def build_config(
     method: str, profile: str = DEFAULT_PROFILE, sets: list[str] | None = None, **options: object
 ) -> RunConfig:
     """A profile with the command line's explicit options on top (None = not given)."""
-    o = options.get
-    overrides = {
-        "method": method,
-        "backbone": o("backbone"),
-        "pretrained": o("pretrained"),
-        "epochs": o("epochs"),
-        "batch_size": o("batch_size"),
-        "seed": o("seed"),
-        "device": o("device"),
-        "plugin": o("plugin"),
-        "bf16": o("bf16"),
-        "channels_last": o("channels_last"),
-        "hparams": parse_sets(sets) if sets else None,
-        "data": {
-            "name": o("dataset"),
-            "root": o("data_root"),
-            "label_mode": o("label_mode"),
-            "image_size": o("image_size"),
-        },
-        "protocol": {
-            "noise": o("noise_type"),
-            "noise_rate": o("noise"),
-            "noise_seed": o("noise_seed"),
-            "imbalance": o("imbalance"),
-            "imbalance_type": o("imbalance_type"),
-        },
-        "optim": {
-            "lr": o("lr"),
-            "name": o("optimizer"),
-            "schedule": o("schedule"),
-            "weight_decay": o("weight_decay"),
-        },
-        "aug": {"tta_flip": o("tta_flip")},
-    }
+    overrides = option_overrides({**options, "method": method})
+    overrides["hparams"] = parse_key_values(sets) if sets else None
     cfg = with_overrides(load_profile(profile), overrides)
     cfg.validate()
     return cfg

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from fer_bench.commands.common import console, err_console, fail, one_line_errors
 from fer_bench.executors import Executor, JobResult, LocalExecutor, RayExecutor
+from fer_bench.profiles import option_overrides
 from fer_bench.results import RunState
 from fer_bench.sweep import (
     PlannedJob,
@@ -146,20 +147,20 @@ def register(app: typer.Typer) -> None:
             "profile": profile,
             "hparams": parse_sets(set_) if set_ else None,
         }
-        cli_base = {
-            "backbone": backbone,
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "device": device,
-            "plugin": plugin,
-            "data": {
-                "name": dataset,
-                "root": data_root,
+        cli_base = option_overrides(
+            {
+                "backbone": backbone,
+                "epochs": epochs,
+                "batch_size": batch_size,
+                "device": device,
+                "plugin": plugin,
+                "dataset": dataset,
+                "data_root": data_root,
                 "label_mode": label_mode,
                 "image_size": image_size,
-            },
-            "optim": {"lr": lr},
-        }
+                "lr": lr,
+            }
+        )
         spec = build_spec(file_values, cli, cli_base)
         jobs = expand(spec)
         out = out or (Path(file_values["out"]) if "out" in file_values else None)

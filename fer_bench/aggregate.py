@@ -2,7 +2,8 @@
 
 The expected grid is every row seen in the directory times every protocol seen
 in it, over every training seed seen in it, so a run that never happened or
-did not finish shows as such instead of shrinking the table.
+did not finish shows as such instead of shrinking the table. Runs a sweep
+planned but has not started (state TODO) widen the grid the same way.
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ class Leaderboard:
     setting: list[tuple[str, str]]  # (name, value) shared by the runs, or "varies ..."
     notes: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    progress: tuple[int, int] | None = None  # (done, planned) when a sweep's grid was given
 
     @property
     def title(self) -> str:
@@ -161,6 +163,11 @@ def _fill_cell(
 ) -> tuple[Cell, list[str]]:
     """A cell from its runs, and what went wrong with them (for a footnote)."""
     cell = Cell(values={}, n_expected=len(seeds))
+    if runs and all(r.state is RunState.TODO for r in runs):
+        cell.status = "not run"
+        return cell, []
+    planned = {r.seed for r in runs if r.state is RunState.TODO}  # n=k/N says these
+    runs = [r for r in runs if r.state is not RunState.TODO]
     issues: list[str] = []
     states: set[RunState] = set()
     by_seed: dict[int, list[Run]] = defaultdict(list)
@@ -169,7 +176,7 @@ def _fill_cell(
     for seed in seeds:
         group = by_seed.get(seed, [])
         if not group:
-            if runs:
+            if runs and seed not in planned:
                 issues.append(f"seed {seed} missing")
             continue
         used = None
@@ -243,6 +250,8 @@ def _mark_best(cells: list[Cell]) -> None:
 
 
 def build_leaderboard(runset: RunSet, metric: str = "acc", selection: str = "val") -> Leaderboard:
+    """The leaderboard of ``runset``; add a sweep's planned runs to it (``planned_runs``) to
+    show cells not run yet."""
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
     if selection not in SELECTIONS:
@@ -272,6 +281,8 @@ def build_leaderboard(runset: RunSet, metric: str = "acc", selection: str = "val
         setting=_shared_setting(runs),
         problems=list(runset.problems),
     )
+    if any(r.state is RunState.TODO for r in runs):
+        board.progress = (sum(r.state is RunState.DONE for r in runs), len(runs))
     for row in rows:
         for col in columns:
             cell, issues = _fill_cell(grouped.get((row, col), []), seeds, metric, selection)

@@ -50,7 +50,7 @@ from fer_bench.executors import DEFAULT_TRAINER, Executor, Job, JobResult
 from fer_bench.method import build_hparams
 from fer_bench.profiles import DEFAULT_PROFILE, load_profile, parse_key_values, with_overrides
 from fer_bench.registry import DATASETS, METHODS, PROTOCOLS, RegistryError, load_plugin_file
-from fer_bench.results import ProtocolKey, RunState, run_state, takes_rate
+from fer_bench.results import ProtocolKey, Run, RunState, run_state, takes_rate
 
 LOCK_NAME = ".sweep.lock"
 FILE_KEYS = (
@@ -327,6 +327,16 @@ def plan(jobs: list[RunConfig], out: Path, trainer: str = DEFAULT_TRAINER) -> li
         path = run_dir(cfg, out)
         planned.append(PlannedJob(cfg, path, *run_state(path)))
     return planned
+
+
+def planned_runs(jobs: list[RunConfig], out: Path) -> list[Run]:
+    """The jobs with no run directory yet, as TODO records: a table of ``out`` with these
+    added shows the sweep's whole grid, cells not run included."""
+    return [
+        Run(path=p.path, config=p.cfg.to_dict(), state=RunState.TODO)
+        for p in plan(jobs, out)
+        if p.state is RunState.TODO
+    ]
 
 
 @contextmanager

@@ -42,6 +42,9 @@ def _count(cell: Cell) -> str:
 def _setting_line(board: Leaderboard) -> str:
     parts = [f"{name} {value}" for name, value in board.setting]
     parts.append("seeds " + ", ".join(map(str, board.seeds)))
+    if board.progress:
+        done, planned = board.progress
+        parts.append(f"{done} of {planned} planned runs done (n=k/N: seeds with a result)")
     return " · ".join(parts)
 
 

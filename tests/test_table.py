@@ -14,6 +14,7 @@ from fer_bench.aggregate import _paired_p, build_leaderboard
 from fer_bench.cli import app
 from fer_bench.config import RunConfig
 from fer_bench.results import ProtocolKey, scan_runs
+from fer_bench.sweep import build_spec, expand, read_sweep_file
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 _spec = importlib.util.spec_from_file_location("make_golden", GOLDEN / "make_golden.py")
@@ -194,3 +195,24 @@ def test_cli_format_from_suffix_and_nothing_half_written(tmp_path):
     result = CliRunner().invoke(app, ["table", str(make_golden.RECORDS), "--out", str(tmp_path)])
     assert result.exit_code == 2 and "is a directory" in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["board.tex"]
+
+
+def test_cli_sweep_file_shows_cells_not_run(tmp_path):
+    runs = tmp_path / "runs"
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text(
+        'methods = ["ce", "scn"]\nseeds = [0, 1]\nnoise = [0.0, 0.3]\n[base]\nepochs = 2\n'
+    )
+    spec = build_spec(read_sweep_file(sweep), {}, {})
+    jobs = {(c.method, c.seed, c.protocol.noise_rate): c for c in expand(spec)}
+    for key in [("ce", 0, 0.0), ("ce", 1, 0.0), ("scn", 0, 0.0)]:
+        fake_engine.write_records(jobs[key], runs)
+    result = CliRunner().invoke(app, ["table", str(runs), "--sweep", str(sweep), "--metric", "acc"])
+    assert result.exit_code == 0, result.output
+    rows = {line.split(" | ")[0].strip("| "): line for line in result.stdout.splitlines()}
+    assert rows["scn"].endswith("(n=1/2) | not run |")  # a planned seed is no footnote
+    assert "(n=2)" in rows["ce"] and rows["ce"].endswith("| not run |")
+    assert "3 of 8 planned runs done" in result.stdout and "[1]" not in result.stdout
+    # Without the sweep file the table knows only the runs on disk.
+    plain = CliRunner().invoke(app, ["table", str(runs), "--metric", "acc"]).stdout
+    assert "sym 30%" not in plain and "seed 1 missing" in plain

@@ -10,6 +10,7 @@ import typer
 from fer_bench.aggregate import DEFAULT_METRICS, METRICS, SELECTIONS, build_leaderboard
 from fer_bench.commands.common import console, err_console, one_line_errors
 from fer_bench.results import scan_runs
+from fer_bench.sweep import build_spec, expand, planned_runs, read_sweep_file
 from fer_bench.tables import FORMATS, SUFFIX_FORMATS, render
 
 Opt = typer.Option
@@ -48,6 +49,10 @@ def register(app: typer.Typer) -> None:
             Opt("--format", help=f"{' | '.join(FORMATS)} (default: from --out's suffix, else md)"),
         ] = None,
         out: Annotated[Path | None, Opt(help="write here instead of printing")] = None,
+        sweep: Annotated[
+            Path | None,
+            Opt(help="the sweep file that filled DIRECTORY: its cells not run yet are shown too"),
+        ] = None,
     ) -> None:
         """Methods x protocols, mean ± std over seeds, best in bold, ties marked."""
         metrics = [m.strip() for m in (metric or ",".join(DEFAULT_METRICS)).split(",") if m.strip()]
@@ -55,6 +60,9 @@ def register(app: typer.Typer) -> None:
         if fmt not in FORMATS:
             raise ValueError(f"unknown table format {fmt!r}; known: {', '.join(FORMATS)}")
         runset = scan_runs(directory)
+        if sweep is not None:
+            spec = build_spec(read_sweep_file(sweep), {}, {})
+            runset.runs += planned_runs(expand(spec), directory)
         boards = [build_leaderboard(runset, m, select) for m in metrics]
         for problem in runset.problems:
             err_console.print(

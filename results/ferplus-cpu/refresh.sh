@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Regenerate this leaderboard's tables, plots and compute summary from its finished runs.
+# Runs still in progress are left out (they are not committed either): the tables read a
+# directory of links to the run directories that have their done marker.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+finished="$(mktemp -d)"
+trap 'rm -rf "$finished"' EXIT
+for run in "$here"/runs/*/; do
+    [ -e "$run/done" ] && ln -s "$run" "$finished/$(basename "$run")"
+done
+cd "$here"
+fer-bench table "$finished" --sweep sweep.toml --out table.md
+fer-bench table "$finished" --sweep sweep.toml --out table.tex
+fer-bench table "$finished" --sweep sweep.toml --select last --out table_last.md
+fer-bench plot "$finished" --out plots
+python "$repo/bench/sweep_time.py" "$finished" > compute.txt
+cat compute.txt

@@ -1,0 +1,69 @@
+"""The committed leaderboards in results/: finished real runs, tables that re-render from them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from fer_bench.aggregate import DEFAULT_METRICS, build_leaderboard
+from fer_bench.results import RunState, run_state, scan_runs
+from fer_bench.sweep import build_spec, expand, planned_runs, read_sweep_file
+from fer_bench.tables import render
+
+ROOT = Path(__file__).resolve().parents[1]
+BOARDS = sorted(p.parent for p in (ROOT / "results").glob("*/table.md"))
+
+
+def _tracked_files(board: Path) -> list[Path]:
+    """Files of the board's runs under version control (a run in progress is not)."""
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout: cannot tell committed runs from local ones")
+    listed = subprocess.run(
+        ["git", "ls-files", "--", str(board / "runs")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    return [ROOT / f for f in listed]
+
+
+def _tracked_run_dirs(board: Path) -> list[Path]:
+    return sorted({f.parent for f in _tracked_files(board)})
+
+
+def test_there_are_committed_leaderboards():
+    assert {b.name for b in BOARDS} >= {"synthetic", "ferplus-cpu"}
+
+
+@pytest.mark.parametrize("board", BOARDS, ids=lambda p: p.name)
+def test_committed_runs_are_finished_and_complete(board):
+    runs = _tracked_run_dirs(board)
+    assert runs, f"{board} has a table but no committed runs"
+    for run in runs:
+        state, reason = run_state(run)
+        assert state is RunState.DONE, f"{run.name}: {state.value} {reason or ''}"
+        final = json.loads((run / "final.json").read_text())
+        assert final["environment"]["code"] and final["labels"]["train_sha256"]
+        epochs = (run / "metrics.jsonl").read_text().splitlines()
+        assert len(epochs) == json.loads((run / "config.json").read_text())["epochs"]
+    checkpoints = [f for f in _tracked_files(board) if f.suffix == ".pt"]
+    assert not checkpoints, f"checkpoints are not committed: {checkpoints}"
+
+
+@pytest.mark.parametrize("board", BOARDS, ids=lambda p: p.name)
+def test_committed_table_renders_from_committed_runs(board, tmp_path):
+    """table.md is exactly what `fer-bench table` makes of the committed runs: no number
+    in it was typed by hand or comes from a run that is not there."""
+    for run in _tracked_run_dirs(board):
+        (tmp_path / run.name).symlink_to(run, target_is_directory=True)
+    runset = scan_runs(tmp_path)
+    if (board / "sweep.toml").exists():
+        spec = build_spec(read_sweep_file(board / "sweep.toml"), {}, {})
+        runset.runs += planned_runs(expand(spec), tmp_path)
+    boards = [build_leaderboard(runset, metric, "val") for metric in DEFAULT_METRICS]
+    assert render(boards, "md", tmp_path) == (board / "table.md").read_text()

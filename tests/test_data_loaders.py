@@ -258,6 +258,16 @@ def test_cache_key_follows_label_file_and_options(tmp_path: Path, cache: Path) -
     assert len(list(cache.glob("ferplus-*.npz"))) == 3
 
 
+def test_cache_command_lists_and_clears(tmp_path: Path, cache: Path) -> None:
+    load("ferplus", fx.write_ferplus(tmp_path / "ferplus"))
+    load("rafdb", fx.write_rafdb(tmp_path / "raf"))
+    listed = CliRunner().invoke(app, ["data", "cache"])
+    assert listed.exit_code == 0 and "2 entries" in " ".join(listed.output.split())
+    cleared = CliRunner().invoke(app, ["data", "cache", "--dataset", "rafdb", "--clear"])
+    assert cleared.exit_code == 0 and "deleted 1 entries" in cleared.output
+    assert [p.name.split("-")[0] for p in cache.glob("*.npz")] == ["ferplus"]
+
+
 def test_unreadable_cache_entry_is_rebuilt(tmp_path: Path, cache: Path) -> None:
     root = fx.write_rafdb(tmp_path / "raf")
     first = load("rafdb", root)

@@ -35,6 +35,12 @@ def cache_dir() -> Path:
     return Path(os.environ.get("FER_BENCH_CACHE") or Path.home() / ".cache" / "fer_bench")
 
 
+def cache_entries(dataset: str | None = None) -> list[Path]:
+    """The cache's entries, all or one dataset's (stale ones too: keys are never reused)."""
+    pattern = f"{dataset}-*.npz" if dataset else "*.npz"
+    return sorted(cache_dir().glob(pattern)) if cache_dir().is_dir() else []
+
+
 def source_key(options: dict[str, Any], label_files: dict[str, str], images: list[ImageRef]) -> str:
     """Key over options, label-file hashes and each image's size and mtime.
 

@@ -217,7 +217,7 @@ def _fill_cell(
     return cell, issues
 
 
-def _paired_p(a: dict[int, float], b: dict[int, float]) -> float | None:
+def paired_p(a: dict[int, float], b: dict[int, float]) -> float | None:
     shared = sorted(set(a) & set(b))
     if len(shared) < 2:
         return None
@@ -242,7 +242,7 @@ def _mark_best(cells: list[Cell]) -> None:
     for c in scored:
         if c.best:
             continue
-        c.p_value = _paired_p(best[0].values, c.values)
+        c.p_value = paired_p(best[0].values, c.values)
         if c.p_value is None:
             c.versus_best = "untested"
         else:

@@ -10,8 +10,9 @@ import fake_engine
 import pytest
 from typer.testing import CliRunner
 
-from fer_bench.aggregate import _paired_p, build_leaderboard
+from fer_bench.aggregate import build_leaderboard, paired_p
 from fer_bench.cli import app
+from fer_bench.compare import compare
 from fer_bench.config import RunConfig
 from fer_bench.results import ProtocolKey, scan_runs
 from fer_bench.sweep import build_spec, expand, read_sweep_file
@@ -96,10 +97,10 @@ def test_best_tie_and_differs_from_paired_tests(tmp_path):
 
 
 def test_paired_p_edge_cases():
-    assert _paired_p({0: 0.5}, {0: 0.4}) is None  # one shared seed: untested
-    assert _paired_p({0: 0.5, 1: 0.6}, {1: 0.6, 2: 0.1}) is None
-    assert _paired_p({0: 0.5, 1: 0.6}, {0: 0.5, 1: 0.6}) == 1.0  # identical runs
-    assert _paired_p({0: 0.9, 1: 0.8, 2: 0.85}, {0: 0.5, 1: 0.41, 2: 0.44}) < 0.01
+    assert paired_p({0: 0.5}, {0: 0.4}) is None  # one shared seed: untested
+    assert paired_p({0: 0.5, 1: 0.6}, {1: 0.6, 2: 0.1}) is None
+    assert paired_p({0: 0.5, 1: 0.6}, {0: 0.5, 1: 0.6}) == 1.0  # identical runs
+    assert paired_p({0: 0.9, 1: 0.8, 2: 0.85}, {0: 0.5, 1: 0.41, 2: 0.44}) < 0.01
 
 
 def test_selection_rule_picks_its_epoch(tmp_path):
@@ -216,3 +217,29 @@ def test_cli_sweep_file_shows_cells_not_run(tmp_path):
     # Without the sweep file the table knows only the runs on disk.
     plain = CliRunner().invoke(app, ["table", str(runs), "--metric", "acc"]).stdout
     assert "sym 30%" not in plain and "seed 1 missing" in plain
+
+
+def test_compare_one_method_against_each(tmp_path):
+    clean = {"a": [0.80, 0.82, 0.81], "b": [0.70, 0.71, 0.73], "c": [0.79, 0.83, 0.80]}
+    for method, accs in clean.items():
+        for seed, acc in enumerate(accs):
+            _with_acc(tmp_path, _cfg(method, seed), acc)
+    for method, acc in (("a", 0.5), ("b", 0.6)):  # one seed at 30 % noise
+        _with_acc(tmp_path, _cfg(method, 0, noise="symmetric", noise_rate=0.3), acc)
+    board = build_leaderboard(scan_runs(tmp_path))
+    found = {(c.other, c.protocol.label): c for c in compare(board, "a")}
+    versus_b, versus_c = found["b", "clean"], found["c", "clean"]
+    assert versus_b.n == 3 and versus_b.diff == pytest.approx(0.0967, abs=1e-4)
+    assert versus_b.verdict == "better" and versus_b.q < 0.05
+    assert versus_c.verdict == "no difference shown" and versus_c.q >= versus_c.p
+    noisy = found["b", "sym 30%"]
+    assert noisy.n == 1 and noisy.diff == pytest.approx(-0.1) and noisy.verdict == "untested"
+    assert found["c", "sym 30%"].verdict == "no shared seeds"
+    with pytest.raises(ValueError, match="rows: a, b, c"):
+        compare(board, "nla")
+
+    result = CliRunner().invoke(app, ["compare", str(tmp_path), "a", "--metric", "acc"])
+    assert result.exit_code == 0, result.output
+    rows = {line.split(" | ")[0].strip("| "): line for line in result.stdout.splitlines()}
+    assert rows["b"].startswith("| b | **+9.67 (n=3, q=") and rows["b"].endswith("| -10.00 (n=1) |")
+    assert rows["c"].endswith("| – |") and "**" not in rows["c"]

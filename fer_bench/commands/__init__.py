@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import typer
 
-from fer_bench.commands import data, labels, listing, plot, preview, run, sweep, table
+from fer_bench.commands import (
+    compare,
+    data,
+    labels,
+    listing,
+    plot,
+    preview,
+    run,
+    sweep,
+    table,
+)
 
 # `data` before `preview`: preview adds itself to the `data` sub-app.
-COMMAND_MODULES = (run, listing, data, preview, labels, sweep, table, plot)
+COMMAND_MODULES = (run, listing, data, preview, labels, sweep, table, compare, plot)
 
 
 def register_all(app: typer.Typer) -> None:

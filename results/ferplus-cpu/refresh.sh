@@ -14,6 +14,7 @@ cd "$here"
 fer-bench table "$finished" --sweep sweep.toml --out table.md
 fer-bench table "$finished" --sweep sweep.toml --out table.tex
 fer-bench table "$finished" --sweep sweep.toml --select last --out table_last.md
+fer-bench compare "$finished" nla --out compare_nla.md
 fer-bench plot "$finished" --out plots
 python "$repo/bench/sweep_time.py" "$finished" > compute.txt
 cat compute.txt

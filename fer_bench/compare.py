@@ -1,0 +1,93 @@
+"""One method against every other row of a leaderboard, protocol by protocol.
+
+Answers "does METHOD beat baseline B under protocol P beyond seed noise?": for
+each (P, B) the mean of METHOD - B over the training seeds both have, a paired
+t-test over those seeds, and p-values adjusted with Benjamini-Hochberg over all
+pairs of the table, because a table makes many comparisons at once.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+
+from scipy.stats import false_discovery_control
+
+from fer_bench.aggregate import ALPHA, Leaderboard, paired_p
+from fer_bench.results import ProtocolKey
+
+
+@dataclass(frozen=True)
+class Comparison:
+    protocol: ProtocolKey
+    other: str
+    n: int  # training seeds both have a result for
+    diff: float | None  # mean over those seeds of method - other (fraction)
+    p: float | None  # paired t-test; None below 2 shared seeds
+    q: float | None = None  # p adjusted over the table (Benjamini-Hochberg)
+
+    @property
+    def verdict(self) -> str:
+        if self.diff is None:
+            return "no shared seeds"
+        if self.q is None:
+            return "untested"
+        if self.q >= ALPHA:
+            return "no difference shown"
+        return "better" if self.diff > 0 else "worse"
+
+
+def compare(board: Leaderboard, method: str) -> list[Comparison]:
+    """``method`` against every other row in every column of ``board``."""
+    if method not in board.rows:
+        raise ValueError(f"no row {method!r} in the table; rows: {', '.join(board.rows)}")
+    out = []
+    for col in board.columns:
+        mine = board.cells[method, col].values
+        for other in board.rows:
+            if other == method:
+                continue
+            theirs = board.cells[other, col].values
+            shared = sorted(set(mine) & set(theirs))
+            diff = statistics.fmean(mine[s] - theirs[s] for s in shared) if shared else None
+            out.append(Comparison(col, other, len(shared), diff, paired_p(mine, theirs)))
+    tested = [c for c in out if c.p is not None]
+    if tested:
+        adjusted = false_discovery_control([c.p for c in tested], method="bh")
+        q_of = {id(c): float(q) for c, q in zip(tested, adjusted, strict=True)}
+        out = [Comparison(c.protocol, c.other, c.n, c.diff, c.p, q_of.get(id(c))) for c in out]
+    return out
+
+
+def _cell(c: Comparison) -> str:
+    if c.diff is None:
+        return "–"
+    text = f"{c.diff * 100:+.2f} (n={c.n}"
+    text += f", q={c.q:.3f})" if c.q is not None else ")"
+    return f"**{text}**" if c.verdict in ("better", "worse") else text
+
+
+def to_markdown(board: Leaderboard, method: str, comparisons: list[Comparison]) -> str:
+    others = [r for r in board.rows if r != method]
+    by_pair = {(c.other, c.protocol): c for c in comparisons}
+    lines = [
+        f"### {method} minus each method: {board.title}",
+        "",
+        f"Model selection: {board.selection_text}.",
+        "",
+        "| Method | " + " | ".join(c.label for c in board.columns) + " |",
+        "| :-- | " + " | ".join("--:" for _ in board.columns) + " |",
+    ]
+    for other in others:
+        cells = [_cell(by_pair[other, col]) for col in board.columns]
+        lines.append(f"| {other} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"Points of {method} minus the row's method, mean over the training seeds both "
+        "have (n). q: paired t-test p-value over those seeds, Benjamini-Hochberg adjusted "
+        f"over the {sum(c.p is not None for c in comparisons)} tested pairs of this table. "
+        f"Bold: q < {ALPHA:g}, a difference beyond seed noise. No q: fewer than 2 shared "
+        "seeds, untested.",
+        "",
+    ]
+    return "\n".join(lines)

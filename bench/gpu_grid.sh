@@ -1,12 +1,9 @@
 #!/usr/bin/env bash
-# Runs the FERPlus leaderboard grid on one GPU with the ferplus-gpu profile,
-# then renders its tables and plots. Usage (from the repo root):
-#   FER_BENCH_FERPLUS=/path/to/ferplus bash bench/gpu_grid.sh [results/ferplus-gpu]
+# Runs (or resumes) the FERPlus leaderboard grid on one GPU with the ferplus-gpu profile,
+# then renders its tables and plots. Usage (from the repo root, FERPlus at
+# ../shared/data/ferplus so that run hashes match the committed runs):
+#   bash bench/gpu_grid.sh [WORKERS]
 set -euo pipefail
-out=${1:-results/ferplus-gpu}
-root=${FER_BENCH_FERPLUS:-../shared/data/ferplus}
-fer-bench sweep --file results/ferplus-cpu/sweep.toml --profile ferplus-gpu \
-  --data-root "$root" --device cuda --out "$out/runs"
-fer-bench table "$out/runs" --out "$out/table.md"
-fer-bench table "$out/runs" --out "$out/table.tex"
-fer-bench plot "$out/runs" --out "$out/plots"
+fer-bench sweep --file results/ferplus-gpu/sweep.toml --out results/ferplus-gpu/runs \
+  --workers "${1:-1}"
+bench/refresh_board.sh results/ferplus-gpu

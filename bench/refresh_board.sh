@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Regenerate this leaderboard's tables, plots and compute summary from its finished runs.
+# Regenerate a leaderboard's tables, plots and compute summary from its finished runs:
+#   bench/refresh_board.sh results/ferplus-cpu
 # Runs still in progress are left out (they are not committed either): the tables read a
 # directory of links to the run directories that have their done marker.
 set -euo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
-repo="$(cd "$here/../.." && pwd)"
+here="$(cd "${1:?usage: $0 BOARD_DIR}" && pwd)"
+repo="$(cd "$(dirname "$0")/.." && pwd)"
 finished="$(mktemp -d)"
 trap 'rm -rf "$finished"' EXIT
 for run in "$here"/runs/*/; do
@@ -14,7 +15,9 @@ cd "$here"
 fer-bench table "$finished" --sweep sweep.toml --out table.md
 fer-bench table "$finished" --sweep sweep.toml --out table.tex
 fer-bench table "$finished" --sweep sweep.toml --select last --out table_last.md
-fer-bench compare "$finished" nla --out compare_nla.md
+if compgen -G "$finished/nla-*" > /dev/null; then  # compare needs NLA runs
+    fer-bench compare "$finished" nla --out compare_nla.md
+fi
 fer-bench plot "$finished" --out plots
 python "$repo/bench/sweep_time.py" "$finished" > compute.txt
 # The README ends with table.md, below its marker line.

@@ -1,17 +1,49 @@
-"""Helpers shared by sub-commands: one-line errors and the console."""
+"""Helpers shared by sub-commands: one-line errors, the console, the metric list, output."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
+from fer_bench.aggregate import DEFAULT_METRICS, METRICS
+
 console = Console()
 err_console = Console(stderr=True)
+
+MetricsOption = Annotated[
+    str | None,
+    typer.Option(help=f"comma list of {', '.join(METRICS)} (default: {','.join(DEFAULT_METRICS)})"),
+]
+
+
+def parse_metrics(metric: str | None) -> list[str]:
+    """The --metric comma list, or the default metrics."""
+    return [m.strip() for m in (metric or ",".join(DEFAULT_METRICS)).split(",") if m.strip()]
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write through a temporary file: a failed write leaves no half table behind."""
+    if path.is_dir():
+        raise IsADirectoryError(f"--out {path} is a directory")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def emit(text: str, out: Path | None) -> None:
+    """Print ``text``, or write it to ``out`` and say so."""
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        write_atomic(out, text)
+        console.print(f"wrote {out}")
 
 
 def fail(message: str, code: int = 2) -> None:

@@ -7,9 +7,8 @@ from typing import Annotated
 
 import typer
 
-from fer_bench.aggregate import DEFAULT_METRICS, METRICS, SELECTIONS, build_leaderboard
-from fer_bench.commands.common import console, one_line_errors
-from fer_bench.commands.table import write_atomic
+from fer_bench.aggregate import SELECTIONS, build_leaderboard
+from fer_bench.commands.common import MetricsOption, emit, one_line_errors, parse_metrics
 from fer_bench.compare import compare as compare_rows
 from fer_bench.compare import to_markdown
 from fer_bench.results import scan_runs
@@ -23,23 +22,14 @@ def register(app: typer.Typer) -> None:
     def compare(
         directory: Annotated[Path, typer.Argument(help="results directory (a sweep's --out)")],
         method: Annotated[str, typer.Argument(help="the row to compare, e.g. nla")],
-        metric: Annotated[
-            str | None,
-            Opt(help=f"comma list of {', '.join(METRICS)} (default: {','.join(DEFAULT_METRICS)})"),
-        ] = None,
+        metric: MetricsOption = None,
         select: Annotated[str, Opt(help=" | ".join(SELECTIONS))] = "val",
         out: Annotated[Path | None, Opt(help="write Markdown here instead of printing")] = None,
     ) -> None:
         """METHOD minus each other method per protocol: paired t-tests over seeds, BH-adjusted."""
-        metrics = [m.strip() for m in (metric or ",".join(DEFAULT_METRICS)).split(",") if m.strip()]
         runset = scan_runs(directory)
         parts = []
-        for name in metrics:
+        for name in parse_metrics(metric):
             board = build_leaderboard(runset, name, select)
             parts.append(to_markdown(board, method, compare_rows(board, method)))
-        text = "\n".join(parts)
-        if out is None:
-            typer.echo(text, nl=False)
-        else:
-            write_atomic(out, text)
-            console.print(f"wrote {out}")
+        emit("\n".join(parts), out)

@@ -7,8 +7,14 @@ from typing import Annotated
 
 import typer
 
-from fer_bench.aggregate import DEFAULT_METRICS, METRICS, SELECTIONS, build_leaderboard
-from fer_bench.commands.common import console, err_console, one_line_errors
+from fer_bench.aggregate import SELECTIONS, build_leaderboard
+from fer_bench.commands.common import (
+    MetricsOption,
+    emit,
+    err_console,
+    one_line_errors,
+    parse_metrics,
+)
 from fer_bench.results import scan_runs
 from fer_bench.sweep import build_spec, expand, planned_runs, read_sweep_file
 from fer_bench.tables import FORMATS, SUFFIX_FORMATS, render
@@ -24,25 +30,12 @@ def _format_for(fmt: str | None, out: Path | None) -> str:
     return "md"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write through a temporary file: a failed write leaves no half table behind."""
-    if path.is_dir():
-        raise IsADirectoryError(f"--out {path} is a directory")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def register(app: typer.Typer) -> None:
     @app.command()
     @one_line_errors
     def table(
         directory: Annotated[Path, typer.Argument(help="results directory (a sweep's --out)")],
-        metric: Annotated[
-            str | None,
-            Opt(help=f"comma list of {', '.join(METRICS)} (default: {','.join(DEFAULT_METRICS)})"),
-        ] = None,
+        metric: MetricsOption = None,
         select: Annotated[str, Opt(help=" | ".join(SELECTIONS))] = "val",
         format_: Annotated[
             str | None,
@@ -55,7 +48,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Methods x protocols, mean ± std over seeds, best in bold, ties marked."""
-        metrics = [m.strip() for m in (metric or ",".join(DEFAULT_METRICS)).split(",") if m.strip()]
+        metrics = parse_metrics(metric)
         fmt = _format_for(format_, out)
         if fmt not in FORMATS:
             raise ValueError(f"unknown table format {fmt!r}; known: {', '.join(FORMATS)}")
@@ -68,9 +61,4 @@ def register(app: typer.Typer) -> None:
             err_console.print(
                 f"[yellow]warning:[/] unreadable record {problem.describe()}", highlight=False
             )
-        text = render(boards, fmt, directory)
-        if out is None:
-            typer.echo(text, nl=False)
-        else:
-            write_atomic(out, text)
-            console.print(f"wrote {out}")
+        emit(render(boards, fmt, directory), out)

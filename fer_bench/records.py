@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -12,8 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
-import fer_bench
 
 PACKAGES = ("torch", "timm", "numpy", "scipy", "datasets", "pillow", "rich", "typer")
 
@@ -48,10 +47,46 @@ def read_jsonl(path: Path) -> list[dict]:
     return rows
 
 
+def source_digest(packages: dict[str, Path]) -> str:
+    """sha256 over the .py and .toml files of each package folder (name -> folder).
+
+    A folder nested in an earlier one (installed fer_bench/methods) counts only
+    under its own name, so an installed copy and a checkout give the same digest.
+    """
+    folders = {name: base.resolve() for name, base in packages.items()}
+    digest = hashlib.sha256()
+    for name, base in folders.items():
+        others = [f for f in folders.values() if f != base and f.is_relative_to(base)]
+        for f in sorted(base.rglob("*")):
+            if f.suffix not in (".py", ".toml") or "__pycache__" in f.parts:
+                continue
+            if any(f.resolve().is_relative_to(o) for o in others):
+                continue
+            digest.update(f"{name}/{f.relative_to(base).as_posix()}\n".encode())
+            digest.update(f.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def code_version() -> dict[str, Any]:
-    """The git commit of the fer_bench checkout (and whether it had local edits)."""
+    """The git commit of the fer_bench checkout (and whether it had local edits), and a
+    digest of the source itself, which still identifies the code where git is absent
+    (an installed wheel, a copied tree)."""
+    import fer_bench.methods
+    import fer_bench.protocols
+
+    source = source_digest(
+        {
+            m.__name__: Path(m.__file__).parent
+            for m in (fer_bench, fer_bench.methods, fer_bench.protocols)
+        }
+    )
     root = Path(fer_bench.__file__).resolve().parent.parent
-    info: dict[str, Any] = {"fer_bench": fer_bench.__version__, "commit": None, "dirty": None}
+    info: dict[str, Any] = {
+        "fer_bench": fer_bench.__version__,
+        "source_sha256": source,
+        "commit": None,
+        "dirty": None,
+    }
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5

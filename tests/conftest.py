@@ -33,8 +33,13 @@ def tiny_config() -> RunConfig:
     return with_overrides(load_profile(), {"epochs": 2, "batch_size": 64, "eval_batch_size": 256})
 
 
-def ferplus_root() -> Path | None:
-    """The real FERPlus copy: $FER_BENCH_FERPLUS or ../shared/data/ferplus beside the repo."""
+@pytest.fixture(scope="session")
+def ferplus_root() -> Path:
+    """The real FERPlus copy: $FER_BENCH_FERPLUS or ../shared/data/ferplus beside the repo.
+
+    Tests that need it skip, with the path they looked at, where it is absent."""
     env = os.environ.get("FER_BENCH_FERPLUS")
     root = Path(env) if env else Path(__file__).resolve().parents[2] / "shared/data/ferplus"
-    return root if (root / "FER2013Train" / "label.csv").is_file() else None
+    if not (root / "FER2013Train" / "label.csv").is_file():
+        pytest.skip(f"real FERPlus copy not found at {root} (set FER_BENCH_FERPLUS)")
+    return root

@@ -6,7 +6,6 @@ The first run decodes 35k PNGs (a few seconds); later runs read the dataset cach
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -23,17 +22,9 @@ from fer_bench.data.votes import FERPLUS_CLASSES
 pytestmark = pytest.mark.ferplus
 
 
-def _root() -> Path:
-    env = os.environ.get("FER_BENCH_FERPLUS")
-    root = Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared/data/ferplus"
-    if not (root / "FER2013Train" / "label.csv").is_file():
-        pytest.skip(f"real FERPlus copy not found at {root} (set FER_BENCH_FERPLUS)")
-    return root
-
-
 @pytest.fixture(scope="module")
-def bundle() -> DatasetBundle:
-    return load_dataset(DataConfig(name="ferplus", root=str(_root())))
+def bundle(ferplus_root: Path) -> DatasetBundle:
+    return load_dataset(DataConfig(name="ferplus", root=str(ferplus_root)))
 
 
 MAJORITY_COUNTS = {  # neutral, happiness, surprise, sadness, anger, disgust, fear, contempt
@@ -67,8 +58,8 @@ def test_original_labels_and_disagreement(bundle: DatasetBundle) -> None:
     assert stats["vote_ambiguity"]["train"] == pytest.approx(6294 / 25045)
 
 
-def test_known_images(bundle: DatasetBundle) -> None:
-    root = _root()
+def test_known_images(bundle: DatasetBundle, ferplus_root: Path) -> None:
+    root = ferplus_root
     rows = read_label_csv(root / "FER2013Train" / "label.csv")
     original = read_original_labels(root / "fer2013_labels.csv", FERPLUS_CLASSES)
     # fer0000000.png: votes 4,0,0,1,3,2,0,0,0,0, FER2013 "angry"; after dropping the

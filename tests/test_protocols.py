@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -148,16 +146,9 @@ def test_vote_confusion_matrix_is_a_stochastic_matrix_over_expressions():
     assert (np.diag(matrix) > 0.5).all()
 
 
-def _ferplus_root() -> Path:
-    env = os.environ.get("FER_BENCH_FERPLUS")
-    return Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared/data/ferplus"
-
-
 @pytest.mark.ferplus
-def test_vote_confusion_matrix_matches_the_ferplus_votes():
-    path = _ferplus_root() / "FER2013Train/label.csv"
-    if not path.is_file():
-        pytest.skip(f"FERPlus not found at {path} (set FER_BENCH_FERPLUS)")
+def test_vote_confusion_matrix_matches_the_ferplus_votes(ferplus_root):
+    path = ferplus_root / "FER2013Train/label.csv"
     with path.open(newline="") as f:
         votes = np.array([[int(v) for v in row[2:12]] for row in csv.reader(f)])
     trimmed = np.where(votes == 1, 0, votes)

@@ -7,7 +7,6 @@ about a third of the images; sampling from the votes flips about a fifth.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -22,12 +21,10 @@ pytestmark = pytest.mark.ferplus
 
 
 @pytest.fixture(scope="module")
-def bundle() -> DatasetBundle:
-    env = os.environ.get("FER_BENCH_FERPLUS")
-    root = Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared/data/ferplus"
-    if not (root / "fer2013_labels.csv").is_file():
-        pytest.skip(f"real FERPlus copy with fer2013_labels.csv not found at {root}")
-    return load_dataset(DataConfig(name="ferplus", root=str(root)))
+def bundle(ferplus_root: Path) -> DatasetBundle:
+    if not (ferplus_root / "fer2013_labels.csv").is_file():
+        pytest.skip(f"real FERPlus copy with fer2013_labels.csv not found at {ferplus_root}")
+    return load_dataset(DataConfig(name="ferplus", root=str(ferplus_root)))
 
 
 def test_fer2013_labels_are_real_human_noise(bundle):

@@ -151,7 +151,8 @@ def train(
         else None
     )
 
-    started = time.perf_counter()
+    # A resumed run's wall time continues from what its checkpoint had already spent.
+    started = time.perf_counter() - (state.get("elapsed_s", 0.0) if state else 0.0)
     seed_everything(cfg.seed)
     # Everything that can reject the config happens before the run directory is written.
     bundle = bundle if bundle is not None else load_dataset(cfg.data)
@@ -237,7 +238,14 @@ def train(
                 history.append(row)
                 write_jsonl_atomic(out / "metrics.jsonl", history)
                 _save_checkpoint(
-                    ckpt_path, method, optimizer, scheduler, epoch + 1, aug_gen, order_gen
+                    ckpt_path,
+                    method,
+                    optimizer,
+                    scheduler,
+                    epoch + 1,
+                    aug_gen,
+                    order_gen,
+                    time.perf_counter() - started,
                 )
                 reporter.epoch_done(epoch, row)
                 if writer is not None:
@@ -332,6 +340,7 @@ def _save_checkpoint(
     epoch: int,
     aug_gen: torch.Generator,
     order_gen: torch.Generator,
+    elapsed_s: float,
 ) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save(
@@ -341,6 +350,7 @@ def _save_checkpoint(
             "scheduler": scheduler.state_dict(),
             "epoch": epoch,
             "rng": _rng_state(aug_gen, order_gen),
+            "elapsed_s": elapsed_s,
         },
         tmp,
     )

@@ -70,9 +70,13 @@ def test_resume_reaches_the_same_numbers(tiny_bundle, tiny_config, tmp_path, mon
     out = engine.run_dir(cfg, tmp_path / "cut")
     assert not (out / "done").exists() and (out / "checkpoint.pt").exists()
     monkeypatch.setattr(engine, "_save_checkpoint", real_save)
+    # The wall time before the crash counts: pretend it was 1000 s.
+    state = torch.load(out / "checkpoint.pt", weights_only=False)
+    torch.save({**state, "elapsed_s": 1000.0}, out / "checkpoint.pt")
     resumed = engine.train(cfg, tmp_path / "cut", resume=True, progress=False, bundle=tiny_bundle)
     assert resumed["selection"] == full["selection"]
     assert resumed["labels"] == full["labels"]
+    assert resumed["time_s"] > 1000
 
 
 @METHODS.register("test-diverge")

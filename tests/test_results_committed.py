@@ -69,10 +69,20 @@ def test_committed_table_renders_from_committed_runs(board, tmp_path):
     assert render(boards, "md", tmp_path) == (board / "table.md").read_text()
 
 
+MARKER = "<!-- copied from table.md: do not edit below -->\n"
+
+
+@pytest.mark.parametrize("board", BOARDS, ids=lambda p: p.name)
+def test_readme_sections_appear_once(board):
+    """A README edited by hand over sessions keeps one copy of each section."""
+    text = (board / "README.md").read_text().split(MARKER)[0]
+    headings = [line for line in text.splitlines() if line.startswith("## ")]
+    assert headings and len(headings) == len(set(headings)), headings
+
+
 @pytest.mark.parametrize("board", BOARDS, ids=lambda p: p.name)
 def test_readme_tables_are_the_committed_table(board):
     readme = (board / "README.md").read_text()
-    marker = "<!-- copied from table.md: do not edit below -->\n"
-    if marker not in readme:
+    if MARKER not in readme:
         pytest.skip(f"{board.name}/README.md embeds no generated table")
-    assert readme.split(marker, 1)[1] == "\n" + (board / "table.md").read_text()
+    assert readme.split(MARKER, 1)[1] == "\n" + (board / "table.md").read_text()

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from fer_bench.aggregate import DEFAULT_METRICS, METRICS
+from fer_bench.records import write_text_atomic
 
 console = Console()
 err_console = Console(stderr=True)
@@ -32,9 +33,7 @@ def write_atomic(path: Path, text: str) -> None:
     if path.is_dir():
         raise IsADirectoryError(f"--out {path} is a directory")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    write_text_atomic(path, text)
 
 
 def emit(text: str, out: Path | None) -> None:

@@ -16,6 +16,7 @@ from fer_bench.data import load_dataset
 from fer_bench.diagnostics import label_summary
 from fer_bench.labels import LabelSet, build_split_labels
 from fer_bench.protocols.labelfile import format_raf_list
+from fer_bench.records import write_text_atomic
 
 Opt = typer.Option
 
@@ -28,9 +29,7 @@ def _save(path: Path, labels: LabelSet, names: list[str] | None, classes: tuple[
     if names is None:
         raise ValueError(f"--save {path}: the dataset has no image names for a RAF-DB list")
     text = format_raf_list([names[i] for i in labels.index], labels.observed, classes)
-    tmp = path.with_suffix(".txt.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    write_text_atomic(path, text)
 
 
 def _tables(summary: dict[str, Any], title: str) -> tuple[Table, Table]:

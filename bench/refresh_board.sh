@@ -1,35 +1,40 @@
 #!/usr/bin/env bash
 # Regenerate a leaderboard's tables, plots and compute summary from its finished runs:
-#   bench/refresh_board.sh results/ferplus-cpu
+#   bench/refresh_board.sh results/ferplus-cpu [ROW]
+# ROW: the table row compare_nla.md compares with every other (default nla; a board holding
+# NLA under several settings names one, e.g. "nla [hparams=defaults]").
 # Runs still in progress are left out (they are not committed either): the tables read a
 # directory of links to the run directories that have their done marker.
 set -euo pipefail
-here="$(cd "${1:?usage: $0 BOARD_DIR}" && pwd)"
+here="$(cd "${1:?usage: $0 BOARD_DIR [ROW]}" && pwd)"
 repo="$(cd "$(dirname "$0")/.." && pwd)"
+marker="<!-- copied from table.md: do not edit below -->"
+# Checked first, so a README without it stops the script before anything is rewritten.
+grep -qxF "$marker" "$here/README.md" || { echo "$here/README.md: marker line missing" >&2; exit 1; }
 finished="$(mktemp -d)"
 trap 'rm -rf "$finished"' EXIT
 for run in "$here"/runs/*/; do
     [ -e "$run/done" ] && ln -s "$run" "$finished/$(basename "$run")"
 done
 cd "$here"
-fer-bench table "$finished" --sweep sweep.toml --out table.md
-fer-bench table "$finished" --sweep sweep.toml --out table.tex
-fer-bench table "$finished" --sweep sweep.toml --select last --out table_last.md
-if compgen -G "$finished/nla-*" > /dev/null; then  # compare needs NLA runs
-    fer-bench compare "$finished" nla --out compare_nla.md
+grid=()  # with a sweep file, the tables show the whole grid: cells with no run say "not run"
+[ -e sweep.toml ] && grid=(--sweep sweep.toml)
+fer-bench table "$finished" "${grid[@]}" --out table.md
+fer-bench table "$finished" "${grid[@]}" --out table.tex
+fer-bench table "$finished" "${grid[@]}" --select last --out table_last.md
+row="${2:-nla}"  # the table row compare_nla.md sets against every other row
+if compgen -G "$finished/${row%% *}-*" > /dev/null; then  # compare needs that method's runs
+    fer-bench compare "$finished" "$row" --out compare_nla.md
 fi
 fer-bench plot "$finished" --out plots
 python "$repo/bench/sweep_time.py" "$finished" > compute.txt
 # The README ends with table.md, below its marker line.
-python - README.md table.md <<'PY'
+python - README.md table.md "$marker" <<'PY'
 import sys
 from pathlib import Path
 
-readme, table = Path(sys.argv[1]), Path(sys.argv[2]).read_text()
-marker = "<!-- copied from table.md: do not edit below -->\n"
-head, found, _ = readme.read_text().partition(marker)
-if not found:
-    sys.exit(f"{readme}: marker line missing")
+readme, table, marker = Path(sys.argv[1]), Path(sys.argv[2]).read_text(), sys.argv[3] + "\n"
+head = readme.read_text().partition(marker)[0]
 readme.write_text(head + marker + "\n" + table)
 PY
 cat compute.txt

@@ -17,21 +17,18 @@ import torch
 PACKAGES = ("torch", "timm", "numpy", "scipy", "datasets", "pillow", "rich", "typer")
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON through a temporary file so a reader never sees half a record."""
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write through a synced temporary file and rename: a reader never sees half a file."""
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1)
+        f.write(text)
         f.flush()
         os.fsync(f.fileno())
     tmp.replace(path)
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write through a temporary file and rename: a reader never sees half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+def write_json_atomic(path: Path, obj: Any) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=1))
 
 
 def write_jsonl_atomic(path: Path, rows: list[dict]) -> None:

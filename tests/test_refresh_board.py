@@ -16,11 +16,11 @@ from fer_bench.config import RunConfig
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _refresh(board: Path, *row: str) -> subprocess.CompletedProcess:
+def _refresh(*args: str | Path) -> subprocess.CompletedProcess:
     # fer-bench and python from this interpreter's environment, as in an activated venv.
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     return subprocess.run(
-        ["bash", str(ROOT / "bench" / "refresh_board.sh"), str(board), *row],
+        ["bash", str(ROOT / "bench" / "refresh_board.sh"), *map(str, args)],
         capture_output=True,
         text=True,
         env=env,
@@ -84,7 +84,5 @@ def test_missing_marker_is_an_error(tmp_path):
 
 @pytest.mark.parametrize("args", [[], ["/nonexistent/board"]])
 def test_bad_board_argument(args):
-    result = subprocess.run(
-        ["bash", str(ROOT / "bench" / "refresh_board.sh"), *args], capture_output=True, text=True
-    )
+    result = _refresh(*args)
     assert result.returncode != 0 and (not args or "nonexistent" in result.stderr)

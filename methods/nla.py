@@ -19,10 +19,13 @@ Choices (official defaults; the paper's reading as options):
 * ``detach_weight=False`` (official: gradient flows through w) | True.
 Score: w (higher = believed cleaner).
 
-Observed here: trained from scratch (no face-pretrained backbone), the official
-un-detached weight collapses the model to the majority class even without
-noise: for most misclassified samples the gradient through w raises the wrong
-top logit. ``detach_weight=True`` learns (tests/test_methods_learning.py).
+Observed here, from scratch (no face-pretrained backbone): for a misclassified
+sample the gradient through the un-detached w raises the wrong top logit
+(tests/test_methods_nla_collapse.py). At the tests' short synthetic budget this
+collapses the model to the majority class even without noise, and
+``detach_weight=True`` learns (tests/test_methods_learning.py); on FERPlus the
+official weight learns but trails CE (results/ferplus-cpu, and
+results/ferplus-cpu-nla-variants for detach_weight and lam_c).
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 # Regenerate a leaderboard's tables, plots and compute summary from its finished runs:
 #   bench/refresh_board.sh results/ferplus-cpu [ROW]
 # ROW: the table row compare_nla.md compares with every other (default nla; a board holding
-# NLA under several settings names one, e.g. "nla [hparams=defaults]").
+# NLA under several settings names one, e.g. "nla [hparams=defaults]"); compare_ce.md does
+# the same for ce.
 # Runs still in progress are left out (they are not committed either): the tables read a
 # directory of links to the run directories that have their done marker.
 set -euo pipefail
@@ -22,10 +23,13 @@ grid=()  # with a sweep file, the tables show the whole grid: cells with no run 
 fer-bench table "$finished" "${grid[@]}" --out table.md
 fer-bench table "$finished" "${grid[@]}" --out table.tex
 fer-bench table "$finished" "${grid[@]}" --select last --out table_last.md
-row="${2:-nla}"  # the table row compare_nla.md sets against every other row
-if compgen -G "$finished/${row%% *}-*" > /dev/null; then  # compare needs that method's runs
-    fer-bench compare "$finished" "$row" --out compare_nla.md
-fi
+compare() {  # ROW FILE: ROW minus every other row, when ROW's method has runs on the board
+    if compgen -G "$finished/${1%% *}-*" > /dev/null; then
+        fer-bench compare "$finished" "$1" --out "$2"
+    fi
+}
+compare "${2:-nla}" compare_nla.md
+compare ce compare_ce.md  # the baseline: does any method beat plain CE?
 fer-bench plot "$finished" --out plots
 python "$repo/bench/sweep_time.py" "$finished" > compute.txt
 # The README ends with table.md, below its marker line.

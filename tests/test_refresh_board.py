@@ -56,6 +56,7 @@ def test_grid_board_leaves_out_unfinished_runs(tmp_path):
     assert (board / "README.md").read_text() == f"# a board\n\n{MARKER}\n{table}"
     assert (board / "table.tex").read_text().startswith(r"\begin{table}")
     assert "(n=2, q=" in (board / "compare_nla.md").read_text()
+    assert "ce minus each method" in (board / "compare_ce.md").read_text()
     assert (board / "compute.txt").read_text().startswith("4 runs")
     assert list((board / "plots").glob("*.png"))
 
@@ -71,6 +72,7 @@ def test_board_without_grid_compares_the_named_row(tmp_path):
     assert "nla [hparams=defaults] minus each method" in compared
     assert "| nla [hparams=lam_c=0.125] |" in compared
     assert "planned runs" not in (board / "table.md").read_text()
+    assert not (board / "compare_ce.md").exists()  # no ce runs on this board
 
 
 def test_missing_marker_is_an_error(tmp_path):

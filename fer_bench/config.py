@@ -34,7 +34,7 @@ class AugConfig:
     crop: int | None = None  # crop side; None = the input size (translation only)
     flip: bool = True
     erase_p: float = 0.5
-    erase_max: float = 0.25  # largest erased area fraction (the official repos: 0.25)
+    erase_max: float = 0.25  # largest erased area fraction (SCN, RUL, EAC: 0.25; NLA: 0.30)
     noise_p: float = 0.5  # Gaussian pixel noise, variance 30 on 0-255 as in all four repos
     noise_var: float = 30.0
     tta_flip: bool = False  # evaluate on the mean of the image and its mirror

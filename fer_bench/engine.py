@@ -7,7 +7,8 @@ API:
 A run directory holds config.json, labels_train.csv / labels_val.csv,
 metrics.jsonl (one line per epoch), checkpoint.pt (every epoch), final.json
 and, last, an empty ``done`` marker. With ``resume=True`` an interrupted run
-continues from its checkpoint to the same numbers as an uninterrupted one;
+continues from its checkpoint to the same numbers as an uninterrupted one
+(on CPU; on a GPU non-deterministic kernels may make them differ slightly);
 a finished run is returned as it is. The engine alone holds the clean labels
 and the flip mask; a method receives observed labels only.
 """
@@ -122,6 +123,8 @@ def _select(history: list[dict]) -> dict:
 def _rng_state(aug_gen: torch.Generator, order_gen: torch.Generator) -> dict:
     return {
         "torch": torch.get_rng_state(),
+        # Methods draw on the device too (RUL's permutation, dropout).
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "aug": aug_gen.get_state(),
         "order": order_gen.get_state(),
     }
@@ -199,6 +202,8 @@ def train(
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"]["torch"].cpu())
+        if state["rng"].get("cuda") and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([s.cpu() for s in state["rng"]["cuda"]])
         aug_gen.set_state(state["rng"]["aug"])
         order_gen.set_state(state["rng"]["order"])
         history = read_jsonl(out / "metrics.jsonl")[: state["epoch"]]

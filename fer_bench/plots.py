@@ -154,7 +154,8 @@ def _mean_curve(
     if length == 0:
         return None
     stack = np.asarray([c[:length] for c in curves], dtype=float)
-    return np.arange(1, length + 1), stack.mean(0), stack.std(0)
+    spread = stack.std(0, ddof=1) if len(stack) > 1 else np.zeros(length)  # sample std, as tables
+    return np.arange(1, length + 1), stack.mean(0), spread
 
 
 def training_curves(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -69,10 +70,15 @@ def source_digest(packages: dict[str, Path]) -> str:
     return digest.hexdigest()[:16]
 
 
+@functools.cache
 def code_version() -> dict[str, Any]:
     """The git commit of the fer_bench checkout (and whether it had local edits), and a
     digest of the source itself, which still identifies the code where git is absent
-    (an installed wheel, a copied tree)."""
+    (an installed wheel, a copied tree).
+
+    Read once per process: a sweep worker keeps running the code it imported at its
+    first run, so edits to the checkout made later are not the code of its later runs.
+    """
     import fer_bench.methods
     import fer_bench.protocols
 
@@ -125,5 +131,5 @@ def environment(device: str) -> dict[str, Any]:
         "device": device,
         "gpu": torch.cuda.get_device_name(0) if device.startswith("cuda") else None,
         "packages": packages,
-        "code": code_version(),
+        "code": dict(code_version()),  # a copy: the cached one must stay as read
     }

@@ -10,7 +10,7 @@ raise on one bad record: a file that cannot be parsed becomes a
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
@@ -166,7 +166,18 @@ class Run:
 
     @cached_property
     def protocol(self) -> ProtocolKey:
-        return ProtocolKey.from_config(self.config)
+        key = ProtocolKey.from_config(self.config)
+        if key.noise and key.noise_on_val and self._val_labels_clean():
+            # A label file may cover the training split only (index CSVs always do): the run
+            # then selected on clean validation labels, whatever its config asked for.
+            return replace(key, noise_on_val=False)
+        return key
+
+    def _val_labels_clean(self) -> bool:
+        if self.state not in (RunState.DONE, RunState.FAILED):
+            return False
+        labels = self.final.get("labels")
+        return isinstance(labels, dict) and labels.get("val_noise_rate") == 0.0
 
     @cached_property
     def final(self) -> dict[str, Any]:

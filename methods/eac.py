@@ -35,8 +35,11 @@ class EacHparams(Hparams):
 
 
 def class_activation_maps(fmap: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """A (B, K, h, w) from a feature map (B, C, h, w) and classifier weights (K, C), W detached."""
-    return torch.einsum("bchw,kc->bkhw", fmap.float(), weight.detach().float())
+    """A (B, K, h, w) from a feature map (B, C, h, w) and classifier weights (K, C), W detached.
+
+    Under the engine's bf16 autocast the product runs in bf16, as the rest of the forward.
+    """
+    return torch.einsum("bchw,kc->bkhw", fmap, weight.detach())
 
 
 def flip_consistency(cam: torch.Tensor, cam_mirrored: torch.Tensor) -> torch.Tensor:

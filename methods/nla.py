@@ -18,11 +18,13 @@ Choices (official defaults; the paper's reading as options):
   grows with B) | ``"mean"``.
 * ``detach_weight=False`` (official: gradient flows through w) | True.
 Score: w (higher = believed cleaner).
+Deviation: the shared recipe erases up to 25 % of view 1 (official NLA: 30 %;
+SCN, RUL and EAC: 25 %), so all methods see the same augmentation.
 
 Observed here, from scratch (no face-pretrained backbone): for a misclassified
 sample the gradient through the un-detached w raises the wrong top logit
-(tests/test_methods_nla_collapse.py). At the tests' short synthetic budget this
-collapses the model to the majority class even without noise, and
+(tests/test_methods_nla_collapse.py). At the tests' short synthetic budget (30 %
+symmetric noise) this collapses the model to the majority class, while
 ``detach_weight=True`` learns (tests/test_methods_learning.py); on FERPlus the
 official weight learns but trails CE (results/ferplus-cpu, and
 results/ferplus-cpu-nla-variants for detach_weight and lam_c).

@@ -13,7 +13,7 @@ from fer_bench.config import RunConfig
 from fer_bench.method import Batch, Method, TrainInfo, build_hparams
 from fer_bench.methods.la import log_priors
 from fer_bench.methods.nla import consistency, naw_weight, sigma_schedule
-from fer_bench.methods.rul import native_map_shape
+from fer_bench.methods.rul import native_map_shape, uncertainty
 from fer_bench.registry import METHODS
 
 K, N, B, EPOCHS = 7, 64, 16, 12
@@ -102,6 +102,22 @@ def test_nla_loss_is_the_official_sum() -> None:
     assert torch.allclose(out.scores, w, atol=1e-6)
 
 
+@pytest.mark.parametrize("detach", [False, True])
+def test_nla_loss_detaches_its_weight_when_asked(detach: bool) -> None:
+    # The gradient of NLA.loss must equal the recomputed loss's with w a constant iff detached.
+    method = make("nla", detach_weight=str(detach).lower()).eval()
+    batch = batch_for(method)
+    params = [p for p in method.parameters() if p.requires_grad]
+    got = torch.autograd.grad(method.loss(batch, 5).loss, params)
+    z1, z2 = method.backbone(batch.x), method.backbone(batch.x2)
+    ce = F.cross_entropy(z1, batch.y, reduction="none")
+    w = naw_weight(z1.softmax(1).detach(), batch.y, sigma_schedule(5, EPOCHS), method.hparams)
+    constant_w = 0.5 * ce.mean() + 0.5 * (w * ce).mean() + 0.5 * consistency(z1, z2).sum()
+    want = torch.autograd.grad(constant_w, params)
+    same = all(torch.allclose(a, b, atol=1e-6) for a, b in zip(got, want, strict=True))
+    assert same == detach
+
+
 def test_scn_relabels_from_the_set_epoch_and_keeps_labels_in_its_state() -> None:
     method = make("scn", margin_2="-1").eval()  # eval: predict repeats the loss's forward
     observed = method.table.labels.clone()
@@ -148,11 +164,13 @@ def test_rul_param_groups_and_probe() -> None:
 
 
 def test_rul_scores_are_inverse_uncertainty() -> None:
-    method = make("rul")
+    method = make("rul").eval()  # eval: no dropout, so the recomputation sees the same u
     batch = batch_for(method)
-    torch.manual_seed(0)
     out = method.loss(batch, 0)
-    assert (out.scores > 0).all() and out.logs["u"] > 0
+    with torch.no_grad():
+        u = uncertainty(method.log_var(method.backbone.feature_map(batch.x)).float())
+    assert torch.allclose(out.scores, 1.0 / u, rtol=1e-5)
+    assert out.logs["u"] == pytest.approx(u.mean().item(), rel=1e-5)
 
 
 def test_la_adjusts_by_the_observed_priors() -> None:

@@ -69,7 +69,7 @@ def test_nla_false_case_weight_is_unscheduled(g: float, n: float, w: float, epoc
     assert nla_w(probs, epoch) == pytest.approx(w, abs=TOL)
 
 
-def test_nla_weight_carries_gradient_unless_detached() -> None:
+def test_nla_weight_carries_gradient() -> None:
     logits = torch.randn(4, 7, requires_grad=True)
     w = naw_weight(logits.softmax(1), torch.tensor([0, 1, 2, 3]), 0.5, NlaHparams())
     (grad,) = torch.autograd.grad(w.sum(), logits)

@@ -151,6 +151,22 @@ def test_protocol_labels(protocol, label):
     assert ProtocolKey.from_config(_cfg("ce", 0, **protocol).to_dict()).label == label
 
 
+@pytest.mark.parametrize(
+    ("val_noise_rate", "label"), [(0.0, "file t.csv (clean val)"), (0.3, "file t.csv")]
+)
+def test_protocol_label_says_clean_val_when_the_record_does(tmp_path, val_noise_rate, label):
+    # An index CSV labels the training split only: validation stays clean whatever the config says.
+    cfg = _cfg("ce", 0, noise="file:/data/t.csv")
+    fake_engine.write_records(cfg, tmp_path)
+    path = fake_engine.run_dir(cfg, tmp_path) / "final.json"
+    final = json.loads(path.read_text())
+    final["labels"] = {"train_noise_rate": 0.3, "val_noise_rate": val_noise_rate}
+    path.write_text(json.dumps(final))
+    (run,) = scan_runs(tmp_path).runs
+    assert cfg.protocol.noise_on_val
+    assert run.protocol.label == label
+
+
 def test_protocols_sort_clean_first_then_by_rate():
     keys = [
         ProtocolKey.from_config(_cfg("ce", 0, **p).to_dict())
@@ -231,7 +247,11 @@ def test_compare_one_method_against_each(tmp_path):
     versus_b, versus_c = found["b", "clean"], found["c", "clean"]
     assert versus_b.n == 3 and versus_b.diff == pytest.approx(0.0967, abs=1e-4)
     assert versus_b.verdict == "better" and versus_b.q < 0.05
-    assert versus_c.verdict == "no difference shown" and versus_c.q >= versus_c.p
+    assert versus_c.verdict == "no difference shown"
+    # Benjamini-Hochberg over the two tested pairs only (the untested ones do not count).
+    assert versus_b.p < versus_c.p
+    assert versus_c.q == pytest.approx(versus_c.p)
+    assert versus_b.q == pytest.approx(min(2 * versus_b.p, versus_c.p))
     noisy = found["b", "sym 30%"]
     assert noisy.n == 1 and noisy.diff == pytest.approx(-0.1) and noisy.verdict == "untested"
     assert found["c", "sym 30%"].verdict == "no shared seeds"

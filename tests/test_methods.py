@@ -89,15 +89,22 @@ def test_unknown_options_are_refused_before_any_model_exists(
         build_hparams(METHODS.get(name), {key: value})
 
 
+def nla_recomputed(
+    method: Method, batch: Batch, epoch: int, constant_w: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The official NLA loss written out, and its weight w (a constant if ``constant_w``)."""
+    z1, z2 = method.backbone(batch.x), method.backbone(batch.x2)
+    ce = F.cross_entropy(z1, batch.y, reduction="none")
+    probs = z1.softmax(1).detach() if constant_w else z1.softmax(1)
+    w = naw_weight(probs, batch.y, sigma_schedule(epoch, EPOCHS), method.hparams)
+    return 0.5 * ce.mean() + 0.5 * (w * ce).mean() + 0.5 * consistency(z1, z2).sum(), w
+
+
 def test_nla_loss_is_the_official_sum() -> None:
     method = make("nla").eval()  # eval: deterministic forward for the recomputation
     batch = batch_for(method)
     out = method.loss(batch, 5)
-    z1, z2 = method.backbone(batch.x), method.backbone(batch.x2)
-    ce = F.cross_entropy(z1, batch.y, reduction="none")
-    hp = method.hparams
-    w = naw_weight(z1.softmax(1), batch.y, sigma_schedule(5, EPOCHS), hp)
-    expected = 0.5 * ce.mean() + 0.5 * (w * ce).mean() + 0.5 * consistency(z1, z2).sum()
+    expected, w = nla_recomputed(method, batch, 5)
     assert out.loss.item() == pytest.approx(expected.item(), rel=1e-5)
     assert torch.allclose(out.scores, w, atol=1e-6)
 
@@ -109,11 +116,7 @@ def test_nla_loss_detaches_its_weight_when_asked(detach: bool) -> None:
     batch = batch_for(method)
     params = [p for p in method.parameters() if p.requires_grad]
     got = torch.autograd.grad(method.loss(batch, 5).loss, params)
-    z1, z2 = method.backbone(batch.x), method.backbone(batch.x2)
-    ce = F.cross_entropy(z1, batch.y, reduction="none")
-    w = naw_weight(z1.softmax(1).detach(), batch.y, sigma_schedule(5, EPOCHS), method.hparams)
-    constant_w = 0.5 * ce.mean() + 0.5 * (w * ce).mean() + 0.5 * consistency(z1, z2).sum()
-    want = torch.autograd.grad(constant_w, params)
+    want = torch.autograd.grad(nla_recomputed(method, batch, 5, constant_w=True)[0], params)
     same = all(torch.allclose(a, b, atol=1e-6) for a, b in zip(got, want, strict=True))
     assert same == detach
 

@@ -249,6 +249,18 @@ def _mark_best(cells: list[Cell]) -> None:
             c.versus_best = "tie" if c.p_value >= ALPHA else "differs"
 
 
+def _columns(runs: list[Run]) -> dict[str, ProtocolKey]:
+    """Each run's column. Only a finished run's record says whether its label file left
+    validation clean; the file is the same for every seed, so runs not finished (a sweep's
+    planned cells) join the column their finished siblings earned."""
+    earned = {
+        ProtocolKey.from_config(r.config): r.protocol
+        for r in runs
+        if r.protocol != ProtocolKey.from_config(r.config)
+    }
+    return {r.name: earned.get(ProtocolKey.from_config(r.config), r.protocol) for r in runs}
+
+
 def build_leaderboard(runset: RunSet, metric: str = "acc", selection: str = "val") -> Leaderboard:
     """The leaderboard of ``runset``; add a sweep's planned runs to it (``planned_runs``) to
     show cells not run yet."""
@@ -265,12 +277,13 @@ def build_leaderboard(runset: RunSet, metric: str = "acc", selection: str = "val
             "a table compares runs on one dataset"
         )
     labels = row_labels(runs)
+    column_of = _columns(runs)
     rows = sorted(set(labels.values()))
-    columns = sorted({r.protocol for r in runs}, key=ProtocolKey.sort_key)
+    columns = sorted(set(column_of.values()), key=ProtocolKey.sort_key)
     seeds = sorted({r.seed for r in runs})
     grouped: dict[tuple[str, ProtocolKey], list[Run]] = defaultdict(list)
     for run in runs:
-        grouped[labels[run.name], run.protocol].append(run)
+        grouped[labels[run.name], column_of[run.name]].append(run)
     board = Leaderboard(
         metric=metric,
         selection=selection,

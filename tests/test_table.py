@@ -15,7 +15,7 @@ from fer_bench.cli import app
 from fer_bench.compare import compare
 from fer_bench.config import RunConfig
 from fer_bench.results import ProtocolKey, scan_runs
-from fer_bench.sweep import build_spec, expand, read_sweep_file
+from fer_bench.sweep import build_spec, expand, planned_runs, read_sweep_file
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 _spec = importlib.util.spec_from_file_location("make_golden", GOLDEN / "make_golden.py")
@@ -165,6 +165,20 @@ def test_protocol_label_says_clean_val_when_the_record_does(tmp_path, val_noise_
     (run,) = scan_runs(tmp_path).runs
     assert cfg.protocol.noise_on_val
     assert run.protocol.label == label
+
+
+def test_planned_seed_joins_the_clean_val_column_its_finished_seed_earned(tmp_path):
+    done, planned = _cfg("ce", 0, noise="file:/data/t.csv"), _cfg("ce", 1, noise="file:/data/t.csv")
+    fake_engine.write_records(done, tmp_path)
+    path = fake_engine.run_dir(done, tmp_path) / "final.json"
+    final = json.loads(path.read_text())
+    final["labels"] = {"train_noise_rate": 0.3, "val_noise_rate": 0.0}
+    path.write_text(json.dumps(final))
+    runset = scan_runs(tmp_path)
+    runset.runs += planned_runs([planned], tmp_path)
+    board = build_leaderboard(runset)
+    assert [c.label for c in board.columns] == ["file t.csv (clean val)"]
+    assert board.progress == (1, 2)
 
 
 def test_protocols_sort_clean_first_then_by_rate():

@@ -253,12 +253,9 @@ def _columns(runs: list[Run]) -> dict[str, ProtocolKey]:
     """Each run's column. Only a finished run's record says whether its label file left
     validation clean; the file is the same for every seed, so runs not finished (a sweep's
     planned cells) join the column their finished siblings earned."""
-    earned = {
-        ProtocolKey.from_config(r.config): r.protocol
-        for r in runs
-        if r.protocol != ProtocolKey.from_config(r.config)
-    }
-    return {r.name: earned.get(ProtocolKey.from_config(r.config), r.protocol) for r in runs}
+    declared = {r.name: ProtocolKey.from_config(r.config) for r in runs}
+    earned = {declared[r.name]: r.protocol for r in runs if r.protocol != declared[r.name]}
+    return {r.name: earned.get(declared[r.name], r.protocol) for r in runs}
 
 
 def build_leaderboard(runset: RunSet, metric: str = "acc", selection: str = "val") -> Leaderboard:

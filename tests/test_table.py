@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import fake_engine
@@ -74,12 +75,17 @@ def _cfg(method: str, seed: int, **protocol) -> RunConfig:
     return cfg
 
 
-def _with_acc(root: Path, cfg: RunConfig, acc: float, rule: str = "val") -> None:
+def _with_final(root: Path, cfg: RunConfig, edit: Callable[[dict], None]) -> None:
+    """Write ``cfg``'s records, then apply ``edit`` to its final.json."""
     fake_engine.write_records(cfg, root)
     path = fake_engine.run_dir(cfg, root) / "final.json"
     final = json.loads(path.read_text())
-    final["selection"][rule]["test"]["acc"] = acc
+    edit(final)
     path.write_text(json.dumps(final))
+
+
+def _with_acc(root: Path, cfg: RunConfig, acc: float, rule: str = "val") -> None:
+    _with_final(root, cfg, lambda final: final["selection"][rule]["test"].update(acc=acc))
 
 
 def test_best_tie_and_differs_from_paired_tests(tmp_path):
@@ -157,11 +163,8 @@ def test_protocol_labels(protocol, label):
 def test_protocol_label_says_clean_val_when_the_record_does(tmp_path, val_noise_rate, label):
     # An index CSV labels the training split only: validation stays clean whatever the config says.
     cfg = _cfg("ce", 0, noise="file:/data/t.csv")
-    fake_engine.write_records(cfg, tmp_path)
-    path = fake_engine.run_dir(cfg, tmp_path) / "final.json"
-    final = json.loads(path.read_text())
-    final["labels"] = {"train_noise_rate": 0.3, "val_noise_rate": val_noise_rate}
-    path.write_text(json.dumps(final))
+    labels = {"train_noise_rate": 0.3, "val_noise_rate": val_noise_rate}
+    _with_final(tmp_path, cfg, lambda final: final.update(labels=labels))
     (run,) = scan_runs(tmp_path).runs
     assert cfg.protocol.noise_on_val
     assert run.protocol.label == label
@@ -169,11 +172,8 @@ def test_protocol_label_says_clean_val_when_the_record_does(tmp_path, val_noise_
 
 def test_planned_seed_joins_the_clean_val_column_its_finished_seed_earned(tmp_path):
     done, planned = _cfg("ce", 0, noise="file:/data/t.csv"), _cfg("ce", 1, noise="file:/data/t.csv")
-    fake_engine.write_records(done, tmp_path)
-    path = fake_engine.run_dir(done, tmp_path) / "final.json"
-    final = json.loads(path.read_text())
-    final["labels"] = {"train_noise_rate": 0.3, "val_noise_rate": 0.0}
-    path.write_text(json.dumps(final))
+    labels = {"train_noise_rate": 0.3, "val_noise_rate": 0.0}
+    _with_final(tmp_path, done, lambda final: final.update(labels=labels))
     runset = scan_runs(tmp_path)
     runset.runs += planned_runs([planned], tmp_path)
     board = build_leaderboard(runset)

@@ -36,6 +36,7 @@ from fer_bench.labels import LabelSet, build_labels
 from fer_bench.method import Batch, Method, TrainInfo, build_hparams
 from fer_bench.metrics import classification_metrics
 from fer_bench.optim import build_optimizer, build_scheduler
+from fer_bench.precision import resolve_precision
 from fer_bench.records import environment, read_jsonl, write_json_atomic, write_jsonl_atomic
 from fer_bench.registry import METHODS, load_plugin_file
 from fer_bench.training_progress import TrainingProgress
@@ -153,6 +154,17 @@ def train(
         if resume and ckpt_path.exists()
         else None
     )
+    precision = resolve_precision(cfg.bf16, cfg.device)
+    # Checkpoints from before precision was recorded ran as asked.
+    trained_in = state.get("precision", "bf16" if cfg.bf16 else "fp32") if state else precision
+    if trained_in != precision:
+        raise RuntimeError(
+            f"{out} was trained for {state['epoch']} epochs in {trained_in}; here it would go "
+            f"on in {precision}. Resume it on a machine that runs {trained_in} natively, or "
+            "delete the directory to start over"
+        )
+    # What this machine executes; config.json and the hash keep what was asked for.
+    run_cfg = dataclasses.replace(cfg, bf16=precision == "bf16")
 
     # A resumed run's wall time continues from what its checkpoint had already spent.
     started = time.perf_counter() - (state.get("elapsed_s", 0.0) if state else 0.0)
@@ -220,6 +232,7 @@ def train(
         "labels": label_info,
         "dataset_info": bundle.info,
         "environment": environment(cfg.device),
+        "precision": precision,
     }
     flipped = data.train_labels.flipped
     reporter = TrainingProgress(cfg.method, cfg.epochs, steps, enabled=progress)
@@ -229,7 +242,16 @@ def train(
             reporter.advance_to(first_epoch)
             for epoch in range(first_epoch, cfg.epochs):
                 row = _train_epoch(
-                    cfg, method, aug, data, optimizer, scheduler, order_gen, epoch, steps, reporter
+                    run_cfg,
+                    method,
+                    aug,
+                    data,
+                    optimizer,
+                    scheduler,
+                    order_gen,
+                    epoch,
+                    steps,
+                    reporter,
                 )
                 scores = row.pop("scores")
                 row["noise"] = (
@@ -237,8 +259,8 @@ def train(
                     if scores is not None
                     else None
                 )
-                row["val"] = evaluate(method, aug, data.val, data.val_labels, cfg)
-                row["test"] = evaluate(method, aug, data.test, data.test.labels, cfg)
+                row["val"] = evaluate(method, aug, data.val, data.val_labels, run_cfg)
+                row["test"] = evaluate(method, aug, data.test, data.test.labels, run_cfg)
                 row["time_s"] = round(time.perf_counter() - row.pop("t0"), 3)
                 history.append(row)
                 write_jsonl_atomic(out / "metrics.jsonl", history)
@@ -251,6 +273,7 @@ def train(
                     aug_gen,
                     order_gen,
                     time.perf_counter() - started,
+                    precision,
                 )
                 reporter.epoch_done(epoch, row)
                 if writer is not None:
@@ -346,6 +369,7 @@ def _save_checkpoint(
     aug_gen: torch.Generator,
     order_gen: torch.Generator,
     elapsed_s: float,
+    precision: str,
 ) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save(
@@ -356,6 +380,7 @@ def _save_checkpoint(
             "epoch": epoch,
             "rng": _rng_state(aug_gen, order_gen),
             "elapsed_s": elapsed_s,
+            "precision": precision,
         },
         tmp,
     )

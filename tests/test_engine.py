@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import fer_bench.engine as engine
+import fer_bench.precision as precision
 from fer_bench.method import Batch, Method, StepOutput
 from fer_bench.registry import METHODS
 
@@ -77,6 +78,43 @@ def test_resume_reaches_the_same_numbers(tiny_bundle, tiny_config, tmp_path, mon
     assert resumed["selection"] == full["selection"]
     assert resumed["labels"] == full["labels"]
     assert resumed["time_s"] > 1000
+
+
+def test_bf16_without_native_support_trains_in_fp32(
+    tiny_bundle, tiny_config, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(precision, "native_bf16", lambda device: False)
+    with pytest.warns(UserWarning, match="no native bf16"):
+        asked = engine.train(
+            replace(tiny_config, bf16=True), tmp_path, progress=False, bundle=tiny_bundle
+        )
+    fp32 = engine.train(
+        replace(tiny_config, bf16=False), tmp_path, progress=False, bundle=tiny_bundle
+    )
+    assert asked["precision"] == fp32["precision"] == "fp32"
+    assert asked["config"]["bf16"] is True  # the record keeps what was asked for
+    assert asked["selection"] == fp32["selection"]
+
+
+def test_resume_refuses_to_switch_precision(tiny_bundle, tiny_config, tmp_path, monkeypatch):
+    cfg = replace(tiny_config, bf16=True)
+    monkeypatch.setattr(precision, "native_bf16", lambda device: False)
+    real_save = engine._save_checkpoint
+
+    def crash_after_saving(*args, **kwargs):
+        real_save(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine, "_save_checkpoint", crash_after_saving)
+    with pytest.raises(KeyboardInterrupt), pytest.warns(UserWarning):
+        engine.train(cfg, tmp_path, progress=False, bundle=tiny_bundle)
+    monkeypatch.setattr(engine, "_save_checkpoint", real_save)
+    monkeypatch.setattr(precision, "native_bf16", lambda device: True)
+    with pytest.raises(
+        RuntimeError, match="trained for 1 epochs in fp32; here it would go on in bf16"
+    ):
+        engine.train(cfg, tmp_path, resume=True, progress=False, bundle=tiny_bundle)
+    assert not (engine.run_dir(cfg, tmp_path) / "done").exists()
 
 
 @METHODS.register("test-diverge")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import statistics
 import warnings
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,7 +144,21 @@ def _shared_setting(runs: list[Run]) -> list[tuple[str, str]]:
         if values == ["None"]:
             continue
         out.append((name, values[0] if len(values) == 1 else "varies: " + ", ".join(values)))
+    counts = Counter(p for r in runs if (p := _precision(r)))
+    if len(counts) == 1:
+        out.append(("precision", next(iter(counts))))
+    elif counts:  # a board that pools bf16 and fp32 runs says how many of each
+        mix = ", ".join(f"{p} in {n}" for p, n in sorted(counts.items()))
+        out.append(("precision", f"varies: {mix} runs"))
     return out
+
+
+def _precision(run: Run) -> str | None:
+    """The arithmetic a finished run trained in: recorded since the engine falls back to
+    fp32 where bf16 is not native; earlier records ran as their config asked."""
+    if run.state is not RunState.DONE or "bf16" not in run.config:
+        return None
+    return run.final.get("precision") or ("bf16" if run.config["bf16"] else "fp32")
 
 
 def run_value(run: Run, metric: str, selection: str) -> float:

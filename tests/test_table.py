@@ -131,6 +131,19 @@ def test_runs_of_one_method_under_other_settings_get_their_own_row(tmp_path):
     assert ("epochs", "varies: 2, 3") in board.setting
 
 
+def test_setting_counts_runs_that_trained_in_fp32(tmp_path):
+    for seed in range(3):
+        fake_engine.write_records(_cfg("ce", seed), tmp_path)
+    board = build_leaderboard(scan_runs(tmp_path))
+    assert ("precision", "bf16") in board.setting  # records that predate the field
+    out = fake_engine.run_dir(_cfg("ce", 2), tmp_path)
+    final = json.loads((out / "final.json").read_text())
+    (out / "final.json").write_text(json.dumps({**final, "precision": "fp32"}))
+    board = build_leaderboard(scan_runs(tmp_path))
+    assert ("precision", "varies: bf16 in 2, fp32 in 1 runs") in board.setting
+    assert board.rows == ["ce"]  # the same config: one row, its mix stated
+
+
 def test_mixed_datasets_are_refused(tmp_path):
     fake_engine.write_records(_cfg("ce", 0), tmp_path)
     other = _cfg("ce", 0)

@@ -39,7 +39,9 @@ def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 10) -> float:
     return 2 * n**3 * reps / (time.perf_counter() - t)
 
 
-def bare_step_time(cfg, in_chans: int, num_classes: int, steps: int) -> tuple[float, float]:
+def bare_step_time(
+    cfg, bf16: bool, in_chans: int, num_classes: int, steps: int
+) -> tuple[float, float]:
     """Seconds per step of forward+backward+AdamW on a fixed tensor; training FLOPs per image."""
     net = create_backbone(cfg.backbone, num_classes, in_chans)
     size = cfg.aug.crop or cfg.data.image_size
@@ -49,7 +51,6 @@ def bare_step_time(cfg, in_chans: int, num_classes: int, steps: int) -> tuple[fl
         net = net.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
-    bf16 = resolve_precision(cfg.bf16, "cpu") == "bf16"  # as the engine runs it here
     with FlopCounterMode(display=False) as counter:
         torch.nn.functional.cross_entropy(net(x), y).backward()
     flops_per_image = counter.get_total_flops() / cfg.batch_size
@@ -90,13 +91,14 @@ def main() -> None:
         profile = "synthetic-cpu"
         base = with_overrides(load_profile(profile), {"epochs": args.epochs})
         bundle = load_dataset(base.data)
+    precision = resolve_precision(base.bf16, "cpu")  # as the engine runs it here
     peak32 = matmul_peak(torch.float32)
     # Emulated bf16 has no peak worth the minutes its matmuls take.
     peak16 = matmul_peak(torch.bfloat16) if native_bf16("cpu") else None
     report: dict = {
         "profile": profile,
         "threads": torch.get_num_threads(),
-        "precision": resolve_precision(base.bf16, "cpu"),
+        "precision": precision,
         "matmul_peak_gflops": {"fp32": peak32 / 1e9, "bf16": peak16 and peak16 / 1e9},
         "methods": {},
     }
@@ -117,7 +119,7 @@ def main() -> None:
             }
     steps = bundle.train.images.shape[0] // base.batch_size
     step_s, flops = bare_step_time(
-        base, bundle.image_shape[0], bundle.num_classes, steps=min(steps, 60)
+        base, precision == "bf16", bundle.image_shape[0], bundle.num_classes, steps=min(steps, 60)
     )
     ce = report["methods"][args.methods.split(",")[0]]
     bare_epoch = step_s * steps

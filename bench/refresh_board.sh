@@ -23,8 +23,18 @@ grid=()  # with a sweep file, the tables show the whole grid: cells with no run 
 fer-bench table "$finished" "${grid[@]}" --out table.md
 fer-bench table "$finished" "${grid[@]}" --out table.tex
 fer-bench table "$finished" "${grid[@]}" --select last --out table_last.md
-compare() {  # ROW FILE: ROW minus every other row, when ROW's method has runs on the board
-    if compgen -G "$finished/${1%% *}-*" > /dev/null; then
+rows="$(python - "$finished" <<'PY'
+import sys
+from pathlib import Path
+
+from fer_bench.aggregate import row_labels
+from fer_bench.results import scan_runs
+
+print("\n".join(sorted(set(row_labels(scan_runs(Path(sys.argv[1])).runs).values()))))
+PY
+)"
+compare() {  # ROW FILE: ROW minus every other row, when the board has ROW and another row
+    if grep -qxF "$1" <<< "$rows" && [ "$(wc -l <<< "$rows")" -gt 1 ]; then
         fer-bench compare "$finished" "$1" --out "$2"
     fi
 }

@@ -41,6 +41,8 @@ def compare(board: Leaderboard, method: str) -> list[Comparison]:
     """``method`` against every other row in every column of ``board``."""
     if method not in board.rows:
         raise ValueError(f"no row {method!r} in the table; rows: {', '.join(board.rows)}")
+    if len(board.rows) < 2:
+        raise ValueError(f"nothing to compare: {method!r} is the table's only row")
     out = []
     for col in board.columns:
         mine = board.cells[method, col].values

@@ -67,6 +67,7 @@ def accuracy_vs_noise(
     rows = sorted({row for row, _ in by_cell})
     for ax, (imb_type, imb, noise, on_val) in zip(axes, families, strict=True):
         clean = ProtocolKey(imb_type, imb, "", 0.0, True)
+        rates: set[float] = set()
         for i, row in enumerate(rows):
             points = []
             for (r, p), group in by_cell.items():
@@ -81,6 +82,7 @@ def accuracy_vs_noise(
             points = sorted((x, v) for x, v in points if v)
             if not points:
                 continue
+            rates.update(x for x, _ in points)
             color = f"C{i % 10}"
             shift = (i - (len(rows) - 1) / 2) * 0.3  # side by side, so seeds stay visible
             xs = [x + shift for x, _ in points]
@@ -93,6 +95,9 @@ def accuracy_vs_noise(
                 )
         title = ProtocolKey(imb_type, imb, noise, 0.0, on_val).label.replace(" 0%", "")
         ax.set_title(f"{title} noise")
+        # Ticks at the rates run only: the side-by-side shift would otherwise give a
+        # one-rate panel an axis of made-up fractional rates.
+        ax.set_xticks(sorted(rates), [f"{r:g}" for r in sorted(rates)])
         ax.set_xlabel("noise rate (%)")
         ax.set_ylabel(f"{METRICS[metric].removesuffix(' (%)')} (%)")
         ax.grid(alpha=0.3)

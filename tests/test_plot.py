@@ -9,9 +9,10 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from fer_bench.aggregate import row_labels
 from fer_bench.cli import app
 from fer_bench.config import RunConfig
-from fer_bench.plots import plot_all
+from fer_bench.plots import accuracy_vs_noise, plot_all
 from fer_bench.results import scan_runs
 
 
@@ -39,6 +40,20 @@ def test_plot_all_writes_each_figure_once(tmp_path):
         with Image.open(path) as image:
             assert image.format == "PNG" and min(image.size) > 200
     assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == sorted(p.name for p in written)
+
+
+def test_accuracy_vs_noise_ticks_only_the_rates_run(tmp_path):
+    for method in ("ce", "nla", "rul"):  # three rows: each is shifted sideways
+        for seed in (0, 1):
+            cfg = RunConfig(method=method, seed=seed, epochs=3)
+            cfg.protocol.noise_rate = 0.2
+            cfg.protocol.imbalance, cfg.protocol.imbalance_type = 50, "exp"
+            fake_engine.write_records(cfg, tmp_path / "res")
+    runs = scan_runs(tmp_path / "res").runs
+    fig = accuracy_vs_noise(runs, row_labels(runs), "acc", "val")
+    (ax,) = fig.axes
+    assert list(ax.get_xticks()) == [20.0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["20"]
 
 
 def test_cli_plot_reports_bad_metrics_lines_and_still_plots(tmp_path):

@@ -75,6 +75,15 @@ def test_board_without_grid_compares_the_named_row(tmp_path):
     assert not (board / "compare_ce.md").exists()  # no ce runs on this board
 
 
+def test_board_of_one_row_writes_no_comparison(tmp_path):
+    board = _board(tmp_path, None)
+    fake_engine.write_records(_cfg("ce", 0), board / "runs")
+    result = _refresh(board)
+    assert result.returncode == 0, result.stderr
+    assert (board / "table.md").exists()
+    assert not list(board.glob("compare_*.md"))  # ce against nothing says nothing
+
+
 def test_missing_marker_is_an_error(tmp_path):
     board = _board(tmp_path, None)
     (board / "README.md").write_text("# no marker\n")

@@ -284,6 +284,10 @@ def test_compare_one_method_against_each(tmp_path):
     assert found["c", "sym 30%"].verdict == "no shared seeds"
     with pytest.raises(ValueError, match="rows: a, b, c"):
         compare(board, "nla")
+    alone = tmp_path / "alone"
+    _with_acc(alone, _cfg("a", 0), 0.8)
+    with pytest.raises(ValueError, match="nothing to compare: 'a' is the table's only row"):
+        compare(build_leaderboard(scan_runs(alone)), "a")
 
     result = CliRunner().invoke(app, ["compare", str(tmp_path), "a", "--metric", "acc"])
     assert result.exit_code == 0, result.output

@@ -97,7 +97,8 @@ def accuracy_vs_noise(
         ax.set_title(f"{title} noise")
         # Ticks at the rates run only: the side-by-side shift would otherwise give a
         # one-rate panel an axis of made-up fractional rates.
-        ax.set_xticks(sorted(rates), [f"{r:g}" for r in sorted(rates)])
+        ticks = sorted(rates)
+        ax.set_xticks(ticks, [f"{r:g}" for r in ticks])
         ax.set_xlabel("noise rate (%)")
         ax.set_ylabel(f"{METRICS[metric].removesuffix(' (%)')} (%)")
         ax.grid(alpha=0.3)

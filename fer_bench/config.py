@@ -69,6 +69,7 @@ class RunConfig:
     bf16: bool = True
     channels_last: bool = True
     plugin: str | None = None  # user file that registers the method
+    recipe: str = "shared"  # "shared" (the profile's) | "official" (the method's own code)
 
     def validate(self) -> None:
         if self.epochs < 1:

@@ -2,7 +2,7 @@
 # Regenerate a leaderboard's tables, plots and compute summary from its finished runs:
 #   bench/refresh_board.sh results/ferplus-cpu [ROW]
 # ROW: the table row compare_nla.md compares with every other (default nla; a board holding
-# NLA under several settings names one, e.g. "nla [hparams=defaults]"); compare_ce.md does
+# NLA under several settings names one, e.g. "nla [defaults]"); compare_ce.md does
 # the same for ce.
 # Runs still in progress are left out (they are not committed either): the tables read a
 # directory of links to the run directories that have their done marker.
@@ -23,6 +23,7 @@ grid=()  # with a sweep file, the tables show the whole grid: cells with no run 
 fer-bench table "$finished" "${grid[@]}" --out table.md
 fer-bench table "$finished" "${grid[@]}" --out table.tex
 fer-bench table "$finished" "${grid[@]}" --select last --out table_last.md
+fer-bench table "$finished" --selection-report --out selection_report.md
 rows="$(python - "$finished" <<'PY'
 import sys
 from pathlib import Path

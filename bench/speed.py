@@ -26,6 +26,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from fer_bench.backbones import create_backbone
 from fer_bench.data import load_dataset
 from fer_bench.engine import train
+from fer_bench.identity import run_name
 from fer_bench.precision import native_bf16, resolve_precision
 from fer_bench.profiles import load_profile, with_overrides
 
@@ -107,9 +108,7 @@ def main() -> None:
             cfg = with_overrides(base, {"method": method})
             final = train(cfg, Path(tmp), progress=False, bundle=bundle)
             last = json.loads(
-                (Path(tmp) / f"{method}-{cfg.hash()}" / "metrics.jsonl")
-                .read_text()
-                .splitlines()[-1]
+                (Path(tmp) / run_name(cfg) / "metrics.jsonl").read_text().splitlines()[-1]
             )
             n = final["labels"]["n_train"] // cfg.batch_size * cfg.batch_size
             report["methods"][method] = {

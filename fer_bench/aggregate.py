@@ -17,7 +17,10 @@ from typing import Any
 
 from scipy.stats import ttest_rel
 
+from fer_bench.identity import resolved_hparams, row_identity
+from fer_bench.registry import RegistryError
 from fer_bench.results import Problem, ProtocolKey, Run, RunSet, RunState
+from fer_bench.selection import SELECTIONS, rule
 
 METRICS = {
     "acc": "Overall test accuracy (%)",
@@ -25,17 +28,8 @@ METRICS = {
     "macro_f1": "Test macro-F1 (%)",
 }
 DEFAULT_METRICS = ("acc", "mean_class_acc")
-SELECTIONS = {
-    "val": "val, the epoch with the best validation accuracy (validation labels carry the "
-    "run's label noise unless a column says clean val)",
-    "last": "last, the final epoch",
-    "oracle": "oracle, the epoch with the best TEST accuracy: OPTIMISTIC, it selects on the "
-    "test labels (as the official codes did), not an unbiased estimate",
-}
 ALPHA = 0.05  # paired t-test level for "indistinguishable from the best"
 
-# Config keys that do not define a row: the column, the seed, and where things ran or live.
-_NOT_ROW_KEYS = ("seed", "protocol.", "device", "data.root", "plugin", "hash")
 # Settings shown in a table's header, with how to name them.
 _HEADER_KEYS = (
     ("data.name", "dataset"),
@@ -60,6 +54,7 @@ class Cell:
     best: bool = False
     versus_best: str | None = None  # tie | differs | untested; None for the best or empty
     p_value: float | None = None
+    stale: int = 0  # values from runs whose method changed since they were recorded
 
     @property
     def n(self) -> int:
@@ -89,18 +84,19 @@ class Leaderboard:
 
     @property
     def title(self) -> str:
-        optimistic = ", oracle selection: optimistic" if self.selection == "oracle" else ""
+        chosen = rule(self.selection)
+        optimistic = f", {chosen.name} selection: optimistic" if chosen.optimistic else ""
         return METRICS[self.metric] + optimistic
 
     @property
     def selection_text(self) -> str:
-        return SELECTIONS[self.selection]
+        return rule(self.selection).description
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in d.items():
-        if isinstance(value, dict) and key != "hparams":
+        if isinstance(value, dict):
             out.update(_flatten(value, f"{prefix}{key}."))
         else:
             out[f"{prefix}{key}"] = value
@@ -108,8 +104,8 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def _row_setting(run: Run) -> dict[str, Any]:
-    flat = _flatten(run.config)
-    return {k: v for k, v in flat.items() if not k.startswith(_NOT_ROW_KEYS)}
+    flat = _flatten(row_identity(run.identity))
+    return {k.removeprefix("hparams."): v for k, v in flat.items()}
 
 
 def _show(value: Any) -> str:
@@ -118,9 +114,18 @@ def _show(value: Any) -> str:
     return str(value)
 
 
+def _method_defaults(method: str) -> dict[str, Any]:
+    try:
+        return resolved_hparams(method, {})
+    except (RegistryError, ValueError):
+        return {}  # a method not registered here: every differing value is shown
+
+
 def row_labels(runs: list[Run]) -> dict[str, str]:
-    """Run name -> row label: the method, plus what differs when a method ran under
-    several settings (e.g. ``ce [epochs=30]``), so different experiments never pool."""
+    """Run name -> row label: the method, plus what differs when a method ran as several
+    experiments (e.g. ``ce [epochs=30]``, ``nla [lam_c=0.125]``; a hyperparameter only
+    where it departs from the method's default), so different experiments never pool
+    and equal ones (``q=0.7`` and the default) do."""
     settings = {r.name: _row_setting(r) for r in runs}
     by_method: dict[str, list[Run]] = defaultdict(list)
     for run in runs:
@@ -129,10 +134,12 @@ def row_labels(runs: list[Run]) -> dict[str, str]:
     for method, group in by_method.items():
         keys = sorted({k for r in group for k in settings[r.name]})
         differing = [k for k in keys if len({_show(settings[r.name].get(k)) for r in group}) > 1]
+        defaults = _method_defaults(method)
         for run in group:
             s = settings[run.name]
-            extra = ", ".join(f"{k}={_show(s.get(k))}" for k in differing)
-            labels[run.name] = f"{method} [{extra}]" if extra else method
+            shown = [k for k in differing if k not in defaults or s.get(k) != defaults[k]]
+            extra = ", ".join(f"{k}={_show(s.get(k))}" for k in shown)
+            labels[run.name] = f"{method} [{extra or 'defaults'}]" if differing else method
     return labels
 
 
@@ -156,20 +163,17 @@ def _shared_setting(runs: list[Run]) -> list[tuple[str, str]]:
 def _precision(run: Run) -> str | None:
     """The arithmetic a finished run trained in: recorded since the engine falls back to
     fp32 where bf16 is not native; earlier records ran as their config asked."""
-    if run.state is not RunState.DONE or "bf16" not in run.config:
+    if run.state not in (RunState.DONE, RunState.STALE) or "bf16" not in run.config:
         return None
     return run.final.get("precision") or ("bf16" if run.config["bf16"] else "fp32")
 
 
 def run_value(run: Run, metric: str, selection: str) -> float:
-    """The test metric of a done run at the epoch its selection rule picks."""
+    """The test metric of a done run under a selection rule, from its per-epoch record."""
     try:
-        value = run.final["selection"][selection]["test"][metric]
-    except (KeyError, TypeError) as err:
-        raise ValueError(f"final.json has no selection.{selection}.test.{metric} ({err})") from None
-    if not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"final.json selection.{selection}.test.{metric} is {value!r}")
-    return float(value)
+        return rule(selection).value(run.epochs, metric)
+    except ValueError as err:
+        raise ValueError(f"metrics.jsonl: {err}") from None
 
 
 def _fill_cell(
@@ -196,14 +200,19 @@ def _fill_cell(
         used = None
         for run in group:
             states.add(run.state)
-            if run.state is RunState.DONE and used is None:
+            finished = run.state in (RunState.DONE, RunState.STALE)
+            if finished and used is None:
                 try:
                     cell.values[seed] = run_value(run, metric, selection)
                     used = run
                 except ValueError as err:
                     states.add(RunState.CORRUPT)
                     issues.append(f"seed {seed} corrupt: {run.name}/{err}")
-            elif run.state is RunState.DONE:
+                    continue
+                if run.state is RunState.STALE:
+                    cell.stale += 1
+                    issues.append(f"seed {seed} is stale ({run.name}: {run.reason})")
+            elif finished:
                 issues.append(
                     f"seed {seed} has several runs ({run.name} left out, "
                     f"{used.name if used else '?'} used)"
@@ -278,7 +287,9 @@ def build_leaderboard(runset: RunSet, metric: str = "acc", selection: str = "val
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
     if selection not in SELECTIONS:
-        raise ValueError(f"unknown selection rule {selection!r}; known: {', '.join(SELECTIONS)}")
+        raise ValueError(
+            f"unknown selection rule {selection!r}; known: {', '.join(SELECTIONS.names())}"
+        )
     runs = runset.runs
     if not runs:
         raise ValueError(f"no readable run records in {runset.root}")

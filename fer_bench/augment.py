@@ -4,6 +4,10 @@ Geometry (pad + random crop, horizontal flip) is drawn once per sample and
 can be shared, mirrored, by a second view; photometric parts (Gaussian pixel
 noise, random erasing) are drawn independently per view. All randomness comes
 from one ``torch.Generator`` so runs and resumed runs repeat exactly.
+
+SCN and RUL mirror or add pixel noise, never both (``flip_noise_exclusive``):
+one uniform draw per sample decides both, made before the crop's draws. The
+default configuration draws exactly what it drew before that option existed.
 """
 
 from __future__ import annotations
@@ -29,13 +33,25 @@ class BatchAugmenter:
         self.std = std.view(1, -1, 1, 1).to(gen.device)
         self.crop = cfg.crop or input_size
         self.gen = gen
+        if cfg.flip_noise_exclusive and cfg.flip_p + cfg.noise_p > 1:
+            raise ValueError(
+                f"exclusive mirror/noise needs flip_p + noise_p <= 1 "
+                f"(got {cfg.flip_p} + {cfg.noise_p})"
+            )
 
     def _rand(self, *shape: int) -> torch.Tensor:
         return torch.rand(*shape, generator=self.gen, device=self.gen.device)
 
-    def geometry(self, images: torch.Tensor) -> torch.Tensor:
+    def exclusive_draw(self, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mirror, noise) masks (B,) from one draw u per sample: mirror where u < flip_p,
+        noise where flip_p <= u < flip_p + noise_p."""
+        u = self._rand(b)
+        lo, hi = self.cfg.flip_p, self.cfg.flip_p + self.cfg.noise_p
+        return u < lo, (u >= lo) & (u < hi)
+
+    def geometry(self, images: torch.Tensor, flip: torch.Tensor | None = None) -> torch.Tensor:
         """Random crop from the zero-padded uint8 batch and random flip, as one gather;
-        float in [0, 1]."""
+        float in [0, 1]. ``flip``: a given mirror mask (B,) instead of a draw."""
         b, chans, h, w = images.shape
         p, c = self.cfg.pad, self.crop
         x = torch.nn.functional.pad(images, (p, p, p, p)) if p else images
@@ -48,21 +64,27 @@ class BatchAugmenter:
         offsets = (oy * wp + ox).view(b, 1)
         index = offsets + (rows + cols).view(1, -1)
         if self.cfg.flip:
-            flip = (self._rand(b) < 0.5).view(b, 1)
-            index = torch.where(flip, offsets + (rows + cols.flip(1)).view(1, -1), index)
+            if flip is None:
+                flip = self._rand(b) < self.cfg.flip_p
+            index = torch.where(flip.view(b, 1), offsets + (rows + cols.flip(1)).view(1, -1), index)
         index = index.view(b, 1, c * c).expand(b, chans, c * c)
         return x.flatten(2).gather(2, index).view(b, chans, c, c).float().div_(255)
 
-    def photometric(self, x: torch.Tensor) -> torch.Tensor:
+    def photometric(
+        self, x: torch.Tensor, noise_on: torch.Tensor | None = None, add_noise: bool = True
+    ) -> torch.Tensor:
         """Gaussian pixel noise (before normalising), normalisation, random erasing (after).
 
         Works in place on ``x`` (a fresh float batch from :meth:`geometry`): at 48 px
         the elementwise passes cost as much as the network, so none is spent on copies.
+        ``noise_on``: a given noise mask (B,) instead of a draw; ``add_noise=False``: none.
         """
         b = x.shape[0]
-        if self.cfg.noise_p > 0:
+        if add_noise and self.cfg.noise_p > 0:
             sigma = math.sqrt(self.cfg.noise_var) / 255
-            scale = (self._rand(b) < self.cfg.noise_p).to(x.dtype).mul_(sigma).view(b, 1, 1, 1)
+            if noise_on is None:
+                noise_on = self._rand(b) < self.cfg.noise_p
+            scale = noise_on.to(x.dtype).mul_(sigma).view(b, 1, 1, 1)
             noise = torch.randn(x.shape, generator=self.gen, device=x.device)
             x.addcmul_(noise, scale).clamp_(0, 1)  # clamping un-noised pixels is a no-op
         x.sub_(self.mean).div_(self.std)
@@ -96,14 +118,18 @@ class BatchAugmenter:
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         if second_view not in (None, "mirror", "mirror_aug"):
             raise ValueError(f"unknown second view {second_view!r}")
-        geo = self.geometry(images)
+        flip = noise_on = None
+        if self.cfg.flip_noise_exclusive:
+            flip, noise_on = self.exclusive_draw(images.shape[0])
+        geo = self.geometry(images, flip)
         mirrored = geo.flip(-1) if second_view == "mirror_aug" else None  # a copy, taken first
-        x1 = self.photometric(geo)
+        x1 = self.photometric(geo, noise_on)
         if second_view is None:
             return x1, None
         if second_view == "mirror":
             return x1, x1.flip(-1)
-        return x1, self.photometric(mirrored)
+        # The second view draws its own noise (none with second_view_noise=False).
+        return x1, self.photometric(mirrored, add_noise=self.cfg.second_view_noise)
 
     def eval_view(self, images: torch.Tensor) -> torch.Tensor:
         """Centre crop, normalised; no randomness."""

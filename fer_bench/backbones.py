@@ -12,7 +12,7 @@ from pathlib import Path
 
 import timm
 import torch
-from timm.models import register_model
+from timm.models import adapt_input_conv, register_model
 from torch import nn
 
 from fer_bench.registry import BACKBONES, RegistryError
@@ -128,11 +128,17 @@ def fer_resnet18(pretrained: bool = False, **kwargs: object) -> FerResNet:
 
 
 class Backbone(nn.Module):
-    """What a method may use of a network: feature map, pooled feature, classifier."""
+    """What a method may use of a network: feature map, pooled feature, classifier.
 
-    def __init__(self, model: nn.Module) -> None:
+    ``pretrained_load``: what :func:`load_pretrained` reported (None when untrained).
+    """
+
+    def __init__(
+        self, model: nn.Module, pretrained_load: dict[str, list[str]] | None = None
+    ) -> None:
         super().__init__()
         self.model = model
+        self.pretrained_load = pretrained_load
 
     @property
     def num_features(self) -> int:
@@ -168,15 +174,24 @@ def create_backbone(
 ) -> Backbone:
     check_backbone_name(name)
     model = timm.create_model(name, num_classes=num_classes, in_chans=in_chans)
-    if pretrained is not None:
-        load_pretrained(model, pretrained)
-    return Backbone(model)
+    report = load_pretrained(model, pretrained) if pretrained is not None else None
+    return Backbone(model, report)
 
 
 def load_pretrained(model: nn.Module, path: str | Path) -> dict[str, list[str]]:
     """Load a timm/torchvision state dict (optionally under 'state_dict'/'model',
     with DataParallel 'module.' prefixes). The classifier may differ (new task);
-    any other missing or unexpected key is an error, never silence."""
+    any other missing or unexpected key is an error, never silence.
+
+    A first convolution trained on other input channels (an RGB checkpoint such as
+    ``resnet18_msceleb.pth`` into a grayscale model) is adapted with timm's
+    ``adapt_input_conv``: for one channel, the kernel summed over its input channels.
+    timm's ``resnet18`` has torchvision's ResNet-18 keys exactly (no renames);
+    ``fer_resnet18`` does not (3x3 stem, ``stem``/``stages`` names) and refuses one.
+
+    Returns {"missing": keys left at their initialisation (the classifier),
+    "unexpected": [], "adapted": first-conv weights adapted to the input channels}.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"pretrained checkpoint not found: {path}")
@@ -188,6 +203,7 @@ def load_pretrained(model: nn.Module, path: str | Path) -> dict[str, list[str]]:
         raise ValueError(f"{path}: not a state dict")
     state = {k.removeprefix("module."): v for k, v in state.items()}
     own = model.state_dict()
+    adapted = _adapt_first_conv(model, state, own)
     head = {k for k in own if k.startswith(_classifier_prefix(model))}
     # A classifier of another size (ImageNet head, 8 vs 7 classes) is dropped, not loaded.
     state = {k: v for k, v in state.items() if not _is_foreign_head(k, v, own, head)}
@@ -202,7 +218,39 @@ def load_pretrained(model: nn.Module, path: str | Path) -> dict[str, list[str]]:
             f"({', '.join(mismatched[:3])}...)"
         )
     model.load_state_dict(state, strict=False)
-    return {"missing": sorted(set(own) - set(state)), "unexpected": unexpected}
+    return {"missing": sorted(set(own) - set(state)), "unexpected": unexpected, "adapted": adapted}
+
+
+def _first_conv_weights(model: nn.Module) -> list[str]:
+    """State-dict keys of the input convolution(s): timm's ``first_conv``, else the
+    first Conv2d of the model."""
+    first = (getattr(model, "pretrained_cfg", None) or {}).get("first_conv")
+    if first:
+        return [f"{name}.weight" for name in ([first] if isinstance(first, str) else first)]
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Conv2d):
+            return [f"{name}.weight"]
+    return []
+
+
+def _adapt_first_conv(model: nn.Module, state: dict, own: dict) -> list[str]:
+    """Adapt, in ``state``, first-conv kernels that differ from the model's in input
+    channels only; the keys adapted."""
+    adapted = []
+    for key in _first_conv_weights(model):
+        if key not in state or key not in own:
+            continue
+        theirs, mine = state[key], own[key]
+        if theirs.ndim != 4 or theirs.shape == mine.shape:
+            continue
+        if theirs.shape[0] != mine.shape[0] or theirs.shape[2:] != mine.shape[2:]:
+            continue  # another layer shape altogether: reported as a mismatch
+        try:
+            state[key] = adapt_input_conv(mine.shape[1], theirs, base_chans=theirs.shape[1])
+        except NotImplementedError:
+            continue
+        adapted.append(key)
+    return adapted
 
 
 def _is_foreign_head(key: str, value: torch.Tensor, own: dict, head: set[str]) -> bool:

@@ -1,10 +1,8 @@
-"""Run configuration: plain dataclasses, hashed to name run directories."""
+"""Run configuration: plain dataclasses (their identity and hash: fer_bench.identity)."""
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,10 +31,15 @@ class AugConfig:
     pad: int = 4  # zero padding before the random crop
     crop: int | None = None  # crop side; None = the input size (translation only)
     flip: bool = True
+    flip_p: float = 0.5  # probability of the random mirror when ``flip``
+    # SCN and RUL: with p 0.5 one of {mirror, Gaussian noise}, never both. True: one draw
+    # u per sample, mirror if u < flip_p, noise if flip_p <= u < flip_p + noise_p.
+    flip_noise_exclusive: bool = False
     erase_p: float = 0.5
     erase_max: float = 0.25  # largest erased area fraction (SCN, RUL, EAC: 0.25; NLA: 0.30)
     noise_p: float = 0.5  # Gaussian pixel noise, variance 30 on 0-255 as in all four repos
     noise_var: float = 30.0
+    second_view_noise: bool = True  # pixel noise on the "mirror_aug" view too (EAC official: no)
     tta_flip: bool = False  # evaluate on the mean of the image and its mirror
 
 
@@ -96,8 +99,3 @@ class RunConfig:
         }
         kwargs = {k: (sub[k](**v) if k in sub else v) for k, v in d.items()}
         return cls(**kwargs)
-
-    def hash(self) -> str:
-        """Content hash of everything that changes the numbers (not where they go)."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(blob.encode()).hexdigest()[:12]

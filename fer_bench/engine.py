@@ -32,13 +32,16 @@ from fer_bench.config import RunConfig
 from fer_bench.data import load_dataset
 from fer_bench.data.base import DatasetBundle, Split
 from fer_bench.diagnostics import noise_diagnostics
+from fer_bench.identity import record_fields, run_name, staleness
 from fer_bench.labels import LabelSet, build_labels
 from fer_bench.method import Batch, Method, TrainInfo, build_hparams
 from fer_bench.metrics import classification_metrics
 from fer_bench.optim import build_optimizer, build_scheduler
 from fer_bench.precision import resolve_precision
+from fer_bench.recipes import recipe_record
 from fer_bench.records import environment, read_jsonl, write_json_atomic, write_jsonl_atomic
 from fer_bench.registry import METHODS, load_plugin_file
+from fer_bench.selection import summary as selection_summary
 from fer_bench.training_progress import TrainingProgress
 
 
@@ -46,8 +49,16 @@ class Divergence(RuntimeError):
     pass
 
 
+class StaleRun(ValueError):
+    """A finished run whose method changed since it was recorded."""
+
+
+class DataMismatch(ValueError):
+    """A finished run of the same name was trained on other labels."""
+
+
 def run_dir(cfg: RunConfig, out_root: Path) -> Path:
-    return Path(out_root) / f"{cfg.method}-{cfg.hash()}"
+    return Path(out_root) / run_name(cfg)
 
 
 def seed_everything(seed: int) -> None:
@@ -109,18 +120,6 @@ def evaluate(
     return classification_metrics(torch.cat(probs).cpu().numpy(), labels, split.soft_labels)
 
 
-def _select(history: list[dict]) -> dict:
-    def pick(key: Any) -> dict:
-        row = max(history, key=key)  # max() keeps the earliest of ties
-        return {"epoch": row["epoch"], "val": row["val"], "test": row["test"]}
-
-    return {
-        "val": pick(lambda r: r["val"]["acc"]),
-        "last": pick(lambda r: r["epoch"]),
-        "oracle": pick(lambda r: r["test"]["acc"]),
-    }
-
-
 def _rng_state(aug_gen: torch.Generator, order_gen: torch.Generator) -> dict:
     return {
         "torch": torch.get_rng_state(),
@@ -138,6 +137,7 @@ def train(
     progress: bool = True,
     bundle: DatasetBundle | None = None,
     tensorboard: bool = False,
+    rerun_stale: bool = False,
 ) -> dict:
     cfg.validate()
     if cfg.plugin:
@@ -146,14 +146,21 @@ def train(
     hparams = build_hparams(method_cls, cfg.hparams)
     check_backbone_name(cfg.backbone)
     out = run_dir(cfg, out_root)
+    seed_everything(cfg.seed)
+    bundle = bundle if bundle is not None else load_dataset(cfg.data)
+    labels = build_labels(bundle, cfg.protocol)
     if (out / "done").exists():
-        return json.loads((out / "final.json").read_text())
+        final = _finished_record(out, labels, rerun_stale)
+        if final is not None:
+            return final
     ckpt_path = out / "checkpoint.pt"
     state = (
         torch.load(ckpt_path, map_location=cfg.device, weights_only=False)
         if resume and ckpt_path.exists()
         else None
     )
+    if state is not None:
+        _check_saved_labels(out, labels)
     precision = resolve_precision(cfg.bf16, cfg.device)
     # Checkpoints from before precision was recorded ran as asked.
     trained_in = state.get("precision", "bf16" if cfg.bf16 else "fp32") if state else precision
@@ -168,10 +175,7 @@ def train(
 
     # A resumed run's wall time continues from what its checkpoint had already spent.
     started = time.perf_counter() - (state.get("elapsed_s", 0.0) if state else 0.0)
-    seed_everything(cfg.seed)
     # Everything that can reject the config happens before the run directory is written.
-    bundle = bundle if bundle is not None else load_dataset(cfg.data)
-    labels = build_labels(bundle, cfg.protocol)
     data, label_info = _prepare_data(bundle, labels)
     backbone = create_backbone(
         cfg.backbone, bundle.num_classes, bundle.image_shape[0], cfg.pretrained
@@ -196,7 +200,8 @@ def train(
     if state is None and out.exists():
         shutil.rmtree(out)  # an unfinished run without a usable checkpoint starts over
     out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / "config.json", {**cfg.to_dict(), "hash": cfg.hash()})
+    identity = record_fields(cfg)
+    write_json_atomic(out / "config.json", {**cfg.to_dict(), **identity})
     for name, label_set in labels.items():
         label_info[f"{name}_sha256"] = label_set.save(out / f"labels_{name}.csv")
     pixels = data.train_images.float().div(255)
@@ -223,7 +228,7 @@ def train(
         write_jsonl_atomic(out / "metrics.jsonl", history)
 
     record: dict[str, Any] = {
-        "hash": cfg.hash(),
+        "hash": identity["hash"],
         "method": cfg.method,
         "dataset": bundle.name,
         "class_names": list(bundle.class_names),
@@ -233,6 +238,7 @@ def train(
         "dataset_info": bundle.info,
         "environment": environment(cfg.device),
         "precision": precision,
+        "recipe": recipe_record(cfg),
     }
     flipped = data.train_labels.flipped
     reporter = TrainingProgress(cfg.method, cfg.epochs, steps, enabled=progress)
@@ -283,6 +289,37 @@ def train(
         return _finish(out, record, history, started)
     record.update(status="done", reason=None, epochs_completed=len(history))
     return _finish(out, record, history, started)
+
+
+def _finished_record(out: Path, labels: dict[str, LabelSet], rerun_stale: bool) -> dict | None:
+    """The record of a finished run, after checking it is still this experiment: its
+    method unchanged (else :class:`StaleRun`, or None to retrain with ``rerun_stale``)
+    and its labels the ones this data gives (else :class:`DataMismatch`)."""
+    final = json.loads((out / "final.json").read_text())
+    stale = staleness(json.loads((out / "config.json").read_text()))
+    if stale is not None:
+        if not rerun_stale:
+            raise StaleRun(f"{out} is stale: {stale}; pass --rerun-stale to train it again")
+        shutil.rmtree(out)
+        return None
+    recorded = final.get("labels") or {}
+    for name, label_set in labels.items():
+        if recorded.get(f"{name}_sha256") not in (None, label_set.sha256()):
+            raise DataMismatch(
+                f"{out} was trained on other {name} labels than this data gives (label-file "
+                "hash differs): the data behind this dataset name changed; use another --out"
+            )
+    return final
+
+
+def _check_saved_labels(out: Path, labels: dict[str, LabelSet]) -> None:
+    for name, label_set in labels.items():
+        saved = out / f"labels_{name}.csv"
+        if saved.exists() and saved.read_bytes() != label_set.to_csv_bytes():
+            raise DataMismatch(
+                f"{saved} differs from the labels this data gives: the data behind this "
+                "dataset name changed since the run started; use another --out"
+            )
 
 
 def _train_epoch(
@@ -388,7 +425,7 @@ def _save_checkpoint(
 
 
 def _finish(out: Path, record: dict, history: list[dict], started: float) -> dict:
-    record["selection"] = _select(history) if history else None
+    record["selection"] = selection_summary(history) if history else None
     record["time_s"] = round(time.perf_counter() - started, 2)
     record["epoch_time_s"] = [r["time_s"] for r in history]
     write_json_atomic(out / "final.json", record)

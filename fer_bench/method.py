@@ -19,6 +19,8 @@ import torch
 from torch import nn
 
 from fer_bench.backbones import Backbone
+from fer_bench.recipes import Recipe
+from fer_bench.search import Dist
 
 SecondView = Literal["mirror", "mirror_aug"]
 
@@ -53,13 +55,21 @@ class StepOutput:
 
 @dataclass
 class Hparams:
-    """Base for a method's hyperparameters; subclasses add fields with official defaults."""
+    """Base for a method's hyperparameters; subclasses add fields with official defaults.
+
+    ``search_space`` (a ClassVar, so not a dataclass field): the method's own continuous
+    knobs a random search may draw (fer_bench.search); none for the base.
+    """
+
+    search_space: ClassVar[dict[str, Dist]] = {}
 
 
 class Method(nn.Module):
     Hparams: ClassVar[type] = Hparams
     second_view: SecondView | None = None  # may be set per instance from hparams
     score_name: ClassVar[str | None] = None  # what `scores` means, e.g. "importance"
+    # The recipe of the method's official code (``--recipe official``), if it has one.
+    official_recipe: ClassVar[Recipe | None] = None
 
     def __init__(self, backbone: Backbone, info: TrainInfo, hparams: Any) -> None:
         super().__init__()

@@ -48,6 +48,7 @@ def option_overrides(options: dict[str, Any]) -> dict[str, Any]:
         "device": o("device"),
         "plugin": o("plugin"),
         "bf16": o("bf16"),
+        "recipe": o("recipe"),
         "channels_last": o("channels_last"),
         "data": {
             "name": o("dataset"),

@@ -16,7 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from fer_bench.registry import PROTOCOLS, RegistryError
+from fer_bench.identity import CannotCheck, experiment_of, staleness, takes_rate
 
 ERROR_FILE = "error.txt"  # traceback of a sweep job whose engine call raised
 
@@ -27,6 +27,7 @@ _NOISE_ABBR = {"symmetric": "sym", "pairflip": "pair", "confusion": "conf"}
 class RunState(StrEnum):
     DONE = "done"  # final.json says done and the done marker exists
     FAILED = "failed"  # final.json says failed
+    STALE = "stale"  # done, but its method's code or defaults changed since
     PARTIAL = "partial"  # directory exists, not finished: running or interrupted
     CORRUPT = "corrupt"  # a record file cannot be read
     TODO = "todo"  # no directory yet
@@ -131,15 +132,6 @@ class ProtocolKey:
         )
 
 
-def takes_rate(noise: str) -> bool:
-    """False for protocols whose noise comes from the data (fer2013, votes, file:)."""
-    try:
-        cls = PROTOCOLS.get(noise.partition(":")[0])
-    except RegistryError:
-        return True
-    return bool(getattr(cls, "takes_rate", True))
-
-
 @dataclass
 class Run:
     path: Path
@@ -165,6 +157,12 @@ class Run:
         return str(self.config["data"]["name"])
 
     @cached_property
+    def identity(self) -> dict[str, Any]:
+        """The experiment this run is (recorded, or computed for a planned run)."""
+        recorded = self.config.get("experiment")
+        return recorded if isinstance(recorded, dict) else experiment_of(self.config)
+
+    @cached_property
     def protocol(self) -> ProtocolKey:
         key = ProtocolKey.from_config(self.config)
         if key.noise and key.noise_on_val and self._val_labels_clean():
@@ -174,7 +172,7 @@ class Run:
         return key
 
     def _val_labels_clean(self) -> bool:
-        if self.state not in (RunState.DONE, RunState.FAILED):
+        if self.state not in (RunState.DONE, RunState.STALE, RunState.FAILED):
             return False
         labels = self.final.get("labels")
         return isinstance(labels, dict) and labels.get("val_noise_rate") == 0.0
@@ -240,5 +238,11 @@ def scan_runs(root: Path) -> RunSet:
             problems.append(Problem(config_path, f"{message}; run left out"))
             continue
         state, reason = run_state(path)
+        if state is RunState.DONE:
+            try:
+                if (reason := staleness(config)) is not None:
+                    state = RunState.STALE
+            except CannotCheck as err:
+                problems.append(Problem(config_path, f"{err}; shown as current"))
         runs.append(Run(path=path, config=config, state=state, reason=reason))
     return RunSet(root=root, runs=runs, problems=problems)

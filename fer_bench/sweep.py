@@ -47,10 +47,12 @@ from filelock import FileLock, Timeout
 
 from fer_bench.config import ProtocolConfig, RunConfig
 from fer_bench.executors import DEFAULT_TRAINER, Executor, Job, JobResult
+from fer_bench.identity import CannotCheck, canonical_fields, staleness, takes_rate
 from fer_bench.method import build_hparams
 from fer_bench.profiles import DEFAULT_PROFILE, load_profile, parse_key_values, with_overrides
+from fer_bench.recipes import apply_recipe
 from fer_bench.registry import DATASETS, METHODS, PROTOCOLS, RegistryError, load_plugin_file
-from fer_bench.results import ProtocolKey, Run, RunState, run_state, takes_rate
+from fer_bench.results import ProtocolKey, Run, RunState, run_state
 
 LOCK_NAME = ".sweep.lock"
 FILE_KEYS = (
@@ -87,6 +89,8 @@ class SweepSpec:
     noise_seed: int | str = 0  # an int, or "seed" to follow each job's training seed
     protocols: list[dict[str, Any]] = field(default_factory=list)  # extra protocol columns
     hparams: dict[str, dict[str, str]] = field(default_factory=dict)  # method or "*" -> values
+    # The sweep file's [base] and the command line's options: they win over a recipe.
+    overrides: list[dict[str, Any]] = field(default_factory=list)
 
 
 def read_sweep_file(path: Path) -> dict[str, Any]:
@@ -144,6 +148,7 @@ def build_spec(file: dict[str, Any], cli: dict[str, Any], cli_base: dict[str, An
         seeds=[],
         base=base,
         hparams=hparams,
+        overrides=[file.get("base", {}), cli_base],
     )
     try:
         spec.seeds = [int(s) for s in _as_list(merged.get("seeds", [base.seed]))]
@@ -167,26 +172,10 @@ def _noise_seed(value: Any) -> int | str:
         raise ValueError(f"noise seed must be an integer or 'seed' (got {value!r})") from None
 
 
-def _protocol(noise: str, rate: float, imbalance: float, imbalance_type: str) -> dict[str, Any]:
-    # One spelling per label set, so equal protocols share a hash and a run directory.
-    if not takes_rate(noise):
-        rate = 0.0
-    elif rate == 0.0:
-        noise = ProtocolConfig.noise  # every rate-based protocol at rate 0 is the clean set
-    if imbalance == 1.0:
-        imbalance_type = ProtocolConfig.imbalance_type  # no subsampling: the type is moot
-    return {
-        "noise": noise,
-        "noise_rate": rate,
-        "imbalance": imbalance,
-        "imbalance_type": imbalance_type,
-    }
-
-
 def protocol_grid(spec: SweepSpec) -> list[dict[str, Any]]:
     """Protocol fields of each column: the cross product, then the extra ones, deduplicated."""
     grid = [
-        _protocol(noise, rate, imb, spec.imbalance_type)
+        canonical_fields(noise, rate, imb, spec.imbalance_type)
         for imb in spec.imbalance
         for noise in spec.noise_type
         for rate in spec.noise
@@ -204,7 +193,7 @@ def protocol_grid(spec: SweepSpec) -> list[dict[str, Any]]:
                 f"{', '.join(PROTOCOL_KEYS)}"
             )
         grid.append(
-            _protocol(
+            canonical_fields(
                 str(extra.get("noise_type", ProtocolConfig.noise)),
                 float(extra.get("noise", 0.0)),
                 float(extra.get("imbalance", 1.0)),
@@ -242,6 +231,19 @@ def _check_registered(spec: SweepSpec) -> None:
         raise ValueError(str(err)) from None
 
 
+def _job_base(spec: SweepSpec, method: str) -> RunConfig:
+    """The base config of one method's jobs: under ``recipe = "official"`` the method's
+    recipe, with the sweep's explicit settings over it."""
+    cfg = copy.deepcopy(spec.base)
+    cfg.method = method
+    if cfg.recipe == "shared":
+        return cfg
+    cfg = apply_recipe(cfg)
+    for overrides in spec.overrides:
+        cfg = with_overrides(cfg, {**overrides, "hparams": None})
+    return cfg
+
+
 def expand(spec: SweepSpec) -> list[RunConfig]:
     """Every job of the sweep, validated; seed-major so early results fill whole tables."""
     methods, seeds = list(dict.fromkeys(spec.methods)), list(dict.fromkeys(spec.seeds))
@@ -263,8 +265,8 @@ def expand(spec: SweepSpec) -> list[RunConfig]:
     for seed in seeds:
         for p in protocols:
             for method in methods:
-                cfg = copy.deepcopy(spec.base)
-                cfg.method, cfg.seed = method, seed
+                cfg = _job_base(spec, method)
+                cfg.seed = seed
                 cfg.hparams = {
                     **cfg.hparams,
                     **spec.hparams.get(ALL_METHODS, {}),
@@ -325,8 +327,18 @@ def plan(jobs: list[RunConfig], out: Path, trainer: str = DEFAULT_TRAINER) -> li
     planned = []
     for cfg in jobs:
         path = run_dir(cfg, out)
-        planned.append(PlannedJob(cfg, path, *run_state(path)))
+        state, reason = run_state(path)
+        if state is RunState.DONE and (reason := _stale_reason(path)) is not None:
+            state = RunState.STALE
+        planned.append(PlannedJob(cfg, path, state, reason))
     return planned
+
+
+def _stale_reason(path: Path) -> str | None:
+    try:
+        return staleness(json.loads((path / "config.json").read_text()))
+    except (OSError, ValueError, CannotCheck):
+        return None  # an unreadable record is the table's to report
 
 
 def planned_runs(jobs: list[RunConfig], out: Path) -> list[Run]:
@@ -362,6 +374,7 @@ class SweepReport:
     results: list[JobResult] = field(default_factory=list)
     already_done: int = 0
     kept_failed: list[PlannedJob] = field(default_factory=list)  # failed before, not retried
+    kept_stale: list[PlannedJob] = field(default_factory=list)  # method changed, not rerun
 
     @property
     def failures(self) -> list[JobResult]:
@@ -375,9 +388,11 @@ def run_sweep(
     trainer: str = DEFAULT_TRAINER,
     retry_failed: bool = False,
     on_result: Callable[[JobResult, int, int], None] | None = None,
+    rerun_stale: bool = False,
 ) -> SweepReport:
     """Run what is not done; failed or corrupt runs are kept unless ``retry_failed``,
-    which starts them over. Call under :func:`sweep_lock` with a fresh :func:`plan`."""
+    stale ones unless ``rerun_stale``; both start them over. Call under
+    :func:`sweep_lock` with a fresh :func:`plan`."""
     report = SweepReport(already_done=sum(p.state is RunState.DONE for p in planned))
     todo: list[Job] = []
     out = out.resolve()
@@ -387,6 +402,11 @@ def run_sweep(
         if p.state in (RunState.FAILED, RunState.CORRUPT):
             if not retry_failed:
                 report.kept_failed.append(p)
+                continue
+            shutil.rmtree(p.path)
+        if p.state is RunState.STALE:
+            if not rerun_stale:
+                report.kept_stale.append(p)
                 continue
             shutil.rmtree(p.path)
         todo.append(Job(cfg=p.cfg, out_root=out, name=p.path.name))

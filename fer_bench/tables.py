@@ -36,7 +36,8 @@ def _number(cell: Cell) -> str:
 
 
 def _count(cell: Cell) -> str:
-    return f"n={cell.n}" if cell.n == cell.n_expected else f"n={cell.n}/{cell.n_expected}"
+    count = f"n={cell.n}" if cell.n == cell.n_expected else f"n={cell.n}/{cell.n_expected}"
+    return count + (f", {cell.stale} stale" if cell.stale else "")
 
 
 def _setting_line(board: Leaderboard) -> str:

@@ -14,24 +14,50 @@ erasing boxes of the two views independently) uses the harness's second view
 "mirror", the exact mirror of view 1. The view is chosen per instance at init.
 Deviation: view 1 gets the harness's shared augmentation, which includes a
 random flip (the official view 1 has none); the pair stays a mirror pair.
+The official recipe below drops that flip.
+
+Official recipe (``--recipe official``; zyh-uaiaaaa/Erasing-Attention-Consistency at 61efdfd):
+* Adam, weight decay 1e-4, ExponentialLR gamma 0.9 (src/main.py:168-169), stepped
+  once per epoch (main.py:83). lr 2e-4: the author's value for ResNet-18
+  (README.md:62); the released script trains ResNet-50 at 1e-4 (main.py:168).
+* batch 32, lam 5, 60 epochs, attention map 7x7 (main.py:31-36).
+* Views (src/dataset.py:42-64): view 1 = the image with Gaussian noise of variance 30
+  at p 0.5 (dataset.py:54-56, src/utils.py:7-11), no random flip; with a noisy label
+  file, view 2 = the mirror of the raw image through its own transform: its own
+  erasing, no Gaussian noise (dataset.py:49-52; ``independent_erasing=True``,
+  ``second_view_noise=False``). Both: resize to 224, ImageNet normalisation,
+  RandomErasing(scale=(0.02, 0.25)) at p 0.5 (main.py:128-134). The clean label file
+  switches view 2 to the exact mirror of view 1 (dataset.py:30, 61-62):
+  ``--set independent_erasing=false``; the recipe keeps the noisy-label form, which
+  src/train.sh:3 runs (noise01.txt).
+* Backbone: ResNet-50 face-pretrained (resnet50_ft_weight.pkl, src/model.py:11-15).
+methods.md agrees with all of these.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 
 from fer_bench.backbones import Backbone
 from fer_bench.method import Batch, Hparams, Method, StepOutput, TrainInfo
+from fer_bench.recipes import COMMON_NOT_REPRODUCED, Recipe, adam_exponential
 from fer_bench.registry import METHODS
+from fer_bench.search import Dist, LogUniform
 
 
 @dataclass
 class EacHparams(Hparams):
     lam: float = 5.0  # weight of the attention consistency term
     independent_erasing: bool = True
+
+    search_space: ClassVar[dict[str, Dist]] = {
+        # consistency weight: 5 official, log-uniform over 1-25 (geometric centre 5)
+        "lam": LogUniform(1.0, 25.0),
+    }
 
 
 def class_activation_maps(fmap: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -51,6 +77,34 @@ def flip_consistency(cam: torch.Tensor, cam_mirrored: torch.Tensor) -> torch.Ten
 class EAC(Method):
     Hparams = EacHparams
     second_view = "mirror_aug"
+    official_recipe = Recipe(
+        overrides=adam_exponential(
+            lr=2e-4,
+            batch_size=32,
+            epochs=60,
+            flip=False,  # view 1 is never mirrored; view 2 is its mirror
+            flip_p=0.5,
+            flip_noise_exclusive=False,
+            noise_p=0.5,
+            erase_max=0.25,
+            second_view_noise=False,
+        ),
+        hparams={"lam": "5", "independent_erasing": "true"},
+        source=(
+            "zyh-uaiaaaa/Erasing-Attention-Consistency@61efdfd: src/main.py:31-36 (batch 32, "
+            "lam 5, 60 epochs), main.py:128-134 (224 px, RandomErasing 0.02-0.25), "
+            "main.py:168-169 (Adam, weight decay 1e-4, ExponentialLR 0.9), main.py:83 "
+            "(stepped per epoch), README.md:62 (lr 2e-4 for ResNet-18), src/dataset.py:49-56 "
+            "(view 1 noise var 30 at p 0.5, no flip; view 2 mirror, own erasing, no noise)"
+        ),
+        not_reproduced=(
+            "face-pretrained ResNet-50 (resnet50_ft_weight.pkl, model.py:11-15) at lr 1e-4 "
+            "(main.py:168): the recipe takes the author's ResNet-18 lr 2e-4 (README.md:62) "
+            "and the config's backbone and --pretrained",
+            "ImageNet normalisation statistics: the training set's own mean and std are used",
+            *COMMON_NOT_REPRODUCED,
+        ),
+    )
 
     def __init__(self, backbone: Backbone, info: TrainInfo, hparams: EacHparams) -> None:
         super().__init__(backbone, info, hparams)

@@ -7,16 +7,23 @@ paper's default q = 0.7. The plain L_q loss, without the truncated variant.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
 from fer_bench.method import Batch, Hparams, Method, StepOutput
 from fer_bench.registry import METHODS
+from fer_bench.search import Dist, Uniform
 
 
 @dataclass
 class GceHparams(Hparams):
     q: float = 0.7
+
+    search_space: ClassVar[dict[str, Dist]] = {
+        # 0.7 official; q -> 0 is cross-entropy, q = 1 mean absolute error (the valid range)
+        "q": Uniform(0.1, 1.0),
+    }
 
     def __post_init__(self) -> None:
         if not 0 < self.q <= 1:

@@ -9,6 +9,7 @@ the training labels gets log(0 + 1e-12), as in the authors' code.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -16,11 +17,17 @@ import torch.nn.functional as F
 from fer_bench.backbones import Backbone
 from fer_bench.method import Batch, Hparams, Method, StepOutput, TrainInfo
 from fer_bench.registry import METHODS
+from fer_bench.search import Dist, Uniform
 
 
 @dataclass
 class LaHparams(Hparams):
     tau: float = 1.0
+
+    search_space: ClassVar[dict[str, Dist]] = {
+        # prior scaling: 1 official (Menon et al.); 0 would be plain cross-entropy
+        "tau": Uniform(0.25, 2.0),
+    }
 
 
 def log_priors(labels: torch.Tensor, num_classes: int, tau: float) -> torch.Tensor:

@@ -19,11 +19,26 @@ Choices:
   size (timm ``pretrained_cfg``; 7x7 for ResNet-18 at 224, as official). Maps of
   other sizes are adaptive-average-pooled to that grid (identity when equal).
 Score: 1 / u, so higher = more certain (believed cleaner).
+
+Official recipe (``--recipe official``; zyh-uaiaaaa/Relative-Uncertainty-Learning at 63b73f2):
+* Adam, backbone and heads lr 2e-4, classifier g lr 2e-3 (``classifier_lr_ratio``
+  10), weight decay 1e-4; ExponentialLR gamma 0.9 (src/main.py:77-80), stepped once
+  per epoch (main.py:114).
+* batch 64, 60 epochs, feature dimension 64 (main.py:28-30); head dropout 0.4
+  (src/rul.py:12, heads rul.py:25-37).
+* Augmentation: with probability 0.5 one of {mirror, Gaussian noise of variance 30}
+  (src/dataset.py:47-49, src/utils.py:7-15), each p 0.25, never both; resize to 224,
+  ImageNet normalisation, RandomErasing(scale=(0.02, 0.25)) at p 0.5 (main.py:40-47).
+* No relabelling in the release (``relabel=False``).
+* Backbone: ResNet-18 pretrained on MS-Celeb-1M, ``resnet18_msceleb.pth`` under the
+  key ``state_dict`` (main.py:25, rul.py:16-19); the script keeps the best test epoch
+  (main.py:151-153). methods.md agrees with all of these.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -32,7 +47,9 @@ from torch import nn
 from fer_bench.backbones import Backbone
 from fer_bench.method import Batch, Hparams, Method, StepOutput, TrainInfo
 from fer_bench.methods.relabel import LabelTable
+from fer_bench.recipes import COMMON_NOT_REPRODUCED, Recipe, adam_exponential
 from fer_bench.registry import METHODS
+from fer_bench.search import Dist, LogUniform
 
 
 @dataclass
@@ -43,6 +60,11 @@ class RulHparams(Hparams):
     relabel: bool = False
     relabel_epoch: int = 10  # 1-based, as SCN
     relabel_margin: float = 0.2
+
+    search_space: ClassVar[dict[str, Dist]] = {
+        # classifier lr over the shared lr (searched itself): 10 official, 3-30 around it
+        "classifier_lr_ratio": LogUniform(3.0, 30.0),
+    }
 
 
 def uncertainty(log_var: torch.Tensor) -> torch.Tensor:
@@ -89,6 +111,41 @@ def _head(shape: tuple[int, int, int], dim: int, dropout: float) -> nn.Sequentia
 class RUL(Method):
     Hparams = RulHparams
     score_name = "inverse_uncertainty"
+    official_recipe = Recipe(
+        overrides=adam_exponential(
+            lr=2e-4,
+            batch_size=64,
+            epochs=60,
+            flip=True,
+            flip_p=0.25,
+            flip_noise_exclusive=True,
+            noise_p=0.25,
+            erase_max=0.25,
+            second_view_noise=True,
+        ),
+        hparams={
+            "feature_dim": "64",
+            "dropout": "0.4",
+            "classifier_lr_ratio": "10",
+            "relabel": "false",
+        },
+        source=(
+            "zyh-uaiaaaa/Relative-Uncertainty-Learning@63b73f2: src/main.py:28-30 (batch 64, "
+            "60 epochs, feature dim 64), main.py:40-47 (224 px, RandomErasing 0.02-0.25), "
+            "main.py:77-80 (Adam lr 2e-4, classifier 2e-3, weight decay 1e-4, ExponentialLR "
+            "0.9), main.py:114 (stepped per epoch), src/dataset.py:47-49 + src/utils.py:7-15 "
+            "(one of mirror / noise var 30 at p 0.5), src/rul.py:12 (dropout 0.4)"
+        ),
+        not_reproduced=(
+            "ResNet-18 pretrained on MS-Celeb-1M (resnet18_msceleb.pth, main.py:25, "
+            "rul.py:16-19): only with --backbone resnet18 --pretrained PATH; the config's "
+            "backbone is used otherwise",
+            "ImageNet normalisation statistics: the training set's own mean and std are used",
+            "best-test-epoch selection (main.py:151-153): fer-bench reports its declared "
+            "selection rules (the test-epoch one as 'oracle')",
+            *COMMON_NOT_REPRODUCED,
+        ),
+    )
 
     def __init__(self, backbone: Backbone, info: TrainInfo, hparams: RulHparams) -> None:
         super().__init__(backbone, info, hparams)

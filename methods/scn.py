@@ -17,11 +17,29 @@ A batch too small to split into two non-empty groups gets no rank loss (the
 official code would take the mean of an empty group).
 ``predict`` returns alpha * l, the official model's output: argmax equals
 that of l (alpha > 0) and its softmax is what cross-entropy calibrated.
+
+Official recipe (``--recipe official``; kaiwang960112/Self-Cure-Network at 9f4c3ad):
+* Adam, weight decay 1e-4 (src/train.py:194); no lr is passed, so Adam's default
+  1e-3 applies (the ``--lr`` 0.01 of train.py:28 is "for sgd" only).
+* ExponentialLR gamma 0.9 (train.py:202), stepped once per epoch (train.py:260).
+* batch 64, 70 epochs (train.py:26, 31); beta 0.7, relabel from epoch 10,
+  margin_2 0.2 (train.py:22-25); margin_1 0.07: the README's training command
+  (README.md:59-62, "--margin_1=0.07 with smaller batch size 64") overrides the
+  argparse default 0.15 (train.py:24), which stays this class's default.
+* Augmentation: with probability 0.5 one of {mirror, Gaussian noise of variance
+  30} (train.py:72-74, src/image_utils.py:4-11), so each with p 0.25, never both
+  (``flip_noise_exclusive``); resize to 224, ImageNet normalisation, then
+  RandomErasing(scale=(0.02, 0.25)) at p 0.5 (train.py:160-166). No crop.
+* Relabelling tests every sample of the batch (train.py:250-258):
+  ``relabel_scope="batch"``.
+* Backbone: ImageNet-pretrained torchvision ResNet-18 (train.py:135-136). methods.md
+  agrees on all of these (its margin_1 line gives both 0.15 and 0.07).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -30,7 +48,9 @@ from torch import nn
 from fer_bench.backbones import Backbone
 from fer_bench.method import Batch, Hparams, Method, StepOutput, TrainInfo
 from fer_bench.methods.relabel import LabelTable
+from fer_bench.recipes import COMMON_NOT_REPRODUCED, Recipe, adam_exponential
 from fer_bench.registry import METHODS
+from fer_bench.search import Dist, Uniform
 
 SCOPES = ("batch", "low")
 
@@ -42,6 +62,15 @@ class ScnHparams(Hparams):
     margin_2: float = 0.2  # relabelling margin delta2
     relabel_epoch: int = 10  # 1-based epoch from which relabelling runs
     relabel_scope: str = "batch"  # "batch" (official) | "low" (paper)
+
+    search_space: ClassVar[dict[str, Dist]] = {
+        # high-importance share, 0.7 official: from an even split to a 10 % low group
+        "beta": Uniform(0.5, 0.9),
+        # rank margin: both official values (0.15 argparse, 0.07 README at batch 64) inside
+        "margin_1": Uniform(0.02, 0.3),
+        # relabelling margin on a probability gap; 0.2 official, beyond 0.4 it barely fires
+        "margin_2": Uniform(0.05, 0.4),
+    }
 
     def __post_init__(self) -> None:
         if self.relabel_scope not in SCOPES:
@@ -67,6 +96,40 @@ def rank_loss(alpha: torch.Tensor, beta: float, margin: float) -> torch.Tensor:
 class SCN(Method):
     Hparams = ScnHparams
     score_name = "importance"
+    official_recipe = Recipe(
+        overrides=adam_exponential(
+            lr=1e-3,
+            batch_size=64,
+            epochs=70,
+            flip=True,
+            flip_p=0.25,
+            flip_noise_exclusive=True,
+            noise_p=0.25,
+            erase_max=0.25,
+            second_view_noise=True,
+        ),
+        hparams={
+            "beta": "0.7",
+            "margin_1": "0.07",
+            "margin_2": "0.2",
+            "relabel_epoch": "10",
+            "relabel_scope": "batch",
+        },
+        source=(
+            "kaiwang960112/Self-Cure-Network@9f4c3ad: src/train.py:22-31 (beta, margins, "
+            "relabel epoch, batch 64, 70 epochs), README.md:59-62 (margin_1 0.07 at batch 64), "
+            "train.py:72-74 + src/image_utils.py:4-11 (one of mirror / noise var 30 at p 0.5), "
+            "train.py:160-166 (224 px, RandomErasing 0.02-0.25), train.py:194 (Adam, default "
+            "lr 1e-3, weight decay 1e-4), train.py:202,260 (ExponentialLR 0.9 per epoch), "
+            "train.py:250-258 (relabel every sample of the batch)"
+        ),
+        not_reproduced=(
+            "ImageNet-pretrained ResNet-18 (train.py:135-136): the config's backbone and "
+            "--pretrained are used",
+            "ImageNet normalisation statistics: the training set's own mean and std are used",
+            *COMMON_NOT_REPRODUCED,
+        ),
+    )
 
     def __init__(self, backbone: Backbone, info: TrainInfo, hparams: ScnHparams) -> None:
         super().__init__(backbone, info, hparams)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from fer_bench.config import RunConfig
+from fer_bench.identity import record_fields, run_hash, run_name
 
 FAIL_SEED = 13
 CRASH_SEED = 666
@@ -25,7 +26,7 @@ SCORING = {"scn": "importance", "rul": "uncertainty", "nla": "weight"}
 
 
 def run_dir(cfg: RunConfig, out_root: Path) -> Path:
-    return Path(out_root) / f"{cfg.method}-{cfg.hash()}"
+    return Path(out_root) / run_name(cfg)
 
 
 def _metrics(acc: float, rng: np.random.Generator) -> dict[str, Any]:
@@ -79,7 +80,7 @@ def write_records(
     """A complete run directory as the engine writes it (``epochs`` < cfg.epochs: partial)."""
     out = run_dir(cfg, out_root)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps({**cfg.to_dict(), "hash": cfg.hash()}))
+    (out / "config.json").write_text(json.dumps({**cfg.to_dict(), **record_fields(cfg)}))
     rng = np.random.default_rng([cfg.seed, *map(ord, cfg.method), 7])
     top = final_accuracy(cfg)
     n_epochs = cfg.epochs if epochs is None else epochs
@@ -110,7 +111,7 @@ def write_records(
     final = {
         "status": status,
         "reason": reason,
-        "hash": cfg.hash(),
+        "hash": run_hash(cfg),
         "method": cfg.method,
         "dataset": cfg.data.name,
         "class_names": CLASS_NAMES,
@@ -136,7 +137,7 @@ def train(cfg: RunConfig, out_root: Path, resume: bool = False, progress: bool =
         os._exit(3)
     if cfg.seed == FAIL_SEED:  # as the engine: config.json is written before anything fails
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps({**cfg.to_dict(), "hash": cfg.hash()}))
+        (out / "config.json").write_text(json.dumps({**cfg.to_dict(), **record_fields(cfg)}))
         raise RuntimeError("fake failure")
     final = write_records(cfg, out_root)
     # Which process ran it and whether it resumed: for the tests, not part of the format.

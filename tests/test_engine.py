@@ -11,6 +11,7 @@ import torch
 
 import fer_bench.engine as engine
 import fer_bench.precision as precision
+from fer_bench.identity import run_hash
 from fer_bench.method import Batch, Method, StepOutput
 from fer_bench.registry import METHODS
 
@@ -21,7 +22,7 @@ def test_run_writes_complete_records(tiny_bundle, tiny_config, tmp_path):
     assert final["status"] == "done"
     assert (out / "done").exists()
     config = json.loads((out / "config.json").read_text())
-    assert config["hash"] == tiny_config.hash() and config["method"] == "ce"
+    assert config["hash"] == run_hash(tiny_config) and config["method"] == "ce"
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2]
     for row in rows:

@@ -66,11 +66,11 @@ def test_board_without_grid_compares_the_named_row(tmp_path):
     for seed in (0, 1):
         fake_engine.write_records(_cfg("nla", seed), board / "runs")
         fake_engine.write_records(_cfg("nla", seed, lam_c="0.125"), board / "runs")
-    result = _refresh(board, "nla [hparams=defaults]")
+    result = _refresh(board, "nla [defaults]")
     assert result.returncode == 0, result.stderr
     compared = (board / "compare_nla.md").read_text()
-    assert "nla [hparams=defaults] minus each method" in compared
-    assert "| nla [hparams=lam_c=0.125] |" in compared
+    assert "nla [defaults] minus each method" in compared
+    assert "| nla [lam_c=0.125] |" in compared
     assert "planned runs" not in (board / "table.md").read_text()
     assert not (board / "compare_ce.md").exists()  # no ce runs on this board
 

@@ -11,6 +11,7 @@ import pytest
 
 from fer_bench.aggregate import DEFAULT_METRICS, build_leaderboard
 from fer_bench.results import RunState, run_state, scan_runs
+from fer_bench.selection import SELECTIONS
 from fer_bench.sweep import build_spec, expand, planned_runs, read_sweep_file
 from fer_bench.tables import render
 
@@ -86,3 +87,16 @@ def test_readme_tables_are_the_committed_table(board):
     if MARKER not in readme:
         pytest.skip(f"{board.name}/README.md embeds no generated table")
     assert readme.split(MARKER, 1)[1] == "\n" + (board / "table.md").read_text()
+
+
+@pytest.mark.parametrize("board", BOARDS, ids=lambda p: p.name)
+def test_every_selection_rule_tables_every_committed_board(board):
+    runset = scan_runs(board / "runs")
+    for name in SELECTIONS.names():
+        table = build_leaderboard(runset, "acc", name)
+        values = [c.mean for c in table.cells.values() if c.values]
+        assert values and all(0 < v < 1 for v in values), name
+    oracle, val = (build_leaderboard(runset, "acc", n) for n in ("oracle", "val"))
+    for key, cell in val.cells.items():  # the best test epoch is never below any other pick
+        if cell.values:
+            assert oracle.cells[key].mean >= cell.mean - 1e-12

@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from fer_bench.cli import app
 from fer_bench.executors import Job, LocalExecutor, RayExecutor, run_job
+from fer_bench.identity import run_hash
 from fer_bench.results import ERROR_FILE, RunState, scan_runs
 from fer_bench.sweep import (
     LOCK_NAME,
@@ -55,7 +56,7 @@ class SerialExecutor:
 def test_grid_is_methods_x_protocols_x_seeds():
     jobs = expand(spec(noise=[0.0, 0.3], imbalance=[1, 50], seeds=[0, 1]))
     assert len(jobs) == 2 * 2 * 2 * 2
-    assert len({j.hash() for j in jobs}) == len(jobs)
+    assert len({run_hash(j) for j in jobs}) == len(jobs)
     # seed-major: the whole first seed comes before any job of the second
     assert [j.seed for j in jobs] == [0] * 8 + [1] * 8
     noisy = [j for j in jobs if j.protocol.noise_rate == 0.3 and j.protocol.imbalance == 50]

@@ -11,10 +11,13 @@ import fake_engine
 import pytest
 from typer.testing import CliRunner
 
+from fer_bench import selection
 from fer_bench.aggregate import build_leaderboard, paired_p
 from fer_bench.cli import app
 from fer_bench.compare import compare
 from fer_bench.config import RunConfig
+from fer_bench.methods.ce import CrossEntropy
+from fer_bench.registry import METHODS
 from fer_bench.results import ProtocolKey, scan_runs
 from fer_bench.sweep import build_spec, expand, planned_runs, read_sweep_file
 
@@ -60,7 +63,8 @@ def test_golden_table_shows_every_case():
         if line.startswith("| ") and "Method" not in line
     }
     assert "**55.66 ± 0.83** (n=2/3) [2]" in rows["nla"]  # best, with a corrupt seed
-    assert "(n=1/3) ?" in rows["scn"] and rows["scn"].endswith("missing |")
+    assert "(n=1/3, 1 stale) ?" in rows["scn"] and rows["scn"].endswith("missing |")
+    assert "seed 0 is stale" in first and "method code changed" in first
     assert "≈" in rows["ce"]
     assert "seed 2 failed: non-finite loss" in first
     assert "seed 2 incomplete" in first
@@ -84,8 +88,22 @@ def _with_final(root: Path, cfg: RunConfig, edit: Callable[[dict], None]) -> Non
     path.write_text(json.dumps(final))
 
 
-def _with_acc(root: Path, cfg: RunConfig, acc: float, rule: str = "val") -> None:
-    _with_final(root, cfg, lambda final: final["selection"][rule]["test"].update(acc=acc))
+def _with_acc(root: Path, cfg: RunConfig, acc: float, epoch: int | None = None) -> None:
+    """Write ``cfg``'s records with test accuracy ``acc`` at ``epoch`` (default: the epoch
+    the val rule picks)."""
+    fake_engine.write_records(cfg, root)
+    path = fake_engine.run_dir(cfg, root) / "metrics.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    picked = epoch or selection.rule("val").epochs(rows)[0]["epoch"]
+    for row in rows:
+        if row["epoch"] == picked:
+            row["test"]["acc"] = acc
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+# Stand-in methods for table tests: records name a registered method.
+for _name in "abc":
+    METHODS.register(_name)(type(f"Stub{_name.upper()}", (CrossEntropy,), {}))
 
 
 def test_best_tie_and_differs_from_paired_tests(tmp_path):
@@ -111,7 +129,7 @@ def test_paired_p_edge_cases():
 
 def test_selection_rule_picks_its_epoch(tmp_path):
     cfg = _cfg("ce", 0)
-    _with_acc(tmp_path, cfg, 0.9, rule="oracle")
+    _with_acc(tmp_path, cfg, 0.9, epoch=1)  # the fake run's val accuracy peaks at epoch 2
     runset = scan_runs(tmp_path)
     oracle = build_leaderboard(runset, "acc", "oracle")
     val = build_leaderboard(runset, "acc", "val")

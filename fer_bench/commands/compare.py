@@ -7,11 +7,12 @@ from typing import Annotated
 
 import typer
 
-from fer_bench.aggregate import SELECTIONS, build_leaderboard
+from fer_bench.aggregate import build_leaderboard
 from fer_bench.commands.common import MetricsOption, emit, one_line_errors, parse_metrics
 from fer_bench.compare import compare as compare_rows
 from fer_bench.compare import to_markdown
 from fer_bench.results import scan_runs
+from fer_bench.selection import SELECTIONS
 
 Opt = typer.Option
 

@@ -7,10 +7,11 @@ from typing import Annotated
 
 import typer
 
-from fer_bench.aggregate import METRICS, SELECTIONS
+from fer_bench.aggregate import METRICS
 from fer_bench.commands.common import console, err_console, one_line_errors
 from fer_bench.plots import plot_all
 from fer_bench.results import scan_runs
+from fer_bench.selection import SELECTIONS
 
 Opt = typer.Option
 

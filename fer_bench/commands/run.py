@@ -18,6 +18,7 @@ from fer_bench.profiles import (
     parse_key_values,
     with_overrides,
 )
+from fer_bench.recipes import apply_recipe
 from fer_bench.registry import load_plugin_file
 
 Opt = typer.Option
@@ -26,10 +27,16 @@ Opt = typer.Option
 def build_config(
     method: str, profile: str = DEFAULT_PROFILE, sets: list[str] | None = None, **options: object
 ) -> RunConfig:
-    """A profile with the command line's explicit options on top (None = not given)."""
+    """A profile, the method's official recipe if ``--recipe official``, then the command
+    line's explicit options on top (None = not given; ``--set`` joins the recipe's)."""
     overrides = option_overrides({**options, "method": method})
-    overrides["hparams"] = parse_key_values(sets) if sets else None
-    cfg = with_overrides(load_profile(profile), overrides)
+    base = with_overrides(
+        load_profile(profile),
+        {"method": method, "recipe": overrides["recipe"], "plugin": overrides["plugin"]},
+    )
+    cfg = apply_recipe(base)
+    overrides["hparams"] = {**cfg.hparams, **parse_key_values(sets)} if sets else None
+    cfg = with_overrides(cfg, overrides)
     cfg.validate()
     return cfg
 
@@ -124,6 +131,12 @@ def register(app: typer.Typer) -> None:
         resume: Annotated[Path | None, Opt(help="run directory to continue")] = None,
         quiet: Annotated[bool, Opt(help="no progress bar")] = False,
         tensorboard: Annotated[bool, Opt(help="also log scalars to RUN_DIR/tensorboard")] = False,
+        recipe: Annotated[
+            str | None, Opt(help="shared (the profile's) | official (the method's own code)")
+        ] = None,
+        rerun_stale: Annotated[
+            bool, Opt(help="retrain a finished run whose method code changed since")
+        ] = False,
     ) -> None:
         """Train METHOD and write a run directory named from the config hash."""
         from fer_bench.engine import run_dir, train
@@ -157,11 +170,17 @@ def register(app: typer.Typer) -> None:
             bf16=bf16,
             channels_last=channels_last,
             plugin=plugin,
+            recipe=recipe,
         )
         root = check_resume(cfg, resume) if resume else out
         _check_writable(root)
         final = train(
-            cfg, root, resume=resume is not None, progress=not quiet, tensorboard=tensorboard
+            cfg,
+            root,
+            resume=resume is not None,
+            progress=not quiet,
+            tensorboard=tensorboard,
+            rerun_stale=rerun_stale,
         )
         console.print(summary_table(final))
         console.print(f"run directory: {run_dir(cfg, root)}")

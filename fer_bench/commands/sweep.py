@@ -84,6 +84,13 @@ def _summarise(report: SweepReport, labels: dict[str, str]) -> None:
         )
         for p in report.kept_failed:
             err_console.print(f"  {p.path.name}  {p.label}: {p.reason}", highlight=False)
+    if report.kept_stale:
+        err_console.print(
+            f"{len(report.kept_stale)} stale (method changed since recorded), kept "
+            "(--rerun-stale trains them again):"
+        )
+        for p in report.kept_stale:
+            err_console.print(f"  {p.path.name}  {p.label}: {p.reason}", highlight=False)
     if report.failures:
         err_console.print("[bold red]failed:[/]")
         for r in report.failures:
@@ -130,6 +137,12 @@ def register(app: typer.Typer) -> None:
         ] = None,
         dry_run: Annotated[bool, Opt(help="list the jobs and their state, run nothing")] = False,
         retry_failed: Annotated[bool, Opt(help="start failed runs over")] = False,
+        rerun_stale: Annotated[
+            bool, Opt(help="train again finished runs whose method changed since")
+        ] = False,
+        recipe: Annotated[
+            str | None, Opt(help="shared (the profile's) | official (each method's own)")
+        ] = None,
         wait: Annotated[
             bool, Opt(help="wait for another sweep on --out instead of refusing")
         ] = False,
@@ -159,6 +172,7 @@ def register(app: typer.Typer) -> None:
                 "label_mode": label_mode,
                 "image_size": image_size,
                 "lr": lr,
+                "recipe": recipe,
             }
         )
         spec = build_spec(file_values, cli, cli_base)
@@ -188,7 +202,12 @@ def register(app: typer.Typer) -> None:
                     )
 
                 report = run_sweep(
-                    planned, out, runner, retry_failed=retry_failed, on_result=progress
+                    planned,
+                    out,
+                    runner,
+                    retry_failed=retry_failed,
+                    on_result=progress,
+                    rerun_stale=rerun_stale,
                 )
         except SweepBusy as err:
             fail(str(err))

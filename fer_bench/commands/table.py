@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from fer_bench.aggregate import SELECTIONS, build_leaderboard
+from fer_bench.aggregate import build_leaderboard
 from fer_bench.commands.common import (
     MetricsOption,
     emit,
@@ -16,6 +16,8 @@ from fer_bench.commands.common import (
     parse_metrics,
 )
 from fer_bench.results import scan_runs
+from fer_bench.selection import SELECTIONS
+from fer_bench.selection_report import selection_report as report
 from fer_bench.sweep import build_spec, expand, planned_runs, read_sweep_file
 from fer_bench.tables import FORMATS, SUFFIX_FORMATS, render
 
@@ -46,6 +48,10 @@ def register(app: typer.Typer) -> None:
             Path | None,
             Opt(help="the sweep file that filled DIRECTORY: its cells not run yet are shown too"),
         ] = None,
+        selection_report: Annotated[
+            bool,
+            Opt(help="instead: points each paper's selection convention adds to val selection"),
+        ] = False,
     ) -> None:
         """Methods x protocols, mean ± std over seeds, best in bold, ties marked."""
         metrics = parse_metrics(metric)
@@ -56,9 +62,12 @@ def register(app: typer.Typer) -> None:
         if sweep is not None:
             spec = build_spec(read_sweep_file(sweep), {}, {})
             runset.runs += planned_runs(expand(spec), directory)
-        boards = [build_leaderboard(runset, m, select) for m in metrics]
         for problem in runset.problems:
             err_console.print(
                 f"[yellow]warning:[/] unreadable record {problem.describe()}", highlight=False
             )
+        if selection_report:
+            emit("\n".join(report(runset, m) for m in metrics), out)
+            return
+        boards = [build_leaderboard(runset, m, select) for m in metrics]
         emit(render(boards, fmt, directory), out)

@@ -4,7 +4,8 @@
 
 The records cover every case a table must show: complete cells, a seed
 missing, a failed run, an interrupted run, an unreadable config.json, an
-unreadable final.json, a cell with one seed (untested) and a missing cell.
+unreadable final.json, a cell with one seed (untested), a missing cell and a
+run whose method code changed since it was recorded (stale).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ OUTPUTS = [
     ("table.csv", ("acc", "mean_class_acc"), "val", "csv"),
     ("table.html", ("acc", "mean_class_acc"), "val", "html"),
     ("oracle_macro_f1.md", ("macro_f1",), "oracle", "md"),
+    ("last5.md", ("acc",), "last5", "md"),
+    ("val_mca.md", ("mean_class_acc",), "val_mca", "md"),
 ]
 
 
@@ -67,9 +70,16 @@ def write_records() -> None:
         checkpoint.unlink()  # git ignores *.pt: keep the committed records what the test reads
     nla_clean_1 = fake_engine.run_dir(config("nla", 1), RECORDS)
     (nla_clean_1 / "final.json").write_text('{"status": "done", "selection": ')
+    _make_stale(fake_engine.run_dir(config("scn", 0), RECORDS))
     broken = fake_engine.run_dir(config("rul", 0), RECORDS)
     broken.mkdir()
     (broken / "config.json").write_text("{not json")
+
+
+def _make_stale(run: Path) -> None:
+    """A run recorded under other method code: the tables must say so."""
+    config_path = run / "config.json"
+    config_path.write_text(config_path.read_text().replace('"method_code": "', '"method_code": "0'))
 
 
 def write_expected() -> None:

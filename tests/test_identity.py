@@ -1,0 +1,189 @@
+"""Experiment identity: one name per experiment, location-free, stale records detected."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import textwrap
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from fer_bench.config import DataConfig, RunConfig
+from fer_bench.identity import (
+    digest,
+    experiment,
+    record_fields,
+    run_name,
+    source_fingerprint,
+    staleness,
+)
+from fer_bench.registry import load_plugin_file
+from fer_bench.results import RunState, scan_runs
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_equal_resolved_hyperparameters_are_one_experiment():
+    names = {
+        run_name(RunConfig(method="gce", hparams=h)) for h in ({}, {"q": "0.7"}, {"q": "0.70"})
+    }
+    assert len(names) == 1
+    assert run_name(RunConfig(method="gce", hparams={"q": "0.8"})) not in names
+
+
+def test_location_device_and_plugin_path_are_not_the_experiment():
+    base = RunConfig(method="ce")
+    moved = replace(
+        base,
+        device="cuda",
+        plugin=None,
+        eval_batch_size=64,
+        channels_last=False,
+        data=DataConfig(root="/elsewhere/data"),
+    )
+    assert run_name(moved) == run_name(base)
+    assert run_name(replace(base, seed=1)) != run_name(base)
+    assert run_name(replace(base, epochs=3)) != run_name(base)
+
+
+def test_rate_zero_protocols_are_the_clean_set():
+    sym, pair = RunConfig(method="ce"), RunConfig(method="ce")
+    pair.protocol.noise = "pairflip"
+    assert run_name(sym) == run_name(pair)
+    pair.protocol.noise_rate = 0.2
+    assert run_name(sym) != run_name(pair)
+
+
+def test_a_label_file_is_named_by_its_content(tmp_path):
+    a, b = tmp_path / "a" / "noise.csv", tmp_path / "b" / "noise.csv"
+    for path in (a, b):
+        path.parent.mkdir()
+        path.write_text("index,label\n0,1\n")
+    cfg_a, cfg_b = RunConfig(method="ce"), RunConfig(method="ce")
+    cfg_a.protocol.noise, cfg_b.protocol.noise = f"file:{a}", f"file:{b}"
+    assert run_name(cfg_a) == run_name(cfg_b)
+    b.write_text("index,label\n0,3\n1,2\n")
+    assert run_name(cfg_a) != run_name(cfg_b)
+
+
+def test_a_changed_default_is_another_experiment():
+    cfg = RunConfig(method="gce")
+    recorded = experiment(cfg, hparams={"q": 0.5})  # as if the default had been 0.5
+    assert digest(recorded) != digest(experiment(cfg))
+
+
+def _plugin(tmp_path: Path, body: str, name: str = "mine") -> Path:
+    path = tmp_path / f"{name}.py"
+    path.write_text(
+        textwrap.dedent(f'''
+        """A plugin for the identity tests."""
+        from dataclasses import dataclass
+
+        from fer_bench.method import Batch, Hparams, Method, StepOutput
+        from fer_bench.registry import METHODS
+
+
+        @dataclass
+        class H(Hparams):
+            scale: float = 1.0
+
+
+        @METHODS.register("{name}")
+        class Mine(Method):
+            Hparams = H
+
+            def loss(self, batch: Batch, epoch: int) -> StepOutput:
+                {body}
+        ''')
+    )
+    return path
+
+
+def _record(tmp_path: Path, name: str, body: str) -> dict:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    load_plugin_file(_plugin(tmp_path, body, name))
+    cfg = RunConfig(method=name)
+    return {**cfg.to_dict(), **record_fields(cfg)}
+
+
+def test_stale_when_method_code_changes_but_not_its_docstring_or_comments(tmp_path):
+    body = "return StepOutput(self.backbone(batch.x).mean() * self.hparams.scale)"
+    stored = _record(tmp_path / "v1", "stalecheck", body)
+    assert staleness(stored) is None
+    source = (tmp_path / "v1" / "stalecheck.py").read_text()
+    assert source_fingerprint(source) == source_fingerprint(
+        source.replace('"""A plugin', '"""Reworded: a plugin') + "\n# a comment\n"
+    )
+    assert source_fingerprint(source) != source_fingerprint(source.replace("mean()", "sum()"))
+    stored["method_code"] = "0" * 16  # recorded under other code
+    assert "method code changed" in staleness(stored)
+    stored["experiment"]["hparams"] = {"scale": 2.0}
+    assert "defaults changed" in staleness(stored)
+
+
+def test_table_and_sweep_report_a_stale_run(tmp_path):
+    from fake_engine import write_records
+
+    cfg = RunConfig(method="ce", epochs=2)
+    write_records(cfg, tmp_path)
+    config_path = tmp_path / run_name(cfg) / "config.json"
+    stored = json.loads(config_path.read_text())
+    stored["method_code"] = "0" * 16
+    config_path.write_text(json.dumps(stored))
+    (run,) = scan_runs(tmp_path).runs
+    assert run.state is RunState.STALE and "method code changed" in run.reason
+    from fer_bench.sweep import plan
+
+    (planned,) = plan([cfg], tmp_path)
+    assert planned.state is RunState.STALE
+
+
+def test_engine_refuses_a_stale_run_and_reruns_it_on_request(tmp_path, tiny_config):
+    from fer_bench.engine import StaleRun, run_dir, train
+
+    train(tiny_config, tmp_path, progress=False)
+    config_path = run_dir(tiny_config, tmp_path) / "config.json"
+    stored = json.loads(config_path.read_text())
+    stored["method_code"] = "0" * 16
+    config_path.write_text(json.dumps(stored))
+    with pytest.raises(StaleRun, match="--rerun-stale"):
+        train(tiny_config, tmp_path, progress=False)
+    final = train(tiny_config, tmp_path, progress=False, rerun_stale=True)
+    assert final["status"] == "done" and staleness(json.loads(config_path.read_text())) is None
+
+
+def test_engine_detects_other_labels_behind_the_same_name(tmp_path, tiny_config):
+    from fer_bench.engine import DataMismatch, run_dir, train
+
+    train(tiny_config, tmp_path, progress=False)
+    final_path = run_dir(tiny_config, tmp_path) / "final.json"
+    final = json.loads(final_path.read_text())
+    final["labels"]["train_sha256"] = "f" * 64
+    final_path.write_text(json.dumps(final))
+    with pytest.raises(DataMismatch, match="label-file hash differs"):
+        train(tiny_config, tmp_path, progress=False)
+
+
+def _committed_configs() -> list[Path]:
+    listed = subprocess.run(
+        ["git", "ls-files", "results/*/runs/*/config.json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout")
+    return [ROOT / p for p in listed.stdout.split()]
+
+
+def test_every_committed_run_is_named_by_its_experiment():
+    configs = _committed_configs()
+    assert len(configs) >= 140
+    for path in configs:
+        stored = json.loads(path.read_text())
+        cfg = RunConfig.from_dict({k: v for k, v in stored.items() if k in RunConfig().to_dict()})
+        recomputed = digest(experiment(cfg))
+        assert path.parent.name == f"{stored['method']}-{recomputed}", path.parent.name
+        assert stored["hash"] == recomputed and stored["experiment"] == experiment(cfg)

@@ -14,10 +14,11 @@ from fer_bench.commands import (
     run,
     sweep,
     table,
+    tune,
 )
 
 # `data` before `preview`: preview adds itself to the `data` sub-app.
-COMMAND_MODULES = (run, listing, data, preview, labels, sweep, table, compare, plot)
+COMMAND_MODULES = (run, listing, data, preview, labels, sweep, tune, table, compare, plot)
 
 
 def register_all(app: typer.Typer) -> None:

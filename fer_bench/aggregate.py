@@ -81,6 +81,7 @@ class Leaderboard:
     notes: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     progress: tuple[int, int] | None = None  # (done, planned) when a sweep's grid was given
+    preamble: list[str] = field(default_factory=list)  # e.g. the tuning budget and picks
 
     @property
     def title(self) -> str:
@@ -281,7 +282,12 @@ def _columns(runs: list[Run]) -> dict[str, ProtocolKey]:
     return {r.name: earned.get(declared[r.name], r.protocol) for r in runs}
 
 
-def build_leaderboard(runset: RunSet, metric: str = "acc", selection: str = "val") -> Leaderboard:
+def build_leaderboard(
+    runset: RunSet,
+    metric: str = "acc",
+    selection: str = "val",
+    labels: dict[str, str] | None = None,
+) -> Leaderboard:
     """The leaderboard of ``runset``; add a sweep's planned runs to it (``planned_runs``) to
     show cells not run yet."""
     if metric not in METRICS:
@@ -298,7 +304,7 @@ def build_leaderboard(runset: RunSet, metric: str = "acc", selection: str = "val
             f"{runset.root} mixes datasets ({', '.join(runset.datasets)}); "
             "a table compares runs on one dataset"
         )
-    labels = row_labels(runs)
+    labels = {**row_labels(runs), **(labels or {})}
     column_of = _columns(runs)
     rows = sorted(set(labels.values()))
     columns = sorted(set(column_of.values()), key=ProtocolKey.sort_key)

@@ -29,7 +29,7 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower().replace("%", "pct")).strip("-")
 
 
-def _save(fig: Figure, path: Path) -> Path:
+def save_png(fig: Figure, path: Path) -> Path:
     tmp = path.with_name(path.name + ".tmp")
     fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     tmp.replace(path)
@@ -253,6 +253,41 @@ def score_distributions(run: Run, row: str) -> Figure | None:
     return fig
 
 
+def tuning_spread(record: dict, runs: dict[str, Run], metric: str = "acc") -> Figure | None:
+    """Each method's trials: validation score (what picked) and test metric at the
+    val-selected epoch (what it would have reported), one column per method: the spread
+    is the method's sensitivity to its hyperparameters. The pick is ringed."""
+    groups = sorted(record["groups"].items())
+    points = []
+    for x, (_, group) in enumerate(groups):
+        for trial in group["trials"]:
+            run = runs.get(trial["run"])
+            if run is None or trial["score"] is None:
+                continue
+            best = group["best"] is not None and trial["trial"] == group["best"]["trial"]
+            points.append((x, trial["score"], run_value(run, metric, "val"), best))
+    if not points:
+        return None
+    fig = Figure(figsize=(1.2 * len(groups) + 2, 4))
+    ax = fig.add_subplot()
+    for offset, index, name in ((-0.12, 1, "validation (pick score)"), (0.12, 2, "test")):
+        ax.scatter(
+            [p[0] + offset for p in points], [p[index] * 100 for p in points], s=18, label=name
+        )
+        ax.scatter(
+            [p[0] + offset for p in points if p[3]],
+            [p[index] * 100 for p in points if p[3]],
+            s=80,
+            facecolors="none",
+            edgecolors="black",
+        )
+    ax.set_xticks(range(len(groups)), [g["method"] for _, g in groups])
+    ax.set_ylabel(f"{metric} (%)")
+    ax.set_title(f"{record['trials']} trials per method; ringed: the pick")
+    ax.legend(fontsize=8)
+    return fig
+
+
 def plot_all(runset: RunSet, out: Path, metric: str = "acc", selection: str = "val") -> list[Path]:
     """Write every figure the records allow; returns the files written."""
     runs = [r for r in runset.runs if r.state is RunState.DONE]
@@ -265,7 +300,7 @@ def plot_all(runset: RunSet, out: Path, metric: str = "acc", selection: str = "v
     written = []
     fig = accuracy_vs_noise(runs, labels, metric, selection)
     if fig is not None:
-        written.append(_save(fig, out / f"{metric}_vs_noise.png"))
+        written.append(save_png(fig, out / f"{metric}_vs_noise.png"))
     by_protocol: dict[ProtocolKey, list[Run]] = defaultdict(list)
     for run in runs:
         by_protocol[run.protocol].append(run)
@@ -277,12 +312,12 @@ def plot_all(runset: RunSet, out: Path, metric: str = "acc", selection: str = "v
             ("curves", training_curves(group, labels, protocol)),
         ):
             if fig is not None:
-                written.append(_save(fig, out / f"{prefix}_{name}.png"))
+                written.append(save_png(fig, out / f"{prefix}_{name}.png"))
         first_seed: dict[str, Run] = {}
         for run in sorted(group, key=lambda r: r.seed):
             first_seed.setdefault(labels[run.name], run)
         for row, run in sorted(first_seed.items()):
             fig = score_distributions(run, row)
             if fig is not None:
-                written.append(_save(fig, out / f"scores_{slug(row)}_{name}.png"))
+                written.append(save_png(fig, out / f"scores_{slug(row)}_{name}.png"))
     return written

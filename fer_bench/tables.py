@@ -96,6 +96,7 @@ def to_markdown(boards: list[Leaderboard], root: Path | None = None) -> str:
             "",
             f"Setting: {_setting_line(board)}.",
             "",
+            *[line for text in board.preamble for line in (text, "")],
         ]
         out.append("| Method | " + " | ".join(esc(c.label) for c in board.columns) + " |")
         out.append("| :-- | " + " | ".join("--:" for _ in board.columns) + " |")
@@ -149,7 +150,7 @@ def to_latex(boards: list[Leaderboard], root: Path | None = None) -> str:
             r"\begin{table}[t]",
             r"\centering",
             rf"\caption{{{_tex(board.title)}. Model selection: {_tex(board.selection_text)}. "
-            rf"{_tex(_setting_line(board))}.}}",
+            rf"{_tex(_setting_line(board))}.{''.join(' ' + _tex(t) for t in board.preamble)}}}",
             rf"\begin{{tabular}}{{l{'r' * len(board.columns)}}}",
             r"\toprule",
             "Method & " + " & ".join(_tex(c.label) for c in board.columns) + r" \\",
@@ -228,6 +229,7 @@ def to_html(boards: list[Leaderboard], root: Path | None = None) -> str:
             f"<h3>{esc(board.title)}</h3>",
             f"<p>Model selection: {esc(board.selection_text)}.</p>",
             f"<p>Setting: {esc(_setting_line(board))}.</p>",
+            *[f"<p>{esc(text)}</p>" for text in board.preamble],
             "<table>",
             "<thead><tr><th>Method</th>"
             + "".join(f"<th>{esc(c.label)}</th>" for c in board.columns)

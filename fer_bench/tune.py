@@ -154,3 +154,29 @@ def tuning_record(spec: TuneSpec, groups: dict[str, dict[str, Any]]) -> dict[str
         "rule_metric": f"best validation {VAL_RULES[spec.rule]} over epochs (noisy val labels)",
         "groups": groups,
     }
+
+
+def tuned_view(record: dict[str, Any]) -> tuple[set[str], dict[str, str], list[str]]:
+    """From tuning.json: the confirming runs (the table's rows; trials are left out),
+    their row labels ("nla (tuned)") and the lines stating budget, rule and picks."""
+    runs, labels = set(), {}
+    lines = [
+        f"Tuned rows: {record['trials']} random-search trials per method (search seed "
+        f"{record['search_seed']}, training seed {record['search_training_seed']}), each "
+        f"method's pick by {record['rule_metric']}, rerun on fresh seeds "
+        f"{', '.join(map(str, record['final_seeds']))}; test metrics were not read to pick."
+    ]
+    for name, group in sorted(record["groups"].items()):
+        best = group["best"]
+        if best is None:
+            lines.append(f"{name}: search not finished.")
+            continue
+        values = ", ".join(
+            f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in sorted(best["values"].items())
+        )
+        lines.append(f"{name}: trial {best['trial']} ({values}).")
+        for run in group["final_runs"]:
+            runs.add(run)
+            labels[run] = f"{group['method']} (tuned)"
+    return runs, labels, lines

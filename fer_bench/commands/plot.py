@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -9,9 +10,10 @@ import typer
 
 from fer_bench.aggregate import METRICS
 from fer_bench.commands.common import console, err_console, one_line_errors
-from fer_bench.plots import plot_all
-from fer_bench.results import scan_runs
+from fer_bench.plots import plot_all, save_png, tuning_spread
+from fer_bench.results import RunState, scan_runs
 from fer_bench.selection import SELECTIONS
+from fer_bench.tune import TUNING_FILE
 
 Opt = typer.Option
 
@@ -30,6 +32,12 @@ def register(app: typer.Typer) -> None:
             raise ValueError(f"unknown selection rule {select!r}; known: {', '.join(SELECTIONS)}")
         runset = scan_runs(directory)
         written = plot_all(runset, out, metric, select)
+        tuning = directory / TUNING_FILE
+        if tuning.is_file():
+            runs = {r.name: r for r in runset.runs if r.state is RunState.DONE}
+            fig = tuning_spread(json.loads(tuning.read_text()), runs, metric)
+            if fig is not None:
+                written.append(save_png(fig, out / "tuning_spread.png"))
         problems = runset.problems + [p for run in runset.runs for p in run.problems]
         for problem in problems:
             err_console.print(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -15,11 +16,12 @@ from fer_bench.commands.common import (
     one_line_errors,
     parse_metrics,
 )
-from fer_bench.results import scan_runs
+from fer_bench.results import RunSet, scan_runs
 from fer_bench.selection import SELECTIONS
 from fer_bench.selection_report import selection_report as report
 from fer_bench.sweep import build_spec, expand, planned_runs, read_sweep_file
 from fer_bench.tables import FORMATS, SUFFIX_FORMATS, render
+from fer_bench.tune import TUNING_FILE, tuned_view
 
 Opt = typer.Option
 
@@ -69,5 +71,19 @@ def register(app: typer.Typer) -> None:
         if selection_report:
             emit("\n".join(report(runset, m) for m in metrics), out)
             return
-        boards = [build_leaderboard(runset, m, select) for m in metrics]
+        labels, preamble = _tuned(runset, directory)
+        boards = [build_leaderboard(runset, m, select, labels) for m in metrics]
+        for board in boards:
+            board.preamble = preamble
         emit(render(boards, fmt, directory), out)
+
+
+def _tuned(runset: RunSet, directory: Path) -> tuple[dict[str, str], list[str]]:
+    """With a tuning.json: the table shows the confirming runs as tuned rows and leaves
+    the search's trials out (a trial is one configuration on one seed, not a result)."""
+    path = directory / TUNING_FILE
+    if not path.is_file():
+        return {}, []
+    finals, labels, preamble = tuned_view(json.loads(path.read_text()))
+    runset.runs = [r for r in runset.runs if r.name in finals]
+    return labels, preamble

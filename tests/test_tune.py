@@ -1,0 +1,117 @@
+"""The tuner: equal budgets, picks on validation only, fresh seeds, resumable search."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+
+from fer_bench.executors import run_job
+from fer_bench.identity import run_name
+from fer_bench.search import RECIPE_SPACE
+from fer_bench.sweep import build_spec, expand, plan, run_sweep
+from fer_bench.tune import TuneSpec, final_jobs, pick, space_of, trial_jobs, tuning_record
+
+FAKE = "fake_engine"
+
+
+class SerialExecutor:
+    def run(self, jobs, trainer):
+        for job in jobs:
+            yield run_job(job, trainer)
+
+
+def _spec(trials: int = 3, methods=("ce", "gce", "nla")) -> TuneSpec:
+    sweep = build_spec({}, {"methods": list(methods), "seeds": [100]}, {"epochs": 3})
+    return TuneSpec(bases=expand(sweep), trials=trials, final_seeds=[0, 1])
+
+
+def _train(jobs, out, executor=None):
+    run_sweep(plan(jobs, out, FAKE), out, executor or SerialExecutor(), FAKE)
+
+
+def test_every_method_gets_the_same_number_of_trials_and_the_shared_knobs():
+    spec = _spec(trials=4)
+    jobs = trial_jobs(spec)
+    assert Counter(cfg.method for cfg, _, _ in jobs) == {"ce": 4, "gce": 4, "nla": 4}
+    for cfg, values, _ in jobs:
+        assert set(RECIPE_SPACE) <= set(values)  # lr and weight decay for CE too
+        assert cfg.optim.lr == values["optim.lr"] and cfg.seed == 100
+    assert "lam_c" in space_of("nla") and "q" in space_of("gce")
+    assert len({run_name(cfg) for cfg, _, _ in jobs}) == len(jobs)
+
+
+def test_draws_depend_on_seed_method_and_trial_only():
+    first = [v for _, v, _ in trial_jobs(_spec(trials=2))]
+    fewer_methods = [v for c, v, _ in trial_jobs(_spec(trials=2, methods=("nla",)))]
+    assert [v for v in first if "lam_c" in v] == fewer_methods
+    other = TuneSpec(bases=_spec().bases, trials=2, search_seed=1, final_seeds=[0])
+    assert [v for _, v, _ in trial_jobs(other)] != first
+
+
+def test_the_pick_never_reads_test_metrics(tmp_path):
+    spec = _spec(trials=3)
+    _train([c for c, _, _ in trial_jobs(spec)], tmp_path)
+    for metrics in tmp_path.glob("*/metrics.jsonl"):  # poison every test entry
+        rows = [json.loads(line) for line in metrics.read_text().splitlines()]
+        for row in rows:
+            row["test"] = "test metrics must not be read"
+        metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    groups = pick(spec, tmp_path)
+    for group in groups.values():
+        best = group["best"]
+        assert best["score"] == max(t["score"] for t in group["trials"])
+
+
+def test_confirming_runs_use_fresh_seeds_and_the_picked_values(tmp_path):
+    spec = _spec(trials=2)
+    _train([c for c, _, _ in trial_jobs(spec)], tmp_path)
+    groups = pick(spec, tmp_path)
+    finals = final_jobs(spec, groups)
+    assert sorted({c.seed for c in finals}) == [0, 1]
+    for cfg in finals:
+        (group,) = [g for g in groups.values() if g["method"] == cfg.method]
+        assert cfg.optim.lr == group["best"]["values"]["optim.lr"]
+    record = tuning_record(spec, groups)
+    assert record["trials"] == 2 and all(len(g["final_runs"]) == 2 for g in groups.values())
+    with pytest.raises(ValueError, match="must be fresh"):
+        TuneSpec(bases=spec.bases, final_seeds=[100])
+
+
+def test_an_interrupted_search_resumes_and_picks_nothing_until_complete(tmp_path):
+    spec = _spec(trials=2)
+    jobs = [c for c, _, _ in trial_jobs(spec)]
+    _train(jobs[:4], tmp_path)  # interrupted: trial 0 of every method and trial 1 of ce
+    groups = pick(spec, tmp_path)
+    assert {g["method"] for g in groups.values() if g["best"] is not None} == {"ce"}
+    assert {c.method for c in final_jobs(spec, groups)} == {"ce"}
+    before = {p.path.name: p.path.stat().st_mtime_ns for p in plan(jobs[:4], tmp_path, FAKE)}
+    assert sum(p.state.value == "done" for p in plan(jobs, tmp_path, FAKE)) == 4
+    _train(jobs, tmp_path)
+    after = {p.path.name: p.path.stat().st_mtime_ns for p in plan(jobs[:4], tmp_path, FAKE)}
+    assert before == after  # finished trials are not trained again
+    assert all(g["best"] is not None for g in pick(spec, tmp_path).values())
+
+
+def test_table_shows_tuned_rows_with_budget_and_picks_and_plot_shows_trials(tmp_path):
+    from typer.testing import CliRunner
+
+    from fer_bench.cli import app
+    from fer_bench.records import write_json_atomic
+    from fer_bench.tune import TUNING_FILE
+
+    spec = _spec(trials=2, methods=("ce", "gce"))
+    _train([c for c, _, _ in trial_jobs(spec)], tmp_path)
+    groups = pick(spec, tmp_path)
+    _train(final_jobs(spec, groups), tmp_path)
+    write_json_atomic(tmp_path / TUNING_FILE, tuning_record(spec, groups))
+    result = CliRunner().invoke(app, ["table", str(tmp_path), "--metric", "acc"])
+    assert result.exit_code == 0, result.output
+    assert "| ce (tuned) |" in result.stdout and "| gce (tuned) |" in result.stdout
+    assert "(n=2)" in result.stdout  # the two fresh seeds, not the trials
+    assert "2 random-search trials per method" in result.stdout and "optim.lr=" in result.stdout
+    plots = tmp_path / "plots"
+    result = CliRunner().invoke(app, ["plot", str(tmp_path), "--out", str(plots)])
+    assert result.exit_code == 0, result.output
+    assert (plots / "tuning_spread.png").stat().st_size > 0

@@ -70,6 +70,9 @@ class RunConfig:
     channels_last: bool = True
     plugin: str | None = None  # user file that registers the method
     recipe: str = "shared"  # "shared" (the profile's) | "official" (the method's own code)
+    sampler: str = (
+        "uniform"  # "uniform" (a permutation per epoch) | "balanced" (fer_bench.sampling)
+    )
 
     def validate(self) -> None:
         if self.epochs < 1:
@@ -80,6 +83,8 @@ class RunConfig:
             raise ValueError(f"--lr must be positive (got {self.optim.lr})")
         if not 0.0 <= self.protocol.noise_rate < 1.0:
             raise ValueError(f"noise rate must be in [0, 1) (got {self.protocol.noise_rate})")
+        if self.sampler not in ("uniform", "balanced"):
+            raise ValueError(f"sampler must be uniform or balanced (got {self.sampler!r})")
         if self.protocol.imbalance < 1.0:
             raise ValueError(f"imbalance factor must be >= 1 (got {self.protocol.imbalance})")
 
@@ -99,5 +104,9 @@ class RunConfig:
 
     def hash(self) -> str:
         """Content hash of everything that changes the numbers (not where they go)."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        d = self.to_dict()
+        # Added after runs were recorded: left out at its default so their hashes hold.
+        if d["sampler"] == "uniform":
+            del d["sampler"]
+        blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]

@@ -49,6 +49,7 @@ def option_overrides(options: dict[str, Any]) -> dict[str, Any]:
         "plugin": o("plugin"),
         "bf16": o("bf16"),
         "channels_last": o("channels_last"),
+        "sampler": o("sampler"),
         "data": {
             "name": o("dataset"),
             "root": o("data_root"),

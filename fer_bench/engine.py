@@ -304,9 +304,8 @@ def _train_epoch(
     perm = epoch_order(cfg.sampler, data.observed, order_gen)
     scores = np.full(n, np.nan) if method.score_name else None
     loss_sum, logs_sum = 0.0, {}
-    for step in range(steps):
-        idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]
-        x1, x2 = aug.train_views(data.train_images[idx], method.second_view)
+    for step, (idx, images) in enumerate(data.train_images.batches(perm, cfg.batch_size, steps)):
+        x1, x2 = aug.train_views(images, method.second_view)
         if cfg.channels_last:
             x1 = x1.contiguous(memory_format=torch.channels_last)
             x2 = None if x2 is None else x2.contiguous(memory_format=torch.channels_last)

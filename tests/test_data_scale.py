@@ -63,6 +63,11 @@ def test_mmap_and_memory_give_identical_batches(tmp_path: Path, monkeypatch) -> 
         idx = torch.randperm(len(sub), generator=order)[:7]
         assert torch.equal(stores[0][idx], stores[1][idx])
         assert torch.equal(stores[0][2:9], stores[1][2:9])
+        order_sub = torch.randperm(len(sub), generator=order)
+        for (i, x), (j, y) in zip(
+            *(s.batches(order_sub, 5, len(sub) // 5) for s in stores), strict=True
+        ):
+            assert torch.equal(i, j) and torch.equal(x, y) and torch.equal(x, stores[0][i])
     stats = [channel_stats(b.train.images) for b in (memory, mapped)]
     for x, y in zip(*stats, strict=True):
         torch.testing.assert_close(x, y)

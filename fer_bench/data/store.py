@@ -3,11 +3,14 @@
 In memory (a tensor), the training images move to the device once and a batch is
 one index op there, as before this module existed. Memory-mapped
 (:class:`MappedImages`), each batch is read from the map, pinned, and copied
-asynchronously, so only a few batches are ever resident.
+asynchronously, so only a few batches are ever resident; during an epoch a
+thread reads the next batch while the current one trains.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,10 +47,32 @@ class ImageStore:
             if isinstance(index, torch.Tensor):
                 index = index.to(self.images.device)
             return self.images[index].to(self.device)
+        return self._read(index).to(self.device, non_blocking=True)
+
+    def batches(
+        self, order: torch.Tensor, batch_size: int, steps: int
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(index, images on the device) of each of an epoch's ``steps`` batches."""
+        indices = [order[s * batch_size : (s + 1) * batch_size] for s in range(steps)]
+        if isinstance(self.images, torch.Tensor) or not indices:
+            for idx in indices:
+                yield idx, self[idx]
+            return
+        # Reading from the map (numpy and pinning release the GIL) overlaps the step.
+        with ThreadPoolExecutor(1) as reader:
+            pending = reader.submit(self._read, indices[0])
+            for s, idx in enumerate(indices):
+                batch = pending.result()
+                if s + 1 < steps:
+                    pending = reader.submit(self._read, indices[s + 1])
+                yield idx, batch.to(self.device, non_blocking=True)
+
+    def _read(self, index: torch.Tensor | slice) -> torch.Tensor:
+        """A batch of the map in host memory, pinned when it is bound for a GPU."""
         batch = self.images[index]
         if self.device.type == "cuda":
-            batch = batch.pin_memory()  # a pinned source lets the copy overlap compute
-        return batch.to(self.device, non_blocking=True)
+            batch = batch.pin_memory()  # a pinned source lets the copy run asynchronously
+        return batch
 
 
 def channel_stats(images: torch.Tensor | MappedImages) -> tuple[torch.Tensor, torch.Tensor]:

@@ -107,6 +107,17 @@ def test_truncated_cache_is_rebuilt(tmp_path: Path, cache: Path) -> None:
     assert torch.equal(again.train.images, first.train.images)
 
 
+def test_bad_data_path_setting_fails_and_keeps_the_entry(
+    tmp_path: Path, cache: Path, monkeypatch
+) -> None:
+    root = fx.write_rafdb(tmp_path / "raf")
+    load_rafdb(root)
+    monkeypatch.setenv(PATH_ENV, "disk")
+    with pytest.raises(ValueError, match="must be memory, mmap or auto"):
+        load_rafdb(root)
+    assert len(list(cache.glob("rafdb-*/meta.json"))) == 1
+
+
 def test_interrupted_decode_resumes(tmp_path: Path, cache: Path, monkeypatch) -> None:
     root = fx.write_rafdb(tmp_path / "raf")  # 28 images: 6 chunks of 5
     monkeypatch.setattr(decoding, "CHUNK", 5)

@@ -15,7 +15,9 @@ is resumed there if interrupted; ``meta.json`` is written last and the folder
 then renamed, so only a complete entry carries the final name. A load error
 (a bad image, a bad label file) removes the partial folder: nothing is cached.
 Reading checks each array's file size against its header's shape and the labels
-file against its recorded checksum; an entry failing either is rebuilt.
+file against its recorded checksum; an entry failing either is rebuilt. Builds
+hold a lock on the cache folder, so concurrent loads (a sweep's workers)
+decode a dataset once.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from fer_bench.data.decoding import decode_to_npy, markers_dir
 from fer_bench.data.files import sha256_file
 from fer_bench.data.imaging import ImageRef
 from fer_bench.data.mapped import MappedImages
-from fer_bench.data.placement import choose_path
+from fer_bench.data.placement import choose_path, requested_path
 
 CACHE_FORMAT = 2  # bump when the stored layout or any loader's decoding changes
 _SPLITS = ("train", "val", "test")
@@ -55,7 +57,8 @@ def cache_dir() -> Path:
 
 def cache_entries(dataset: str | None = None) -> list[Path]:
     """The cache's entries, all or one dataset's (stale ones too: keys are never reused),
-    including ``.npz`` files of the previous format, which are no longer read."""
+    including ``.npz`` files of the previous format, which are no longer read, and
+    partial entries an interrupted decode left to resume."""
     if not cache_dir().is_dir():
         return []
     prefix = f"{dataset}-" if dataset else ""
@@ -65,12 +68,12 @@ def cache_entries(dataset: str | None = None) -> list[Path]:
         if p.name.startswith(prefix)
         and not p.name.startswith(".")
         and ((p / META).is_file() or p.suffix == ".npz")
-    )
+    ) + sorted(cache_dir().glob(f".{prefix}*.partial"))
 
 
 def entry_size(entry: Path) -> int:
     if entry.is_dir():
-        return sum(f.stat().st_size for f in entry.iterdir())
+        return sum(f.stat().st_size for f in entry.rglob("*") if f.is_file())
     return entry.stat().st_size
 
 
@@ -120,6 +123,7 @@ Build = Callable[[ImageSink], DatasetBundle]
 
 def cached(dataset: str, key: str, build: Build) -> DatasetBundle:
     """The bundle stored under ``key``, or ``build(sink)`` stored there once it succeeded."""
+    requested_path()  # a bad $FER_BENCH_DATA_PATH fails here, not as an unreadable entry
     entry = cache_dir() / f"{dataset}-{key}"
     bundle = _read_or_discard(entry) if entry.is_dir() else None
     if bundle is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
 import sys
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -28,8 +29,9 @@ WORKERS_ENV = "FER_BENCH_DECODE_WORKERS"
 
 
 def decode_workers() -> int:
-    """Decode processes: $FER_BENCH_DECODE_WORKERS, else every core."""
-    return max(1, int(os.environ.get(WORKERS_ENV) or os.cpu_count() or 1))
+    """Decode processes: $FER_BENCH_DECODE_WORKERS, else every core this process may use."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, int(os.environ.get(WORKERS_ENV) or cores or 1))
 
 
 def markers_dir(path: Path) -> Path:
@@ -48,16 +50,16 @@ def decode_chunk(path: Path, refs: list[ImageRef], start: int, size: int, channe
 
 
 def _open_partial(path: Path, shape: tuple[int, ...]) -> None:
-    """Keep a partial map of the right shape (and its markers); else start a fresh one."""
+    """Keep a partial map of the right shape and its markers; else start a fresh one."""
+    markers = markers_dir(path)
     try:
-        if np.load(path, mmap_mode="r").shape == shape:
+        if np.load(path, mmap_mode="r").shape == shape and markers.is_dir():
             return
     except (OSError, ValueError):
         pass  # absent, or killed while its header was written
-    for marker in markers_dir(path).glob("*"):
-        marker.unlink()
+    shutil.rmtree(markers, ignore_errors=True)
     np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape).flush()
-    markers_dir(path).mkdir(exist_ok=True)
+    markers.mkdir()
 
 
 def decode_to_npy(refs: list[ImageRef], path: Path, size: int, channels: int) -> np.ndarray:

@@ -29,11 +29,17 @@ def available_memory() -> int:
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-def choose_path(image_bytes: int) -> str:
-    """ "memory" or "mmap" for a dataset whose images take ``image_bytes``."""
+def requested_path() -> str:
+    """$FER_BENCH_DATA_PATH: memory, mmap or auto."""
     asked = os.environ.get(PATH_ENV, "auto").strip().lower() or "auto"
-    if asked in PATHS:
-        return asked
-    if asked != "auto":
+    if asked not in (*PATHS, "auto"):
         raise ValueError(f"${PATH_ENV} must be memory, mmap or auto (got {asked!r})")
+    return asked
+
+
+def choose_path(image_bytes: int) -> str:
+    """The data path (memory or mmap) of a dataset whose images take ``image_bytes``."""
+    asked = requested_path()
+    if asked != "auto":
+        return asked
     return "memory" if image_bytes <= MEMORY_SHARE * available_memory() else "mmap"

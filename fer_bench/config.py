@@ -70,9 +70,7 @@ class RunConfig:
     channels_last: bool = True
     plugin: str | None = None  # user file that registers the method
     recipe: str = "shared"  # "shared" (the profile's) | "official" (the method's own code)
-    sampler: str = (
-        "uniform"  # "uniform" (a permutation per epoch) | "balanced" (fer_bench.sampling)
-    )
+    sampler: str = "uniform"  # "uniform" | "balanced" (see fer_bench.sampling)
 
     def validate(self) -> None:
         if self.epochs < 1:

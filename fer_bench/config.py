@@ -73,6 +73,7 @@ class RunConfig:
     channels_last: bool = True
     plugin: str | None = None  # user file that registers the method
     recipe: str = "shared"  # "shared" (the profile's) | "official" (the method's own code)
+    sampler: str = "uniform"  # "uniform" | "balanced" (see fer_bench.sampling)
 
     def validate(self) -> None:
         if self.epochs < 1:
@@ -83,6 +84,8 @@ class RunConfig:
             raise ValueError(f"--lr must be positive (got {self.optim.lr})")
         if not 0.0 <= self.protocol.noise_rate < 1.0:
             raise ValueError(f"noise rate must be in [0, 1) (got {self.protocol.noise_rate})")
+        if self.sampler not in ("uniform", "balanced"):
+            raise ValueError(f"sampler must be uniform or balanced (got {self.sampler!r})")
         if self.protocol.imbalance < 1.0:
             raise ValueError(f"imbalance factor must be >= 1 (got {self.protocol.imbalance})")
 

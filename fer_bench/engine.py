@@ -31,6 +31,7 @@ from fer_bench.backbones import check_backbone_name, create_backbone
 from fer_bench.config import RunConfig
 from fer_bench.data import load_dataset
 from fer_bench.data.base import DatasetBundle, Split
+from fer_bench.data.store import ImageStore, channel_stats
 from fer_bench.diagnostics import noise_diagnostics
 from fer_bench.identity import record_fields, run_name, staleness
 from fer_bench.labels import LabelSet, build_labels
@@ -41,6 +42,7 @@ from fer_bench.precision import resolve_precision
 from fer_bench.recipes import recipe_record
 from fer_bench.records import environment, read_jsonl, write_json_atomic, write_jsonl_atomic
 from fer_bench.registry import METHODS, load_plugin_file
+from fer_bench.sampling import epoch_order
 from fer_bench.selection import summary as selection_summary
 from fer_bench.training_progress import TrainingProgress
 
@@ -69,7 +71,7 @@ def seed_everything(seed: int) -> None:
 
 @dataclasses.dataclass
 class _Data:
-    train_images: torch.Tensor
+    train_images: ImageStore  # on the CPU until the normalisation statistics are taken
     observed: torch.Tensor  # what the method sees
     train_labels: LabelSet  # observed + clean: engine only
     val: Split
@@ -81,7 +83,7 @@ def _prepare_data(bundle: DatasetBundle, labels: dict[str, LabelSet]) -> tuple[_
     train = bundle.train.subset(labels["train"].index)
     val = bundle.val.subset(labels["val"].index)
     data = _Data(
-        train_images=train.images,
+        train_images=ImageStore.for_training(train.images, "cpu"),
         observed=torch.from_numpy(labels["train"].observed),
         train_labels=labels["train"],
         val=val,
@@ -107,8 +109,9 @@ def evaluate(
 ) -> dict:
     method.eval()
     probs = []
+    images = ImageStore(split.images, torch.device(cfg.device))
     for start in range(0, len(split), cfg.eval_batch_size):
-        x = aug.eval_view(split.images[start : start + cfg.eval_batch_size].to(cfg.device))
+        x = aug.eval_view(images[start : start + cfg.eval_batch_size])
         if cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
@@ -204,10 +207,8 @@ def train(
     write_json_atomic(out / "config.json", {**cfg.to_dict(), **identity})
     for name, label_set in labels.items():
         label_info[f"{name}_sha256"] = label_set.save(out / f"labels_{name}.csv")
-    pixels = data.train_images.float().div(255)
-    mean, std = pixels.mean((0, 2, 3)), pixels.std((0, 2, 3))
-    del pixels
-    data.train_images = data.train_images.to(cfg.device)
+    mean, std = channel_stats(data.train_images.images)
+    data.train_images = ImageStore.for_training(data.train_images.images, cfg.device)
     aug_gen = torch.Generator(device=cfg.device).manual_seed(cfg.seed)
     order_gen = torch.Generator().manual_seed(cfg.seed + 1)
     aug = BatchAugmenter(cfg.aug, mean, std, bundle.image_shape[1], aug_gen)
@@ -239,6 +240,7 @@ def train(
         "environment": environment(cfg.device),
         "precision": precision,
         "recipe": recipe_record(cfg),
+        "data_path": data.train_images.kind,
     }
     flipped = data.train_labels.flipped
     reporter = TrainingProgress(cfg.method, cfg.epochs, steps, enabled=progress)
@@ -336,12 +338,11 @@ def _train_epoch(
 ) -> dict:
     t0 = time.perf_counter()
     n = len(data.observed)
-    perm = torch.randperm(n, generator=order_gen)
+    perm = epoch_order(cfg.sampler, data.observed, order_gen)
     scores = np.full(n, np.nan) if method.score_name else None
     loss_sum, logs_sum = 0.0, {}
-    for step in range(steps):
-        idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]
-        x1, x2 = aug.train_views(data.train_images[idx.to(cfg.device)], method.second_view)
+    for step, (idx, images) in enumerate(data.train_images.batches(perm, cfg.batch_size, steps)):
+        x1, x2 = aug.train_views(images, method.second_view)
         if cfg.channels_last:
             x1 = x1.contiguous(memory_format=torch.channels_last)
             x2 = None if x2 is None else x2.contiguous(memory_format=torch.channels_last)

@@ -39,6 +39,7 @@ _NOT_IDENTITY_DATA = ("root",)
 # does not rename every existing run. A new config field belongs here.
 HASH_NEUTRAL: dict[str, Any] = {
     "recipe": "shared",
+    "sampler": "uniform",
     "aug.flip_p": 0.5,
     "aug.flip_noise_exclusive": False,
     "aug.second_view_noise": True,

@@ -48,6 +48,8 @@ def check_resume(cfg: RunConfig, resume: Path) -> Path:
         raise FileNotFoundError(f"--resume {resume}: no config.json (not a run directory)")
     stored = json.loads(cfg_path.read_text())
     stored.pop("hash", None)
+    # Fields added since the run started are compared at their defaults.
+    stored = RunConfig.from_dict(stored).to_dict()
     diff = sorted(_diff(stored, cfg.to_dict()))
     if diff:
         raise ValueError(
@@ -127,6 +129,9 @@ def register(app: typer.Typer) -> None:
         bf16: Annotated[bool | None, Opt("--bf16/--no-bf16")] = None,
         channels_last: Annotated[bool | None, Opt("--channels-last/--no-channels-last")] = None,
         plugin: Annotated[str | None, Opt(help="Python file registering extra methods")] = None,
+        sampler: Annotated[
+            str | None, Opt(help="uniform | balanced (1/count of the observed label)")
+        ] = None,
         out: Annotated[Path, Opt(help="root of run directories")] = Path("runs"),
         resume: Annotated[Path | None, Opt(help="run directory to continue")] = None,
         quiet: Annotated[bool, Opt(help="no progress bar")] = False,
@@ -171,6 +176,7 @@ def register(app: typer.Typer) -> None:
             channels_last=channels_last,
             plugin=plugin,
             recipe=recipe,
+            sampler=sampler,
         )
         root = check_resume(cfg, resume) if resume else out
         _check_writable(root)

@@ -188,7 +188,12 @@ def register(app: typer.Typer) -> None:
                     )
 
                 report = run_sweep(
-                    planned, out, runner, retry_failed=retry_failed, on_result=progress
+                    planned,
+                    out,
+                    runner,
+                    retry_failed=retry_failed,
+                    on_result=progress,
+                    notify=lambda m: err_console.print(m, highlight=False),
                 )
         except SweepBusy as err:
             fail(str(err))

@@ -55,7 +55,7 @@ def register(app: typer.Typer) -> None:
         runset = scan_runs(directory)
         if sweep is not None:
             spec = build_spec(read_sweep_file(sweep), {}, {})
-            runset.runs += planned_runs(expand(spec), directory)
+            runset.runs += planned_runs(expand(spec), runset.root)
         boards = [build_leaderboard(runset, m, select) for m in metrics]
         for problem in runset.problems:
             err_console.print(

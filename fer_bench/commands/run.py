@@ -232,6 +232,9 @@ def _train(cfg: RunConfig, root: Path, **kwargs: Any) -> dict:
 
 
 def _check_writable(root: Path) -> None:
+    """Fail early on an unwritable --out, leaving nothing behind: the engine writes only
+    once the config has passed all its checks."""
+    created = [p for p in (root, *root.parents) if not p.exists()]  # deepest first
     try:
         root.mkdir(parents=True, exist_ok=True)
         probe = root / ".write-test"
@@ -239,3 +242,6 @@ def _check_writable(root: Path) -> None:
         probe.unlink()
     except OSError as err:
         raise PermissionError(f"--out {root}: not writable ({err.strerror})") from None
+    finally:
+        for path in filter(Path.is_dir, created):
+            path.rmdir()

@@ -174,3 +174,18 @@ def test_table_out_on_an_unwritable_path_is_one_line(tmp_path):
     assert result.exit_code in (1, 2), result.output
     assert "Traceback" not in result.output and "error:" in result.output
     assert not os.path.exists("/sys/kernel/fer-bench-table.md.tmp")
+
+
+WIDE = CliRunner(env={"COLUMNS": "250"})
+
+
+def test_help_names_the_profile_defaults():
+    text = " ".join(WIDE.invoke(app, ["run", "--help"]).output.split())
+    assert "default: from the profile; ferplus-cpu: 30" in text and "synthetic-cpu: 12" in text
+
+
+def test_list_shows_whole_descriptions_and_profile_settings():
+    methods = " ".join(WIDE.invoke(app, ["list", "methods"]).output.split())
+    assert "after zyh-uaiaaaa/Erasing-Attention-Consistency" in methods
+    profiles = " ".join(WIDE.invoke(app, ["list", "profiles"]).output.split())
+    assert "Sets:" in profiles and "epochs=30" in profiles and "optim.lr=0.003" in profiles

@@ -1,6 +1,6 @@
 """Resume that never loses work: rerunning resumes, broken checkpoints fall back or
 restart with a message, one process per run directory, weights-only checkpoints,
-collapse flagged. A micro dataset (24 px, 192 training images) keeps each run short."""
+collapse flagged. The micro dataset (conftest) keeps each run short."""
 
 from __future__ import annotations
 
@@ -15,28 +15,9 @@ from typer.testing import CliRunner
 
 import fer_bench.engine as engine
 from fer_bench.cli import app
-from fer_bench.data.base import DatasetBundle
-from fer_bench.data.synthetic import CLASSES, generate_split
+from fer_bench.data.synthetic import CLASSES
 from fer_bench.method import Method
 from fer_bench.registry import METHODS
-
-
-@pytest.fixture(scope="module")
-def micro_bundle() -> DatasetBundle:
-    return DatasetBundle(
-        name="synthetic",
-        class_names=CLASSES,
-        train=generate_split(192, 1, 24),
-        val=generate_split(64, 2, 24),
-        test=generate_split(64, 3, 24),
-    )
-
-
-@pytest.fixture
-def micro_config(tiny_config):
-    cfg = replace(tiny_config, epochs=2, batch_size=64, bf16=False)
-    cfg.data.image_size = 24
-    return cfg
 
 
 def _train(cfg, root: Path, bundle, messages: list[str] | None = None, **kwargs) -> dict:

@@ -233,19 +233,7 @@ def train(
             notify(f"{out}: resumed from epoch {state['epoch']} of {cfg.epochs}")
         first_epoch = len(history)
 
-        record: dict[str, Any] = {
-            "hash": cfg.hash(),
-            "method": cfg.method,
-            "dataset": bundle.name,
-            "class_names": list(bundle.class_names),
-            "config": cfg.to_dict(),
-            "hparams": dataclasses.asdict(hparams),
-            "labels": label_info,
-            "dataset_info": bundle.info,
-            "environment": environment(cfg.device),
-            "precision": precision,
-        }
-        flipped = data.train_labels.flipped
+        record = _base_record(cfg, bundle, hparams, label_info, precision)
         reporter = TrainingProgress(cfg.method, cfg.epochs, steps, enabled=progress)
         writer = _tensorboard_writer(out) if tensorboard else None
         try:
@@ -264,16 +252,7 @@ def train(
                         steps,
                         reporter,
                     )
-                    scores = row.pop("scores")
-                    row["noise"] = (
-                        noise_diagnostics(scores, flipped, method.score_name)
-                        if scores is not None
-                        else None
-                    )
-                    row["val"] = evaluate(method, aug, data.val, data.val_labels, run_cfg)
-                    row["test"] = evaluate(method, aug, data.test, data.test.labels, run_cfg)
-                    row["time_s"] = round(time.perf_counter() - row.pop("t0"), 3)
-                    history.append(row)
+                    history.append(_evaluate_epoch(row, run_cfg, method, aug, data))
                     write_jsonl_atomic(out / "metrics.jsonl", history)
                     _save_checkpoint(
                         out / CHECKPOINT,
@@ -294,6 +273,39 @@ def train(
             return _finish(out, record, history, started)
         record.update(status="done", reason=None, epochs_completed=len(history))
         return _finish(out, record, history, started)
+
+
+def _base_record(
+    cfg: RunConfig, bundle: DatasetBundle, hparams: Any, label_info: dict, precision: str
+) -> dict[str, Any]:
+    return {
+        "hash": cfg.hash(),
+        "method": cfg.method,
+        "dataset": bundle.name,
+        "class_names": list(bundle.class_names),
+        "config": cfg.to_dict(),
+        "hparams": dataclasses.asdict(hparams),
+        "labels": label_info,
+        "dataset_info": bundle.info,
+        "environment": environment(cfg.device),
+        "precision": precision,
+    }
+
+
+def _evaluate_epoch(
+    row: dict, cfg: RunConfig, method: Method, aug: BatchAugmenter, data: _Data
+) -> dict:
+    """A trained epoch's row with its noise diagnostics, val and test metrics, time."""
+    scores = row.pop("scores")
+    row["noise"] = (
+        noise_diagnostics(scores, data.train_labels.flipped, method.score_name)
+        if scores is not None
+        else None
+    )
+    row["val"] = evaluate(method, aug, data.val, data.val_labels, cfg)
+    row["test"] = evaluate(method, aug, data.test, data.test.labels, cfg)
+    row["time_s"] = round(time.perf_counter() - row.pop("t0"), 3)
+    return row
 
 
 def _check_device(device: str) -> None:

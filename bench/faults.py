@@ -116,11 +116,16 @@ def checkpoint_epoch(run: Path) -> int:
     return 0
 
 
+def run_dirs(out: Path) -> list[Path]:
+    """The sweep's run directories; none when it was killed before creating ``out``."""
+    return [p for p in out.iterdir() if p.is_dir()] if out.is_dir() else []
+
+
 def lost_epochs(out: Path) -> int:
     """Epochs logged but not checkpointed in the interrupted runs: the rerun trains them again."""
     lost = 0
-    for run in out.iterdir():
-        if run.is_dir() and run_state(run)[0] is RunState.PARTIAL:
+    for run in run_dirs(out):
+        if run_state(run)[0] is RunState.PARTIAL:
             log = run / "metrics.jsonl"
             rows = len(log.read_text().splitlines()) if log.exists() else 0
             lost += max(0, rows - checkpoint_epoch(run))
@@ -152,7 +157,7 @@ def kill_once(cmd: list[str], delay: float, tally: Tally, out: Path) -> bool:
     sweep.wait()
     tally.kills += 1
     tally.orphans += reap_orphans(children)
-    states = [run_state(r)[0] for r in out.iterdir() if r.is_dir()]
+    states = [run_state(r)[0] for r in run_dirs(out)]
     tally.survived += not any(s in (RunState.FAILED, RunState.CORRUPT) for s in states)
     tally.redone += lost_epochs(out)
     return True
@@ -195,14 +200,14 @@ def main() -> None:
         if not kill_once(cmd, rng.uniform(0.5, span), tally, out):
             tally.finished_sweeps += 1
             tally.identical &= records(out) == reference
-            shutil.rmtree(out)  # the next kills land in a fresh sweep
+            shutil.rmtree(out, ignore_errors=True)  # the next kills land in a fresh sweep
     finish(cmd, out, reference, tally)
     print(f"kills survived: {tally.survived} of {tally.kills}")
     print(f"epochs redone: {tally.redone}")
     print(f"records identical: {'yes' if tally.identical else 'no'} "
           f"({tally.finished_sweeps} finished sweeps against the reference)")  # fmt: skip
     print(f"orphans left: {tally.orphans}")
-    print(f"tmp files left: {len(list(out.rglob('*.tmp')))}")
+    print(f"tmp files left: {len([p for r in run_dirs(out) for p in r.glob('*.tmp')])}")
     print(f"total time: {time.perf_counter() - started:.0f} s (work directory {work})")
 
 

@@ -5,6 +5,8 @@ collapse flagged. The micro dataset (conftest) keeps each run short."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -156,3 +158,20 @@ def test_cli_resume_alone_takes_the_stored_config(
     assert "resumed from epoch 1" in result.output and (out / "done").exists()
     result = CliRunner().invoke(app, ["run", "--resume", str(out), "--epochs", "5"])
     assert result.exit_code == 2 and "differs from the command in epochs" in result.output
+
+
+def test_wait_queues_behind_the_other_process(micro_bundle, micro_config, tmp_path):
+    cfg = replace(micro_config, epochs=1)
+    out = engine.run_dir(cfg, tmp_path)
+    held = threading.Event()
+
+    def other_process() -> None:
+        with FileLock(out.with_name(f".{out.name}.lock")):
+            held.set()
+            time.sleep(1.0)
+
+    threading.Thread(target=other_process).start()
+    held.wait()
+    started = time.monotonic()
+    final = _train(cfg, tmp_path, micro_bundle, wait=True)
+    assert final["status"] == "done" and time.monotonic() - started >= 1.0

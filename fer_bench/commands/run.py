@@ -209,6 +209,11 @@ def register(app: typer.Typer) -> None:
             fail(f"run failed: {final['reason']}", code=1)
 
 
+def _say(message: str) -> None:
+    # Plain text: paths and error messages are not rich markup.
+    console.print(message, highlight=False, markup=False)
+
+
 def _train(cfg: RunConfig, root: Path, **kwargs: Any) -> dict:
     """engine.train with every failure as one line: bad input exits 2, anything else 1
     with its traceback kept in RUN_DIR/error.txt."""
@@ -216,7 +221,7 @@ def _train(cfg: RunConfig, root: Path, **kwargs: Any) -> dict:
 
     out = run_dir(cfg, root)
     try:
-        final = train(cfg, root, notify=lambda m: console.print(m, highlight=False), **kwargs)
+        final = train(cfg, root, notify=_say, **kwargs)
     except USER_ERRORS:
         raise
     except RunBusy as err:  # the directory is another process's: leave it alone

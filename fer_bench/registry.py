@@ -9,6 +9,7 @@ with :func:`load_plugin_file`.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import importlib
 import importlib.util
 import sys
@@ -133,7 +134,9 @@ def load_plugin_file(path: str | Path) -> None:
     if not Path(path).is_file():
         raise FileNotFoundError(f"plugin file not found: {path}")
     path = Path(path).resolve()  # traceback frames name the file by its absolute path
-    module_name = f"fer_bench_plugin_{path.stem}"
+    # Keyed by the full path: two plugins named my_method.py in two folders are two modules.
+    digest = hashlib.sha1(str(path).encode()).hexdigest()[:8]
+    module_name = f"fer_bench_plugin_{path.stem}_{digest}"
     if module_name in sys.modules:
         return
     spec = importlib.util.spec_from_file_location(module_name, path)

@@ -78,6 +78,8 @@ class RunConfig:
     def validate(self) -> None:
         if self.epochs < 1:
             raise ValueError(f"--epochs must be at least 1 (got {self.epochs})")
+        if self.data.image_size < 1:
+            raise ValueError(f"--image-size must be at least 1 (got {self.data.image_size})")
         if self.batch_size < 2:
             raise ValueError(f"--batch-size must be at least 2 (got {self.batch_size})")
         if not self.optim.lr > 0:

@@ -195,7 +195,14 @@ def load_pretrained(model: nn.Module, path: str | Path) -> dict[str, list[str]]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"pretrained checkpoint not found: {path}")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # not a zip/pickle file, truncated, or holding code
+        first = (str(err).strip().splitlines() or [""])[0]
+        raise ValueError(
+            f"--pretrained {path}: not a readable PyTorch checkpoint ({type(err).__name__}: "
+            f"{first[:200]})"
+        ) from None
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

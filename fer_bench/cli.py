@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import warnings
+
 import typer
 
 from fer_bench.commands import register_all
+
+
+def _one_line_warning(message: Warning | str, category: type[Warning], *_: object) -> str:
+    # A warning is a message for the user, not a pointer into fer_bench's source.
+    return f"warning: {message}\n"
+
+
+warnings.formatwarning = _one_line_warning
 
 app = typer.Typer(
     name="fer-bench",

@@ -73,16 +73,21 @@ class RunConfig:
     channels_last: bool = True
     plugin: str | None = None  # user file that registers the method
     recipe: str = "shared"  # "shared" (the profile's) | "official" (the method's own code)
+    sampler: str = "uniform"  # "uniform" | "balanced" (see fer_bench.sampling)
 
     def validate(self) -> None:
         if self.epochs < 1:
             raise ValueError(f"--epochs must be at least 1 (got {self.epochs})")
+        if self.data.image_size < 1:
+            raise ValueError(f"--image-size must be at least 1 (got {self.data.image_size})")
         if self.batch_size < 2:
             raise ValueError(f"--batch-size must be at least 2 (got {self.batch_size})")
         if not self.optim.lr > 0:
             raise ValueError(f"--lr must be positive (got {self.optim.lr})")
         if not 0.0 <= self.protocol.noise_rate < 1.0:
             raise ValueError(f"noise rate must be in [0, 1) (got {self.protocol.noise_rate})")
+        if self.sampler not in ("uniform", "balanced"):
+            raise ValueError(f"sampler must be uniform or balanced (got {self.sampler!r})")
         if self.protocol.imbalance < 1.0:
             raise ValueError(f"imbalance factor must be >= 1 (got {self.protocol.imbalance})")
 

@@ -7,10 +7,13 @@ directories, so results do not depend on the executor. A job's failure is a
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import multiprocessing
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Iterator
@@ -25,6 +28,7 @@ from fer_bench.config import RunConfig
 from fer_bench.results import ERROR_FILE
 
 DEFAULT_TRAINER = "fer_bench.engine"  # module with train(cfg, out_root, resume, progress)
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 @dataclass(frozen=True)
@@ -67,15 +71,35 @@ def run_job(job: Job, trainer: str = DEFAULT_TRAINER, threads: int | None = None
     try:
         final = module.train(job.cfg, job.out_root, resume=True, progress=False)
     except Exception as err:
-        # Kept in the run directory so the table can say why the run is incomplete.
+        # Kept in the run directory so the table can say why the run is incomplete; a
+        # run another process holds (the engine's RunBusy) is that process's to record.
         out = module.run_dir(job.cfg, job.out_root)
-        if out.is_dir():
+        busy = getattr(module, "RunBusy", ())
+        if out.is_dir() and not isinstance(err, busy):
             (out / ERROR_FILE).write_text(traceback.format_exc())
         reason = f"{type(err).__name__}: {err}"
         return JobResult(job.name, "failed", reason, time.perf_counter() - started)
     status = "done" if final.get("status") == "done" else "failed"
     reason = None if status == "done" else str(final.get("reason") or "no reason recorded")
     return JobResult(job.name, status, reason, time.perf_counter() - started)
+
+
+def die_with_parent(parent: int) -> None:
+    """Worker initializer: end this worker when the sweep that started it dies, even by
+    SIGKILL, so no orphan goes on training a job the next sweep also starts."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    else:
+        threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
 
 
 class Executor(Protocol):
@@ -97,7 +121,12 @@ class LocalExecutor:
         while pending:
             # A worker that dies (killed, out of memory) breaks the pool: the jobs it held
             # are reported failed and the rest continue in a fresh pool.
-            with ProcessPoolExecutor(self.workers, mp_context=context) as pool:
+            with ProcessPoolExecutor(
+                self.workers,
+                mp_context=context,
+                initializer=die_with_parent,
+                initargs=(os.getpid(),),
+            ) as pool:
                 yield from self._drain(pool, pending, trainer)
 
     def _drain(

@@ -39,6 +39,7 @@ _NOT_IDENTITY_DATA = ("root",)
 # does not rename every existing run. A new config field belongs here.
 HASH_NEUTRAL: dict[str, Any] = {
     "recipe": "shared",
+    "sampler": "uniform",
     "aug.flip_p": 0.5,
     "aug.flip_noise_exclusive": False,
     "aug.second_view_noise": True,
@@ -228,7 +229,7 @@ def staleness(stored: dict[str, Any]) -> str | None:
     """Why a recorded run is no longer the experiment its config names under today's
     code (its method's code or resolved defaults changed), or None if it is current."""
     try:
-        cfg = RunConfig.from_dict(_config_part(stored))
+        cfg = RunConfig.from_dict(config_part(stored))
         if cfg.plugin and Path(cfg.plugin).is_file():
             load_plugin_file(cfg.plugin)
         current = experiment(cfg)
@@ -248,10 +249,10 @@ def staleness(stored: dict[str, Any]) -> str | None:
 
 def experiment_of(stored: dict[str, Any]) -> dict[str, Any]:
     """The identity of a stored config (config.json without its record fields)."""
-    return experiment(RunConfig.from_dict(_config_part(stored)))
+    return experiment(RunConfig.from_dict(config_part(stored)))
 
 
-def _config_part(stored: dict[str, Any]) -> dict[str, Any]:
+def config_part(stored: dict[str, Any]) -> dict[str, Any]:
     fields = {f.name for f in dataclasses.fields(RunConfig)}
     return {k: v for k, v in stored.items() if k in fields}
 

@@ -28,7 +28,8 @@ def classification_metrics(
     probs: np.ndarray, labels: np.ndarray, soft_labels: np.ndarray | None = None
 ) -> dict:
     """Overall and mean class accuracy, per-class recall, macro-F1, top-2, confusion,
-    ECE, NLL; with annotator vote distributions also cross-entropy and KL to them.
+    ECE, NLL, the most predicted class and its share; with annotator vote distributions
+    also cross-entropy and KL to them.
 
     Classes absent from ``labels`` are left out of the class means (their recall is
     undefined) and shown as None per class.
@@ -50,6 +51,8 @@ def classification_metrics(
         / np.maximum(precision + np.nan_to_num(recall), 1e-12),
         0.0,
     )
+    # How much of the split the most predicted class takes: a collapsed model's is near 1.
+    pred_share = np.bincount(preds, minlength=num_classes) / max(len(preds), 1)
     top2 = np.argsort(-probs, axis=1)[:, :2]
     eps = 1e-12
     out = {
@@ -61,6 +64,8 @@ def classification_metrics(
         "confusion": cm.tolist(),
         "ece": expected_calibration_error(probs, labels),
         "nll": float(-np.log(probs[np.arange(len(labels)), labels] + eps).mean()),
+        "pred_mode": int(pred_share.argmax()),
+        "pred_share_max": float(pred_share.max()),
     }
     if soft_labels is not None:
         q = soft_labels / np.maximum(soft_labels.sum(1, keepdims=True), eps)

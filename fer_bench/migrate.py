@@ -19,9 +19,9 @@ from typing import Any
 
 from fer_bench.config import RunConfig
 from fer_bench.identity import (
-    _config_part,
     _plugin_modules,
     combine,
+    config_part,
     digest,
     experiment,
     method_code,
@@ -62,7 +62,7 @@ def _code_at_commit(method: str, commit: str | None) -> str | None:
 
 
 def _migrated(stored: dict[str, Any], final: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    cfg = RunConfig.from_dict(_config_part(stored))
+    cfg = RunConfig.from_dict(config_part(stored))
     identity = experiment(cfg, hparams=final["hparams"])
     commit = (final.get("environment") or {}).get("code", {}).get("commit")
     code = _code_at_commit(cfg.method, commit)
@@ -72,13 +72,13 @@ def _migrated(stored: dict[str, Any], final: dict[str, Any]) -> tuple[dict[str, 
         "experiment": identity,
         "method_code": code or method_code(cfg.method),
     }
-    return {**_config_part(stored), **fields}, code_from
+    return {**config_part(stored), **fields}, code_from
 
 
 def _rekeyed(stored: dict[str, Any]) -> dict[str, Any]:
     """A record of this format under today's identity function (e.g. after a field
     was made hash-neutral), keeping its recorded hyperparameters and code."""
-    cfg = RunConfig.from_dict(_config_part(stored))
+    cfg = RunConfig.from_dict(config_part(stored))
     identity = experiment(cfg, hparams=stored["experiment"]["hparams"])
     return {**stored, "hash": digest(identity), "experiment": identity}
 

@@ -50,6 +50,7 @@ def option_overrides(options: dict[str, Any]) -> dict[str, Any]:
         "bf16": o("bf16"),
         "recipe": o("recipe"),
         "channels_last": o("channels_last"),
+        "sampler": o("sampler"),
         "data": {
             "name": o("dataset"),
             "root": o("data_root"),

@@ -21,11 +21,14 @@ PACKAGES = ("torch", "timm", "numpy", "scipy", "datasets", "pillow", "rich", "ty
 def write_text_atomic(path: Path, text: str) -> None:
     """Write through a synced temporary file and rename: a reader never sees half a file."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)  # a full disk or read-only file system leaves no .tmp
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:

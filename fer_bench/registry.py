@@ -8,12 +8,17 @@ with :func:`load_plugin_file`.
 
 from __future__ import annotations
 
+import difflib
+import hashlib
 import importlib
 import importlib.util
 import sys
+import traceback
+import warnings
 from collections.abc import Callable, Iterator
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
+from types import ModuleType
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -24,6 +29,10 @@ class RegistryError(KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+class RegistryWarning(UserWarning):
+    """A broken or undecorated entry point, skipped so the other names still work."""
 
 
 class Registry(Generic[T]):
@@ -51,13 +60,31 @@ class Registry(Generic[T]):
         if self._builtin_module:
             importlib.import_module(self._builtin_module)
         for ep in entry_points(group=f"fer_bench.{self.kind}"):
-            ep.load()
+            self._load_entry_point(ep)
+
+    def _load_entry_point(self, ep: EntryPoint) -> None:
+        # One broken third-party package must not stop every other method: warn and skip.
+        where = f"entry point {ep.name} = {ep.value} (group fer_bench.{self.kind}{_package(ep)})"
+        try:
+            obj = ep.load()
+        except Exception as err:
+            warnings.warn(f"{where} skipped: {_one_line(err)}", RegistryWarning, stacklevel=2)
+            return
+        if not isinstance(obj, ModuleType) and obj not in self._items.values():
+            warnings.warn(
+                f"{where} loads {getattr(obj, '__qualname__', obj)!r}, which is not registered: "
+                f"decorate it with @{self.kind.upper()}.register('name')",
+                RegistryWarning,
+                stacklevel=2,
+            )
 
     def get(self, name: str) -> T:
         self._load()
         if name not in self._items:
             known = ", ".join(sorted(self._items)) or "(none)"
-            raise RegistryError(f"unknown {self.kind} {name!r}; registered: {known}")
+            close = difflib.get_close_matches(name, self._items, n=1)
+            hint = f"; did you mean {close[0]!r}? " if close else "; "
+            raise RegistryError(f"unknown {self.kind} {name!r}{hint}registered: {known}")
         return self._items[name]
 
     def names(self) -> list[str]:
@@ -72,12 +99,44 @@ class Registry(Generic[T]):
         return iter(self.names())
 
 
+def _package(ep: EntryPoint) -> str:
+    dist = getattr(ep, "dist", None)
+    return f", package {dist.name} {dist.version}" if dist is not None else ""
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+
+
+def _plugin_error(path: Path, err: Exception) -> ValueError:
+    """The file and line where the plugin failed, on one line."""
+    if isinstance(err, SyntaxError):
+        return ValueError(f"plugin {path}:{err.lineno}: syntax error: {err.msg}")
+    frames = [f for f in traceback.extract_tb(err.__traceback__) if Path(f.filename) == path]
+    line = f":{frames[-1].lineno}" if frames else ""
+    return ValueError(f"plugin {path}{line}: raised on import: {_one_line(err)}")
+
+
+def _registers_from(module_name: str) -> bool:
+    registries = (METHODS, DATASETS, PROTOCOLS, BACKBONES)
+    return any(
+        getattr(obj, "__module__", None) == module_name
+        for reg in registries
+        for obj in reg._items.values()
+    )
+
+
 def load_plugin_file(path: str | Path) -> None:
-    """Import a user's Python file so its decorators register its classes."""
-    path = Path(path)
-    if not path.is_file():
+    """Import a user's Python file so its decorators register its classes.
+
+    A file that fails to import, or registers nothing, is a one-line ValueError."""
+    if not Path(path).is_file():
         raise FileNotFoundError(f"plugin file not found: {path}")
-    module_name = f"fer_bench_plugin_{path.stem}"
+    path = Path(path).resolve()  # traceback frames name the file by its absolute path
+    # Keyed by the full path: two plugins named my_method.py in two folders are two modules.
+    digest = hashlib.sha1(str(path).encode()).hexdigest()[:8]
+    module_name = f"fer_bench_plugin_{path.stem}_{digest}"
     if module_name in sys.modules:
         return
     spec = importlib.util.spec_from_file_location(module_name, path)
@@ -87,9 +146,15 @@ def load_plugin_file(path: str | Path) -> None:
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception:
+    except Exception as err:
         del sys.modules[module_name]
-        raise
+        raise _plugin_error(path, err) from None
+    if not _registers_from(module_name):
+        del sys.modules[module_name]
+        raise ValueError(
+            f"plugin {path} registers nothing: decorate its class with "
+            "@METHODS.register('name') (from fer_bench.registry import METHODS)"
+        )
 
 
 METHODS: Registry = Registry("methods", "fer_bench.methods")

@@ -220,9 +220,12 @@ def _is_run_dir(path: Path) -> bool:
 
 
 def scan_runs(root: Path) -> RunSet:
-    """Every run directory directly under ``root``; unreadable ones become problems."""
+    """Every run directory directly under ``root``, or under ``root/runs`` for a board
+    directory (results/NAME, its tables beside runs/); unreadable ones become problems."""
     if not root.is_dir():
         raise FileNotFoundError(f"no such results directory: {root}")
+    if not any(map(_is_run_dir, root.iterdir())) and (root / "runs").is_dir():
+        root = root / "runs"
     runs: list[Run] = []
     problems: list[Problem] = []
     for path in sorted(p for p in root.iterdir() if _is_run_dir(p)):

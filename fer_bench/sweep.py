@@ -389,20 +389,27 @@ def run_sweep(
     retry_failed: bool = False,
     on_result: Callable[[JobResult, int, int], None] | None = None,
     rerun_stale: bool = False,
+    notify: Callable[[str], None] | None = None,
 ) -> SweepReport:
-    """Run what is not done; failed or corrupt runs are kept unless ``retry_failed``,
-    stale ones unless ``rerun_stale``; both start them over. Call under
-    :func:`sweep_lock` with a fresh :func:`plan`."""
+    """Run what is not done; failed or corrupt runs, and interrupted ones whose last
+    attempt raised, are kept unless ``retry_failed``, stale ones unless ``rerun_stale``;
+    both start them over (said through ``notify``). Call under :func:`sweep_lock` with
+    a fresh :func:`plan`."""
     report = SweepReport(already_done=sum(p.state is RunState.DONE for p in planned))
     todo: list[Job] = []
     out = out.resolve()
     for p in planned:
         if p.state is RunState.DONE:
             continue
-        if p.state in (RunState.FAILED, RunState.CORRUPT):
+        # A partial run with a reason raised last time (an unloadable checkpoint, another
+        # precision): resuming it again fails again, so --retry-failed starts it over.
+        raised = p.state is RunState.PARTIAL and p.reason is not None
+        if p.state in (RunState.FAILED, RunState.CORRUPT) or (raised and retry_failed):
             if not retry_failed:
                 report.kept_failed.append(p)
                 continue
+            if notify:
+                notify(f"starting {p.path.name} over (--retry-failed): {p.reason}")
             shutil.rmtree(p.path)
         if p.state is RunState.STALE:
             if not rerun_stale:

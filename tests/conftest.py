@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,25 @@ def tiny_bundle() -> DatasetBundle:
 @pytest.fixture
 def tiny_config() -> RunConfig:
     return with_overrides(load_profile(), {"epochs": 2, "batch_size": 64, "eval_batch_size": 256})
+
+
+@pytest.fixture(scope="session")
+def micro_bundle() -> DatasetBundle:
+    """192/64/64 synthetic faces at 24 px: for tests of run mechanics, not of learning."""
+    return DatasetBundle(
+        name="synthetic",
+        class_names=CLASSES,
+        train=generate_split(192, 1, 24),
+        val=generate_split(64, 2, 24),
+        test=generate_split(64, 3, 24),
+    )
+
+
+@pytest.fixture
+def micro_config(tiny_config: RunConfig) -> RunConfig:
+    cfg = replace(tiny_config, epochs=2, batch_size=64, bf16=False)
+    cfg.data.image_size = 24
+    return cfg
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ from fer_bench.identity import record_fields, run_hash, run_name
 
 FAIL_SEED = 13
 CRASH_SEED = 666
+SLEEP_SEED = 777  # writes its pid to OUT_ROOT/worker.pid and sleeps
+CORRUPT = "corrupt"  # a checkpoint.pt holding this fails to load, as a truncated one does
 CLASS_NAMES = ["anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral"]
 SKILL = {"ce": 0.70, "gce": 0.71, "scn": 0.72, "rul": 0.72, "eac": 0.73, "nla": 0.74}
 SCORING = {"scn": "importance", "rul": "uncertainty", "nla": "weight"}
@@ -133,6 +136,11 @@ def train(cfg: RunConfig, out_root: Path, resume: bool = False, progress: bool =
     if (out / "done").exists():
         return json.loads((out / "final.json").read_text())
     resumed = resume and (out / "checkpoint.pt").exists()
+    if resumed and (out / "checkpoint.pt").read_text() == CORRUPT:
+        raise RuntimeError("PytorchStreamReader failed reading zip archive")
+    if cfg.seed == SLEEP_SEED:
+        (Path(out_root) / "worker.pid").write_text(str(os.getpid()))
+        time.sleep(600)
     if cfg.seed == CRASH_SEED:
         os._exit(3)
     if cfg.seed == FAIL_SEED:  # as the engine: config.json is written before anything fails

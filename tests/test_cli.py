@@ -99,7 +99,9 @@ def test_resume_with_different_config(tmp_path):
     run = tmp_path / "ce-123"
     run.mkdir()
     (run / "config.json").write_text(json.dumps({"method": "ce", "epochs": 3, "hash": "x"}))
-    _one_line_error(invoke("run", "ce", "--resume", run), "differs from the command", "epochs")
+    _one_line_error(
+        invoke("run", "ce", "--resume", run, "--epochs", "5"), "differs from the command", "epochs"
+    )
 
 
 def test_plugin_method_runs_end_to_end(tmp_path):
@@ -117,7 +119,73 @@ def test_plugin_method_runs_end_to_end(tmp_path):
     )
     result = invoke("run", "cli-plugin", "--plugin", plugin, "--out", tmp_path / "runs", *FAST)
     assert result.exit_code == 0, result.output
-    (run,) = (tmp_path / "runs").iterdir()
+    (run,) = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]  # beside: its lock
     final = json.loads((run / "final.json").read_text())
     assert final["status"] == "done" and final["hparams"] == {"dummy": 1}
     assert 0.2 < final["selection"]["last"]["test"]["acc"] <= 1.0
+
+
+def _nothing_written(root) -> None:
+    assert not root.exists() or not any(root.iterdir()), list(root.rglob("*"))
+
+
+def _one_line_exit(result, code: int, *fragments: str) -> None:
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    _one_line_error(result, *fragments)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_bad_run_input_is_one_line_and_writes_nothing(tmp_path, tiny_bundle, monkeypatch):
+    monkeypatch.setattr("fer_bench.engine.load_dataset", lambda cfg: tiny_bundle)
+    runs = tmp_path / "runs"
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    cases = [
+        (["--image-size", "0"], "--image-size must be at least 1"),
+        (["--device", "cuda"], "--device cuda: no CUDA GPU is available"),
+        (["--pretrained", junk], "not a readable PyTorch checkpoint"),
+    ]
+    for args, message in cases:
+        _one_line_exit(invoke("run", "ce", "--out", runs, "--quiet", *args), 2, message)
+        _nothing_written(runs)
+
+
+@pytest.mark.parametrize(
+    ("source", "fragment"),
+    [
+        ("def broken(:\n", ":1: syntax error"),
+        ("raise ImportError('gone')\n", ":1: raised on import"),
+    ],
+)
+def test_broken_plugin_is_one_line(tmp_path, source, fragment):
+    plugin = tmp_path / "broken_plugin.py"
+    plugin.write_text(source)
+    result = invoke("run", "ce", "--plugin", plugin, "--out", tmp_path / "runs")
+    _one_line_exit(result, 2, "broken_plugin.py", fragment)
+    _nothing_written(tmp_path / "runs")
+
+
+@pytest.mark.skipif(not os.path.isdir("/sys/kernel"), reason="needs /sys, never writable")
+def test_table_out_on_an_unwritable_path_is_one_line(tmp_path):
+    board = os.path.join(os.path.dirname(__file__), "..", "results", "ferplus-cpu")
+    result = invoke("table", board, "--out", "/sys/kernel/fer-bench-table.md")
+    assert result.exit_code in (1, 2), result.output
+    assert "Traceback" not in result.output and "error:" in result.output
+    assert not os.path.exists("/sys/kernel/fer-bench-table.md.tmp")
+
+
+WIDE = CliRunner(env={"COLUMNS": "250"})
+
+
+def test_help_names_the_profile_defaults():
+    text = " ".join(WIDE.invoke(app, ["run", "--help"]).output.split())
+    assert "default: from the profile; ferplus-cpu: 30" in text and "synthetic-cpu: 12" in text
+
+
+def test_list_shows_whole_descriptions_and_profile_settings():
+    methods = " ".join(WIDE.invoke(app, ["list", "methods"]).output.split())
+    assert "after zyh-uaiaaaa/Erasing-Attention-Consistency" in methods
+    profiles = " ".join(WIDE.invoke(app, ["list", "profiles"]).output.split())
+    assert "Sets:" in profiles and "epochs=30" in profiles and "optim.lr=0.003" in profiles

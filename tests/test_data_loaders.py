@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from fer_bench.cli import app
 from fer_bench.config import DataConfig
-from fer_bench.data import imaging, load_dataset
+from fer_bench.data import decoding, imaging, load_dataset
 from fer_bench.data import testing as fx
 from fer_bench.data.base import UNDETERMINED
 from fer_bench.registry import DATASETS
@@ -225,12 +225,12 @@ def test_second_load_comes_from_cache(
 ) -> None:
     root = fx.write_ferplus(tmp_path / "ferplus", original=fx.FERPLUS_ORIGINAL)
     first = load("ferplus", root)
-    assert len(list(cache.glob("ferplus-*.npz"))) == 1
+    assert len(list(cache.glob("ferplus-*"))) == 1
 
     def no_decoding(*args, **kwargs):
         raise AssertionError("decoded again")
 
-    monkeypatch.setattr("fer_bench.data.ferplus.decode_files", no_decoding)
+    monkeypatch.setattr("fer_bench.data.cache.decode_to_npy", no_decoding)
     second = load("ferplus", root)
     assert second.class_names == first.class_names and second.info == first.info
     for split in ("train", "val", "test"):
@@ -255,7 +255,7 @@ def test_cache_key_follows_label_file_and_options(tmp_path: Path, cache: Path) -
     fx.write_ferplus(root, votes)
     b = load("ferplus", root)
     assert b.train.labels.tolist() == [0, 1, 4, 7, 2, 4]
-    assert len(list(cache.glob("ferplus-*.npz"))) == 3
+    assert len(list(cache.glob("ferplus-*"))) == 3
 
 
 def test_cache_command_lists_and_clears(tmp_path: Path, cache: Path) -> None:
@@ -265,30 +265,32 @@ def test_cache_command_lists_and_clears(tmp_path: Path, cache: Path) -> None:
     assert listed.exit_code == 0 and "2 entries" in " ".join(listed.output.split())
     cleared = CliRunner().invoke(app, ["data", "cache", "--dataset", "rafdb", "--clear"])
     assert cleared.exit_code == 0 and "deleted 1 entries" in cleared.output
-    assert [p.name.split("-")[0] for p in cache.glob("*.npz")] == ["ferplus"]
+    assert [p.name.split("-")[0] for p in cache.glob("*-*")] == ["ferplus"]
 
 
 def test_unreadable_cache_entry_is_rebuilt(tmp_path: Path, cache: Path) -> None:
     root = fx.write_rafdb(tmp_path / "raf")
     first = load("rafdb", root)
-    (entry,) = cache.glob("rafdb-*.npz")
-    entry.write_bytes(b"half-written")
+    (entry,) = cache.glob("rafdb-*")
+    (entry / "labels.npz").write_bytes(b"half-written")
     with pytest.warns(UserWarning, match="ignoring unreadable cache entry"):
         again = load("rafdb", root)
     assert (again.test.images == first.test.images).all()
-    assert entry.stat().st_size > 100  # rewritten in full
+    assert (entry / "labels.npz").stat().st_size > 100  # rewritten in full
 
 
 def test_pool_decoding_matches_serial(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = fx.write_rafdb(tmp_path / "raf")
     refs = [imaging.ImageRef(p, str(p)) for p in sorted((root / "Image/aligned").iterdir())]
-    serial = imaging.decode_files(refs, 24, 1)
-    monkeypatch.setattr(imaging, "_POOL_MIN_IMAGES", 1)
-    monkeypatch.setattr(imaging, "_CHUNK", 5)
-    np.testing.assert_array_equal(imaging.decode_files(refs, 24, 1), serial)
+    serial = decoding.decode_to_npy(refs, tmp_path / "serial.npy", 24, 1)
+    monkeypatch.setattr(decoding, "POOL_MIN_IMAGES", 1)
+    monkeypatch.setattr(decoding, "CHUNK", 5)
+    monkeypatch.setenv(decoding.WORKERS_ENV, "2")
+    pooled = decoding.decode_to_npy(refs, tmp_path / "pool.npy", 24, 1)
+    np.testing.assert_array_equal(pooled, serial)
     refs[7].path.write_bytes(b"not an image")
     with pytest.raises(ValueError, match="cannot decode image"):
-        imaging.decode_files(refs, 24, 1)
+        decoding.decode_to_npy(refs, tmp_path / "bad.npy", 24, 1)
 
 
 def test_data_info_json(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -55,8 +56,66 @@ def test_missing_plugin_file():
 def test_entry_points_are_loaded(monkeypatch):
     loaded = []
     reg: Registry = Registry("widgets")
-    ep = SimpleNamespace(load=lambda: loaded.append(reg.register("from-ep")(dict)))
+    ep = SimpleNamespace(
+        name="ep", value="pkg:mod", load=lambda: loaded.append(1) or reg.register("from-ep")(dict)
+    )
     monkeypatch.setattr(
         registry, "entry_points", lambda group: [ep] if group == "fer_bench.widgets" else []
     )
     assert reg.names() == ["from-ep"] and loaded
+
+
+def test_unknown_name_suggests_the_nearest():
+    with pytest.raises(
+        RegistryError, match=r"unknown methods 'nal'; did you mean 'nla'\? registered"
+    ):
+        METHODS.get("nal")
+
+
+@pytest.mark.parametrize(
+    ("source", "fragment"),
+    [
+        ("x = 1\ndef broken(:\n", ":2: syntax error"),
+        (
+            "import math\nraise RuntimeError('no GPU here')\n",
+            ":2: raised on import: RuntimeError: no GPU",
+        ),
+        ("import math\n", "registers nothing"),
+    ],
+)
+def test_broken_plugin_file_names_file_and_line(tmp_path, source, fragment):
+    plugin = tmp_path / "bad_plugin.py"
+    plugin.write_text(source)
+    with pytest.raises(ValueError, match=re.escape(fragment)) as info:
+        load_plugin_file(plugin)
+    assert "bad_plugin.py" in str(info.value) and "\n" not in str(info.value)
+
+
+def _entry_point(reg: Registry, load, monkeypatch) -> None:
+    ep = SimpleNamespace(name="mine", value="pkg.mod:Mine", dist=None, load=load)
+    monkeypatch.setattr(
+        registry, "entry_points", lambda group: [ep] if group == f"fer_bench.{reg.kind}" else []
+    )
+
+
+def test_broken_entry_point_is_named_and_skipped(monkeypatch):
+    reg: Registry = Registry("widgets")
+    reg.register("ok")(int)
+
+    def load():
+        raise ImportError("No module named 'pkg'")
+
+    _entry_point(reg, load, monkeypatch)
+    with pytest.warns(registry.RegistryWarning, match="entry point mine = pkg.mod:Mine .* skipped"):
+        assert reg.get("ok") is int
+
+
+def test_entry_point_to_an_undecorated_class_is_named(monkeypatch):
+    reg: Registry = Registry("widgets")
+
+    class Undecorated:
+        pass
+
+    _entry_point(reg, lambda: Undecorated, monkeypatch)
+    with pytest.warns(registry.RegistryWarning, match="Undecorated.*not registered"):
+        assert reg.names() == []

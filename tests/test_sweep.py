@@ -7,7 +7,10 @@ engine, milliseconds per job); one runs the real engine end to end.
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -21,7 +24,7 @@ from typer.testing import CliRunner
 from fer_bench.cli import app
 from fer_bench.executors import Job, LocalExecutor, RayExecutor, run_job
 from fer_bench.identity import run_hash
-from fer_bench.results import ERROR_FILE, RunState, scan_runs
+from fer_bench.results import ERROR_FILE, RunState, run_state, scan_runs
 from fer_bench.sweep import (
     LOCK_NAME,
     SweepBusy,
@@ -376,3 +379,69 @@ def test_ray_missing_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray now raises ImportError
     with pytest.raises(ValueError, match=r"pip install 'fer-bench\[ray\]'"):
         list(RayExecutor().run([Job(expand(spec())[0], Path("/tmp"), "x")], FAKE))
+
+
+def test_retry_failed_unblocks_a_run_failing_on_its_checkpoint(tmp_path):
+    (cfg,) = expand(spec(methods=["ce"]))
+    fake_engine.write_records(cfg, tmp_path, epochs=1)
+    run = fake_engine.run_dir(cfg, tmp_path)
+    (run / "checkpoint.pt").write_text(fake_engine.CORRUPT)
+    first = run_sweep(plan([cfg], tmp_path, FAKE), tmp_path, SerialExecutor(), FAKE)
+    assert len(first.failures) == 1 and (run / ERROR_FILE).exists()
+    notes: list[str] = []
+    report = run_sweep(
+        plan([cfg], tmp_path, FAKE),
+        tmp_path,
+        SerialExecutor(),
+        FAKE,
+        retry_failed=True,
+        notify=notes.append,
+    )
+    assert not report.failures and run_state(run)[0] is RunState.DONE
+    assert notes == [
+        f"starting {run.name} over (--retry-failed): last attempt raised "
+        "RuntimeError: PytorchStreamReader failed reading zip archive"
+    ]
+
+
+WORKER_SCRIPT = """
+import sys
+from pathlib import Path
+import fake_engine
+from fer_bench.config import RunConfig
+from fer_bench.executors import Job, LocalExecutor
+cfg = RunConfig(seed=fake_engine.SLEEP_SEED)
+out = Path(sys.argv[1])
+for result in LocalExecutor(1).run([Job(cfg, out, "sleeper")], "fake_engine"):
+    print(result)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has stopped; only its parent has yet to reap it
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_end_when_the_sweep_is_killed(tmp_path):
+    env = {**os.environ, "PYTHONPATH": TESTS}
+    parent = subprocess.Popen([sys.executable, "-c", WORKER_SCRIPT, str(tmp_path)], env=env)
+    pid_file = tmp_path / "worker.pid"
+    try:
+        deadline = time.monotonic() + 120
+        while not pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        worker = int(pid_file.read_text())
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        deadline = time.monotonic() + 10
+        while _alive(worker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(worker), f"worker {worker} outlived its killed parent"
+    finally:
+        parent.kill()
+        if pid_file.exists() and _alive(int(pid_file.read_text())):
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)

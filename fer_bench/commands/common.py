@@ -12,6 +12,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from fer_bench.aggregate import DEFAULT_METRICS, METRICS
+from fer_bench.config import RunConfig
+from fer_bench.profiles import load_profile, profile_names
 from fer_bench.records import write_text_atomic
 
 console = Console()
@@ -21,6 +23,12 @@ MetricsOption = Annotated[
     str | None,
     typer.Option(help=f"comma list of {', '.join(METRICS)} (default: {','.join(DEFAULT_METRICS)})"),
 ]
+
+
+def profile_default(value: Callable[[RunConfig], object]) -> str:
+    """Help text naming an option's default in each profile, e.g. for --epochs."""
+    shown = ", ".join(f"{name}: {value(load_profile(name))}" for name in profile_names())
+    return f"default: from the profile; {shown}"
 
 
 def parse_metrics(metric: str | None) -> list[str]:
@@ -51,23 +59,31 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+# Bad input: exit 2. Any other OSError (a read-only file system, a full disk) exits 1.
+USER_ERRORS = (
+    ValueError,
+    KeyError,
+    FileNotFoundError,
+    FileExistsError,
+    PermissionError,
+    NotADirectoryError,
+    IsADirectoryError,
+)
+
+
 def one_line_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn expected user errors into a one-line message and exit code 2."""
+    """Turn expected user errors into a one-line message and exit code 2, failures of
+    the file system into one line and exit code 1."""
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (
-            ValueError,
-            KeyError,
-            FileNotFoundError,
-            FileExistsError,
-            PermissionError,
-            NotADirectoryError,
-            IsADirectoryError,
-        ) as err:
+        except USER_ERRORS as err:
             message = str(err) if not isinstance(err, KeyError) else str(err).strip("'\"")
             fail(message)
+        except OSError as err:
+            where = f": {err.filename}" if err.filename else ""
+            fail(f"{err.strerror or err}{where}", code=1)
 
     return wrapper

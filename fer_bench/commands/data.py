@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +14,7 @@ from rich.table import Table
 from fer_bench.commands.common import console, one_line_errors
 from fer_bench.config import DataConfig
 from fer_bench.data import load_dataset
-from fer_bench.data.cache import cache_dir, cache_entries
+from fer_bench.data.cache import cache_dir, cache_entries, entry_size
 from fer_bench.data.summary import summarize
 
 data_app = typer.Typer(help="Inspect datasets.", no_args_is_help=True)
@@ -100,18 +101,20 @@ def cache(
 
     Entries are keyed by their sources, so edited label files leave stale ones behind."""
     entries = cache_entries(dataset)
-    total = sum(p.stat().st_size for p in entries)
+    total = sum(entry_size(p) for p in entries)
     table = Table(title=f"{cache_dir()}: {len(entries)} entries, {total / 2**20:.1f} MiB")
     for column in ("entry", "MiB", "written"):
         table.add_column(column)
     for path in entries:
-        stat = path.stat()
-        written = datetime.fromtimestamp(stat.st_mtime).strftime("%Y-%m-%d %H:%M")
-        table.add_row(path.name, f"{stat.st_size / 2**20:.1f}", written)
+        written = datetime.fromtimestamp(path.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
+        table.add_row(path.name, f"{entry_size(path) / 2**20:.1f}", written)
     console.print(table)
     if clear:
         for path in entries:
-            path.unlink()
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
         console.print(f"deleted {len(entries)} entries ({total / 2**20:.1f} MiB)")
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import inspect
-from typing import Annotated
+import tomllib
+from importlib.resources import files
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -21,10 +23,33 @@ REGISTRIES = {
 
 
 def _summary(obj: object) -> str:
-    """First line of the object's own docstring (not one inherited), else its module's."""
+    """First paragraph of the object's own docstring (not one inherited), else its
+    module's, as one line: a first line alone may stop mid-sentence."""
     own = obj.__dict__.get("__doc__") if isinstance(obj, type) else obj.__doc__
     doc = inspect.cleandoc(own or "") or inspect.getdoc(inspect.getmodule(obj)) or ""
-    return doc.splitlines()[0] if doc else ""
+    return " ".join(doc.split("\n\n")[0].split())
+
+
+def _flatten(table: dict[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for key, value in table.items():
+        if isinstance(value, dict):
+            out += _flatten(value, f"{prefix}{key}.")
+        else:
+            out.append(f"{prefix}{key}={value}")
+    return out
+
+
+def _profile_summary(name: str) -> str:
+    """The profile file's leading comment, then every value it sets."""
+    text = files("fer_bench").joinpath("profiles", f"{name}.toml").read_text()
+    comment = []
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        comment.append(line.lstrip("# "))
+    sets = ", ".join(_flatten(tomllib.loads(text)))
+    return f"{' '.join(comment)} Sets: {sets}".strip()
 
 
 def register(app: typer.Typer) -> None:
@@ -40,7 +65,7 @@ def register(app: typer.Typer) -> None:
         if plugin:
             load_plugin_file(plugin)
         if kind == "profiles":
-            names = {n: "" for n in profile_names()}
+            names = {n: _profile_summary(n) for n in profile_names()}
         elif kind in REGISTRIES:
             reg = REGISTRIES[kind]
             names = {n: _summary(reg.get(n)) for n in reg.names()}
@@ -48,7 +73,7 @@ def register(app: typer.Typer) -> None:
             fail(f"unknown kind {kind!r}; choose from {', '.join([*REGISTRIES, 'profiles'])}")
         table = Table(title=f"fer-bench {kind}")
         table.add_column("name", style="bold")
-        table.add_column("description")
+        table.add_column("description", overflow="fold")
         if kind == "protocols":
             table.add_column("kind")
         for name, doc in names.items():

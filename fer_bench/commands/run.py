@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import json
+import traceback
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from fer_bench.commands.common import console, fail, one_line_errors
+from fer_bench.commands.common import (
+    USER_ERRORS,
+    console,
+    fail,
+    one_line_errors,
+    profile_default,
+)
 from fer_bench.config import RunConfig
+from fer_bench.identity import config_part
 from fer_bench.profiles import (
     DEFAULT_PROFILE,
     load_profile,
@@ -20,6 +28,7 @@ from fer_bench.profiles import (
 )
 from fer_bench.recipes import apply_recipe
 from fer_bench.registry import load_plugin_file
+from fer_bench.results import ERROR_FILE
 
 Opt = typer.Option
 
@@ -41,19 +50,38 @@ def build_config(
     return cfg
 
 
-def check_resume(cfg: RunConfig, resume: Path) -> Path:
-    """The run directory's root, after checking its config equals the command's."""
+def config_from_run_dir(
+    resume: Path, method: str | None, profile: str | None, sets: list[str] | None, **options: Any
+) -> RunConfig:
+    """The config stored in a run directory; options given beside --resume must agree."""
+    from fer_bench.engine import run_dir
+
     cfg_path = resume / "config.json"
     if not cfg_path.is_file():
         raise FileNotFoundError(f"--resume {resume}: no config.json (not a run directory)")
-    stored = json.loads(cfg_path.read_text())
-    stored.pop("hash", None)
-    diff = sorted(_diff(stored, cfg.to_dict()))
+    if profile is not None:
+        raise ValueError("--resume takes its whole config from RUN_DIR/config.json: drop --profile")
+    try:
+        stored = json.loads(cfg_path.read_text())
+        # Record fields (hash, identity) dropped; fields added since are at their defaults.
+        cfg = RunConfig.from_dict(config_part(stored))
+    except (ValueError, TypeError, AttributeError) as err:
+        raise ValueError(f"--resume {resume}: unreadable config.json ({err})") from None
+    stored = cfg.to_dict()
+    overrides = option_overrides({**options, "method": method})
+    overrides["hparams"] = parse_key_values(sets) if sets else None
+    diff = sorted(_diff(stored, with_overrides(cfg, overrides).to_dict()))
     if diff:
         raise ValueError(
             f"--resume {resume}: its config differs from the command in {', '.join(diff)}"
         )
-    return resume.parent
+    expected = run_dir(cfg, resume.parent)
+    if expected.name != resume.name:
+        raise ValueError(
+            f"--resume {resume}: its config.json is that of run directory {expected.name} "
+            "(edited, or written by another version of fer-bench)"
+        )
+    return cfg
 
 
 def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:
@@ -68,7 +96,8 @@ def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:
 
 
 def summary_table(final: dict) -> Table:
-    table = Table(title=f"{final['method']} on {final['dataset']}  [{final['status']}]")
+    status = final["status"] + (", collapsed" if final.get("collapsed") else "")
+    table = Table(title=f"{final['method']} on {final['dataset']}  [{status}]")
     table.add_column("selection")
     table.add_column("epoch", justify="right")
     for col in ("acc", "mean class acc", "macro-F1"):
@@ -90,18 +119,22 @@ def register(app: typer.Typer) -> None:
     @one_line_errors
     def run(
         method: Annotated[
-            str, typer.Argument(help="registered method name (fer-bench list methods)")
-        ],
+            str | None,
+            typer.Argument(
+                help="registered method name (fer-bench list methods)", show_default=False
+            ),
+        ] = None,
         profile: Annotated[
-            str, Opt(help="named base config (fer-bench list profiles)")
-        ] = DEFAULT_PROFILE,
+            str | None,
+            Opt(help=f"named base config (fer-bench list profiles; default: {DEFAULT_PROFILE})"),
+        ] = None,
         dataset: Annotated[str | None, Opt(help="dataset name, or hf:PATH")] = None,
         data_root: Annotated[str | None, Opt(help="dataset folder")] = None,
         label_mode: Annotated[str | None, Opt(help="dataset label rule, e.g. majority")] = None,
         image_size: Annotated[int | None, Opt()] = None,
-        epochs: Annotated[int | None, Opt()] = None,
-        batch_size: Annotated[int | None, Opt()] = None,
-        lr: Annotated[float | None, Opt()] = None,
+        epochs: Annotated[int | None, Opt(help=profile_default(lambda c: c.epochs))] = None,
+        batch_size: Annotated[int | None, Opt(help=profile_default(lambda c: c.batch_size))] = None,
+        lr: Annotated[float | None, Opt(help=profile_default(lambda c: c.optim.lr))] = None,
         optimizer: Annotated[str | None, Opt(help="adam | adamw | sgd")] = None,
         schedule: Annotated[
             str | None, Opt(help="onecycle | cosine | exponential | constant")
@@ -127,8 +160,16 @@ def register(app: typer.Typer) -> None:
         bf16: Annotated[bool | None, Opt("--bf16/--no-bf16")] = None,
         channels_last: Annotated[bool | None, Opt("--channels-last/--no-channels-last")] = None,
         plugin: Annotated[str | None, Opt(help="Python file registering extra methods")] = None,
+        sampler: Annotated[
+            str | None, Opt(help="uniform | balanced (1/count of the observed label)")
+        ] = None,
         out: Annotated[Path, Opt(help="root of run directories")] = Path("runs"),
-        resume: Annotated[Path | None, Opt(help="run directory to continue")] = None,
+        resume: Annotated[
+            Path | None, Opt(help="run directory to continue, with the config it holds")
+        ] = None,
+        wait: Annotated[
+            bool, Opt(help="wait for another process training the same run directory")
+        ] = False,
         quiet: Annotated[bool, Opt(help="no progress bar")] = False,
         tensorboard: Annotated[bool, Opt(help="also log scalars to RUN_DIR/tensorboard")] = False,
         recipe: Annotated[
@@ -138,15 +179,13 @@ def register(app: typer.Typer) -> None:
             bool, Opt(help="retrain a finished run whose method code changed since")
         ] = False,
     ) -> None:
-        """Train METHOD and write a run directory named from the config hash."""
-        from fer_bench.engine import run_dir, train
+        """Train METHOD and write a run directory named from the config hash.
 
+        Rerunning the same command resumes an interrupted run from its checkpoint;
+        `run --resume RUN_DIR` alone does the same from the directory's config."""
         if plugin:
             load_plugin_file(plugin)
-        cfg = build_config(
-            method,
-            profile,
-            set_,
+        options = dict(
             dataset=dataset,
             data_root=data_root,
             label_mode=label_mode,
@@ -171,24 +210,63 @@ def register(app: typer.Typer) -> None:
             channels_last=channels_last,
             plugin=plugin,
             recipe=recipe,
+            sampler=sampler,
         )
-        root = check_resume(cfg, resume) if resume else out
+        if resume is not None:
+            cfg = config_from_run_dir(resume, method, profile, set_, **options)
+            root = resume.parent
+        elif method is None:
+            raise ValueError("give a METHOD to train, or --resume RUN_DIR")
+        else:
+            cfg = build_config(method, profile or DEFAULT_PROFILE, set_, **options)
+            root = out
         _check_writable(root)
-        final = train(
+        final = _train(
             cfg,
             root,
-            resume=resume is not None,
+            wait=wait,
             progress=not quiet,
             tensorboard=tensorboard,
             rerun_stale=rerun_stale,
         )
         console.print(summary_table(final))
-        console.print(f"run directory: {run_dir(cfg, root)}")
+        if final.get("collapsed"):
+            console.print(f"[bold yellow]collapsed:[/] {final['collapsed']}", highlight=False)
         if final["status"] != "done":
             fail(f"run failed: {final['reason']}", code=1)
 
 
+def _say(message: str) -> None:
+    # Plain text: paths and error messages are not rich markup.
+    console.print(message, highlight=False, markup=False)
+
+
+def _train(cfg: RunConfig, root: Path, **kwargs: Any) -> dict:
+    """engine.train with every failure as one line: bad input exits 2, anything else 1
+    with its traceback kept in RUN_DIR/error.txt."""
+    from fer_bench.engine import RunBusy, run_dir, train
+
+    out = run_dir(cfg, root)
+    try:
+        final = train(cfg, root, notify=_say, **kwargs)
+    except USER_ERRORS:
+        raise
+    except RunBusy as err:  # the directory is another process's: leave it alone
+        fail(str(err), code=1)
+    except Exception as err:
+        if out.is_dir():
+            (out / ERROR_FILE).write_text(traceback.format_exc())
+        first = (str(err).strip().splitlines() or [""])[0]
+        kept = f" (traceback in {out / ERROR_FILE})" if out.is_dir() else ""
+        fail(f"run failed: {type(err).__name__}: {first}{kept}", code=1)
+    console.print(f"run directory: {out}")
+    return final
+
+
 def _check_writable(root: Path) -> None:
+    """Fail early on an unwritable --out, leaving nothing behind: the engine writes only
+    once the config has passed all its checks."""
+    created = [p for p in (root, *root.parents) if not p.exists()]  # deepest first
     try:
         root.mkdir(parents=True, exist_ok=True)
         probe = root / ".write-test"
@@ -196,3 +274,6 @@ def _check_writable(root: Path) -> None:
         probe.unlink()
     except OSError as err:
         raise PermissionError(f"--out {root}: not writable ({err.strerror})") from None
+    finally:
+        for path in filter(Path.is_dir, created):
+            path.rmdir()

@@ -9,7 +9,13 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from fer_bench.commands.common import console, err_console, fail, one_line_errors
+from fer_bench.commands.common import (
+    console,
+    err_console,
+    fail,
+    one_line_errors,
+    profile_default,
+)
 from fer_bench.executors import Executor, JobResult, LocalExecutor, RayExecutor
 from fer_bench.profiles import option_overrides
 from fer_bench.results import RunState
@@ -117,9 +123,9 @@ def register(app: typer.Typer) -> None:
         label_mode: Annotated[str | None, Opt()] = None,
         image_size: Annotated[int | None, Opt()] = None,
         backbone: Annotated[str | None, Opt()] = None,
-        epochs: Annotated[int | None, Opt()] = None,
-        batch_size: Annotated[int | None, Opt()] = None,
-        lr: Annotated[float | None, Opt()] = None,
+        epochs: Annotated[int | None, Opt(help=profile_default(lambda c: c.epochs))] = None,
+        batch_size: Annotated[int | None, Opt(help=profile_default(lambda c: c.batch_size))] = None,
+        lr: Annotated[float | None, Opt(help=profile_default(lambda c: c.optim.lr))] = None,
         device: Annotated[str | None, Opt(help="cpu | cuda")] = None,
         set_: Annotated[list[str] | None, Opt("--set", help="[METHOD.]KEY=VALUE")] = None,
         plugin: Annotated[str | None, Opt(help="Python file registering extra methods")] = None,
@@ -208,6 +214,7 @@ def register(app: typer.Typer) -> None:
                     retry_failed=retry_failed,
                     on_result=progress,
                     rerun_stale=rerun_stale,
+                    notify=lambda m: err_console.print(m, highlight=False),
                 )
         except SweepBusy as err:
             fail(str(err))

@@ -63,7 +63,7 @@ def register(app: typer.Typer) -> None:
         runset = scan_runs(directory)
         if sweep is not None:
             spec = build_spec(read_sweep_file(sweep), {}, {})
-            runset.runs += planned_runs(expand(spec), directory)
+            runset.runs += planned_runs(expand(spec), runset.root)
         for problem in runset.problems:
             err_console.print(
                 f"[yellow]warning:[/] unreadable record {problem.describe()}", highlight=False
@@ -71,7 +71,7 @@ def register(app: typer.Typer) -> None:
         if selection_report:
             emit("\n".join(report(runset, m) for m in metrics), out)
             return
-        labels, preamble = _tuned(runset, directory)
+        labels, preamble = _tuned(runset, runset.root)
         boards = [build_leaderboard(runset, m, select, labels) for m in metrics]
         for board in boards:
             board.preamble = preamble

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from fer_bench.config import DataConfig
 from fer_bench.data.base import DatasetBundle
-from fer_bench.data.cache import cached, source_key
+from fer_bench.data.cache import ImageSink, cached, source_key
 from fer_bench.data.files import (
     IMAGE_SUFFIXES,
     check_unique,
@@ -127,8 +127,8 @@ def load(cfg: DataConfig) -> DatasetBundle:
     }
     key = source_key(options, hashes, refs["train"] + refs["test"])
 
-    def build() -> DatasetBundle:
-        train, val, test, note = decode_train_test(refs, kept, cfg, CSV_NAMES["train"])
+    def build(sink: ImageSink) -> DatasetBundle:
+        train, val, test, note = decode_train_test(refs, kept, cfg, CSV_NAMES["train"], sink)
         info = {
             "source": "AffectNet CSV",
             "label_mode": mode,

@@ -1,7 +1,9 @@
 """In-memory dataset form shared by every loader.
 
 A split holds its images as one uint8 tensor (N, C, H, W) so that the training
-loop indexes and augments whole batches without per-sample Python.
+loop indexes and augments whole batches without per-sample Python, or, for a
+set too large for memory, as :class:`MappedImages` (rows of a memory-mapped
+array) with the same shape and indexing.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from fer_bench.data.mapped import MappedImages
 from fer_bench.expressions import canonical
 
 # Marks a missing original label (e.g. FER2013 duplicates whose label is unknown).
@@ -19,7 +22,7 @@ UNDETERMINED = -1
 
 @dataclass
 class Split:
-    images: torch.Tensor  # uint8 (N, C, H, W)
+    images: torch.Tensor | MappedImages  # uint8 (N, C, H, W)
     labels: np.ndarray  # int64 (N,), the dataset's reference ("clean") labels
     soft_labels: np.ndarray | None = None  # float32 (N, K) annotator distribution
     original_labels: np.ndarray | None = None  # int64 (N,), UNDETERMINED where unknown
@@ -44,8 +47,11 @@ class Split:
 
     def subset(self, index: np.ndarray) -> Split:
         index = np.asarray(index, dtype=np.int64)
+        images = self.images
         return Split(
-            images=self.images[torch.from_numpy(index)],
+            images=images.subset(index)
+            if isinstance(images, MappedImages)
+            else images[torch.from_numpy(index)],
             labels=self.labels[index],
             soft_labels=None if self.soft_labels is None else self.soft_labels[index],
             original_labels=None if self.original_labels is None else self.original_labels[index],

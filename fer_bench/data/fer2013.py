@@ -24,7 +24,7 @@ import torch
 
 from fer_bench.config import DataConfig
 from fer_bench.data.base import DatasetBundle, Split
-from fer_bench.data.cache import cached, source_key
+from fer_bench.data.cache import ImageSink, cached, source_key
 from fer_bench.data.files import csv_rows, parse_int, require_file, require_root, sha256_file
 from fer_bench.data.imaging import array_to_chw, check_format
 from fer_bench.data.votes import LABEL_MODES, VOTE_COLUMNS, majority_labels
@@ -139,7 +139,7 @@ def load(cfg: DataConfig) -> DatasetBundle:
         "channels": cfg.channels,
     }
 
-    def build() -> DatasetBundle:
+    def build(_sink: ImageSink) -> DatasetBundle:  # decoded in memory; cached() stores it
         rows = read_fer2013(csv_path)
         usage = np.array(rows.usage)
         classes = FER2013_ORDER if mode == "original" else LABEL_MODES[mode]

@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from fer_bench.config import DataConfig
 from fer_bench.data.base import UNDETERMINED, DatasetBundle, Split
-from fer_bench.data.cache import cached, source_key
+from fer_bench.data.cache import ImageSink, cached, source_key
 from fer_bench.data.files import (
     check_unique,
     csv_rows,
@@ -27,7 +26,7 @@ from fer_bench.data.files import (
     require_root,
     sha256_file,
 )
-from fer_bench.data.imaging import ImageRef, check_format, decode_files
+from fer_bench.data.imaging import ImageRef, check_format
 from fer_bench.data.votes import VOTE_COLUMNS, VoteLabels, classes_for, majority_labels
 from fer_bench.expressions import FER2013_ORDER, canonical
 from fer_bench.registry import DATASETS
@@ -140,7 +139,7 @@ def load(cfg: DataConfig) -> DatasetBundle:
     }
     key = source_key(options, hashes, [ref for s in refs.values() for ref in s])
 
-    def build() -> DatasetBundle:
+    def build(sink: ImageSink) -> DatasetBundle:
         ruled: dict[str, VoteLabels] = {s: majority_labels(r.votes, mode) for s, r in rows.items()}
         for split, v in ruled.items():
             if not v.keep.any():
@@ -152,7 +151,7 @@ def load(cfg: DataConfig) -> DatasetBundle:
         kept_refs = {
             s: [ref for ref, k in zip(refs[s], ruled[s].keep, strict=True) if k] for s in rows
         }
-        images = decode_files(
+        images = sink.decode(
             [ref for s in kept_refs.values() for ref in s], cfg.image_size, cfg.channels
         )
         splits, start = {}, 0
@@ -160,7 +159,7 @@ def load(cfg: DataConfig) -> DatasetBundle:
             names = [ref.path.name for ref in kept_refs[split]]
             original = None if table is None else _original_for(names, table, original_path)
             splits[split] = Split(
-                images=torch.from_numpy(images[start : start + len(names)]),
+                images=images.subset(np.arange(start, start + len(names))),
                 labels=v.labels,
                 soft_labels=v.soft,
                 original_labels=original,

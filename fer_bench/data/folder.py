@@ -12,13 +12,12 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from fer_bench.config import DataConfig
 from fer_bench.data.base import DatasetBundle, Split
-from fer_bench.data.cache import cached, source_key
+from fer_bench.data.cache import ImageSink, cached, source_key
 from fer_bench.data.files import IMAGE_SUFFIXES, require_dir, require_root
-from fer_bench.data.imaging import ImageRef, check_format, decode_files
+from fer_bench.data.imaging import ImageRef, check_format
 from fer_bench.data.splits import carve_val
 from fer_bench.expressions import EXPRESSIONS, canonical
 from fer_bench.registry import DATASETS
@@ -90,11 +89,11 @@ def load(cfg: DataConfig) -> DatasetBundle:
     }
     key = source_key(options, hashes, [r for s in refs.values() for r in s])
 
-    def build() -> DatasetBundle:
+    def build(sink: ImageSink) -> DatasetBundle:
         splits = {}
         for split, pairs in items.items():
             splits[split] = Split(
-                images=torch.from_numpy(decode_files(refs[split], cfg.image_size, cfg.channels)),
+                images=sink.decode(refs[split], cfg.image_size, cfg.channels),
                 labels=np.array([c for _, c in pairs], dtype=np.int64),
                 names=[str(p.relative_to(folders[split])) for p, _ in pairs],
             )

@@ -21,7 +21,7 @@ import torch
 
 from fer_bench.config import DataConfig
 from fer_bench.data.base import DatasetBundle, Split
-from fer_bench.data.cache import cached, source_key
+from fer_bench.data.cache import ImageSink, cached, source_key
 from fer_bench.data.imaging import ImageRef, check_format, decode_bytes, decode_file
 from fer_bench.data.splits import carve_val
 from fer_bench.expressions import canonical
@@ -153,7 +153,7 @@ def load(cfg: DataConfig) -> DatasetBundle:
     }
     key = source_key(options, hashes, files)
 
-    def build() -> DatasetBundle:
+    def build(_sink: ImageSink) -> DatasetBundle:  # decoded in memory; cached() stores it
         splits = {}
         for split, name in names.items():
             images = _decode_split(

@@ -2,26 +2,18 @@
 
 Images are resized to a square ``size`` x ``size`` (face crops are square or
 close to it in every supported dataset, so no cropping) and converted to
-grayscale (C=1) or RGB (C=3). Large sets decode in a small process pool
-(35k 48x48 PNGs take about 5 s in one process).
+grayscale (C=1) or RGB (C=3). Whole sets of files decode through
+:mod:`fer_bench.data.decoding` (35k 48x48 PNGs take about 5 s in one process).
 """
 
 from __future__ import annotations
 
 import io
-import multiprocessing
-import os
-import sys
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
-
-DECODE_WORKERS = 2
-_POOL_MIN_IMAGES = 2000  # below this a pool's start-up costs more than it saves
-_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -74,25 +66,3 @@ def decode_file(ref: ImageRef, size: int, channels: int) -> np.ndarray:
         raise FileNotFoundError(f"{ref.origin}: image not found: {ref.path}") from None
     except (OSError, SyntaxError, ValueError) as err:
         raise ValueError(f"{ref.origin}: cannot decode image {ref.path}: {err}") from None
-
-
-def _decode_chunk(refs: list[ImageRef], size: int, channels: int) -> np.ndarray:
-    return np.stack([decode_file(r, size, channels) for r in refs])
-
-
-def decode_files(refs: list[ImageRef], size: int, channels: int) -> np.ndarray:
-    """All images as one uint8 (N, C, size, size) array, in the order given."""
-    check_format(size, channels)
-    if not refs:
-        return np.zeros((0, channels, size, size), dtype=np.uint8)
-    workers = min(DECODE_WORKERS, os.cpu_count() or 1)
-    if len(refs) < _POOL_MIN_IMAGES or workers < 2:
-        return _decode_chunk(refs, size, channels)
-    chunks = [refs[i : i + _CHUNK] for i in range(0, len(refs), _CHUNK)]
-    # fork: workers need only PIL/numpy, and spawning would re-import torch in each
-    ctx = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
-    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-        parts = list(
-            pool.map(_decode_chunk, chunks, [size] * len(chunks), [channels] * len(chunks))
-        )
-    return np.concatenate(parts)

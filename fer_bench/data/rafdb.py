@@ -14,7 +14,7 @@ from pathlib import Path
 
 from fer_bench.config import DataConfig
 from fer_bench.data.base import DatasetBundle
-from fer_bench.data.cache import cached, source_key
+from fer_bench.data.cache import ImageSink, cached, source_key
 from fer_bench.data.files import (
     check_unique,
     parse_int,
@@ -89,9 +89,9 @@ def load(cfg: DataConfig) -> DatasetBundle:
     }
     key = source_key(options, hashes, refs["train"] + refs["test"])
 
-    def build() -> DatasetBundle:
+    def build(sink: ImageSink) -> DatasetBundle:
         train, val, test, note = decode_train_test(
-            refs, by_split, cfg, f"{LABEL_FILE} train_ images"
+            refs, by_split, cfg, f"{LABEL_FILE} train_ images", sink
         )
         info = {
             "source": "RAF-DB basic, aligned images",

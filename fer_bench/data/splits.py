@@ -8,11 +8,11 @@ sees the same validation images.
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from fer_bench.config import DataConfig
 from fer_bench.data.base import Split
-from fer_bench.data.imaging import ImageRef, decode_files
+from fer_bench.data.cache import ImageSink
+from fer_bench.data.imaging import ImageRef
 
 VAL_FRACTION = 0.1
 VAL_SEED = 0
@@ -53,18 +53,22 @@ def decode_train_test(
     entries: dict[str, list[tuple]],
     cfg: DataConfig,
     source: str,
+    sink: ImageSink,
 ) -> tuple[Split, Split, Split, dict]:
     """Decode a train/test dataset (entries: (name, label, ...) per image) and carve its
     validation split from train: (train, val, test, note on the carved split)."""
-    images = decode_files(refs["train"] + refs["test"], cfg.image_size, cfg.channels)
-    n_train = len(refs["train"])
+    images = sink.decode(refs["train"] + refs["test"], cfg.image_size, cfg.channels)
+    n_train, n_all = len(refs["train"]), len(images)
     full_train, test = (
         Split(
-            images=torch.from_numpy(part),
+            images=part,
             labels=np.array([e[1] for e in entries[s]], dtype=np.int64),
             names=[e[0] for e in entries[s]],
         )
-        for s, part in (("train", images[:n_train]), ("test", images[n_train:]))
+        for s, part in (
+            ("train", images.subset(np.arange(n_train))),
+            ("test", images.subset(np.arange(n_train, n_all))),
+        )
     )
     train, val, note = carve_val(full_train, source)
     return train, val, test, note

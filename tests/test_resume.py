@@ -1,0 +1,177 @@
+"""Resume that never loses work: rerunning resumes, broken checkpoints fall back or
+restart with a message, one process per run directory, weights-only checkpoints,
+collapse flagged. The micro dataset (conftest) keeps each run short."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from filelock import FileLock
+from typer.testing import CliRunner
+
+import fer_bench.engine as engine
+from fer_bench.cli import app
+from fer_bench.data.synthetic import CLASSES
+from fer_bench.method import Method
+from fer_bench.registry import METHODS
+
+
+def _train(cfg, root: Path, bundle, messages: list[str] | None = None, **kwargs) -> dict:
+    say = messages.append if messages is not None else (lambda m: None)
+    return engine.train(cfg, root, progress=False, bundle=bundle, notify=say, **kwargs)
+
+
+def _crash_after_save(monkeypatch, at: int) -> None:
+    """The process dies right after the ``at``-th checkpoint is written."""
+    real_save = engine._save_checkpoint
+    calls = {"n": 0}
+
+    def save(*args, **kwargs):
+        real_save(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == at:
+            monkeypatch.setattr(engine, "_save_checkpoint", real_save)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine, "_save_checkpoint", save)
+
+
+def _interrupted(cfg, root, bundle, monkeypatch, at: int = 1) -> Path:
+    _crash_after_save(monkeypatch, at)
+    with pytest.raises(KeyboardInterrupt):
+        _train(cfg, root, bundle)
+    return engine.run_dir(cfg, root)
+
+
+def test_rerunning_resumes_from_the_checkpoint(micro_bundle, micro_config, tmp_path, monkeypatch):
+    out = _interrupted(micro_config, tmp_path, micro_bundle, monkeypatch)
+    messages: list[str] = []
+    final = _train(micro_config, tmp_path, micro_bundle, messages)
+    assert final["status"] == "done" and final["epochs_completed"] == 2
+    assert any("resumed from epoch 1" in m for m in messages), messages
+    assert final["collapsed"] is None or final["collapsed"].startswith("predicts")
+    again: list[str] = []
+    _train(micro_config, tmp_path, micro_bundle, again)
+    assert any("already done" in m for m in again)
+    # weights_only: the checkpoint holds tensors and plain values only
+    state = torch.load(out / engine.CHECKPOINT, weights_only=True)
+    assert state["epoch"] == 2 and torch.load(out / engine.PREVIOUS_CHECKPOINT)["epoch"] == 1
+
+
+def test_truncated_checkpoint_falls_back_to_the_previous(
+    micro_bundle, micro_config, tmp_path, monkeypatch
+):
+    cfg = replace(micro_config, epochs=3)
+    out = _interrupted(cfg, tmp_path, micro_bundle, monkeypatch, at=2)
+    ckpt = out / engine.CHECKPOINT
+    ckpt.write_bytes(ckpt.read_bytes()[:1000])
+    messages: list[str] = []
+    final = _train(cfg, tmp_path, micro_bundle, messages)
+    assert final["status"] == "done" and final["epochs_completed"] == 3
+    assert any("checkpoint.pt unreadable" in m for m in messages), messages
+    assert any("falling back to checkpoint.prev.pt (epoch 1)" in m for m in messages)
+    assert any("resumed from epoch 1" in m for m in messages)
+    assert all("\n" not in m for m in messages)
+
+
+class _Payload:
+    """Pickled, it would run code on load: weights_only refuses it."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_unreadable_checkpoints_restart_with_a_message(
+    micro_bundle, micro_config, tmp_path, monkeypatch
+):
+    out = _interrupted(micro_config, tmp_path, micro_bundle, monkeypatch)
+    marker = tmp_path / "code-ran"
+    torch.save({"epoch": 1, "payload": _Payload(marker)}, out / engine.CHECKPOINT)
+    messages: list[str] = []
+    final = _train(micro_config, tmp_path, micro_bundle, messages)
+    assert not marker.exists()  # the pickled code never ran
+    assert final["status"] == "done" and final["epochs_completed"] == 2
+    assert any("starting over (checkpoint.pt unreadable: UnpicklingError" in m for m in messages)
+
+
+def test_a_failed_checkpoint_write_leaves_no_tmp(micro_bundle, micro_config, tmp_path, monkeypatch):
+    real_save = torch.save
+
+    def disk_full(obj, path, *args, **kwargs):
+        Path(path).write_bytes(b"half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(engine.torch, "save", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        _train(micro_config, tmp_path, micro_bundle)
+    monkeypatch.setattr(engine.torch, "save", real_save)
+    out = engine.run_dir(micro_config, tmp_path)
+    assert not list(out.glob("*.tmp")) and not (out / engine.CHECKPOINT).exists()
+
+
+def test_a_second_process_on_the_run_is_refused(micro_bundle, micro_config, tmp_path):
+    out = engine.run_dir(micro_config, tmp_path)
+    busy = pytest.raises(engine.RunBusy, match=f"another process is training {out}")
+    with FileLock(out.with_name(f".{out.name}.lock")), busy:
+        _train(micro_config, tmp_path, micro_bundle)
+    assert not out.exists()
+
+
+@METHODS.register("test-collapse")
+class Collapse(Method):
+    """Predicts class 3 whatever the image."""
+
+    def loss(self, batch, epoch):
+        from fer_bench.method import StepOutput
+
+        return StepOutput(loss=torch.nn.functional.cross_entropy(self.predict(batch.x), batch.y))
+
+    def predict(self, x):
+        logits = self.backbone(x)
+        return logits + torch.nn.functional.one_hot(torch.tensor(3), logits.shape[1]) * 1e3
+
+
+def test_collapse_is_flagged(micro_bundle, micro_config, tmp_path):
+    cfg = replace(micro_config, method="test-collapse", epochs=1)
+    final = _train(cfg, tmp_path, micro_bundle)
+    assert final["collapsed"] == f"predicts {CLASSES[3]} for 100 % of test images"
+    (row,) = [json.loads(line) for line in (engine.run_dir(cfg, tmp_path) / "metrics.jsonl").open()]
+    assert row["test"]["pred_mode"] == 3 and row["test"]["pred_share_max"] == 1.0
+
+
+def test_cli_resume_alone_takes_the_stored_config(
+    micro_bundle, micro_config, tmp_path, monkeypatch
+):
+    out = _interrupted(micro_config, tmp_path, micro_bundle, monkeypatch)
+    monkeypatch.setattr(engine, "load_dataset", lambda cfg: micro_bundle)
+    result = CliRunner().invoke(app, ["run", "--resume", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "resumed from epoch 1" in result.output and (out / "done").exists()
+    result = CliRunner().invoke(app, ["run", "--resume", str(out), "--epochs", "5"])
+    assert result.exit_code == 2 and "differs from the command in epochs" in result.output
+
+
+def test_wait_queues_behind_the_other_process(micro_bundle, micro_config, tmp_path):
+    cfg = replace(micro_config, epochs=1)
+    out = engine.run_dir(cfg, tmp_path)
+    held = threading.Event()
+
+    def other_process() -> None:
+        with FileLock(out.with_name(f".{out.name}.lock")):
+            held.set()
+            time.sleep(1.0)
+
+    threading.Thread(target=other_process).start()
+    held.wait()
+    started = time.monotonic()
+    final = _train(cfg, tmp_path, micro_bundle, wait=True)
+    assert final["status"] == "done" and time.monotonic() - started >= 1.0

@@ -64,6 +64,18 @@ def adam_exponential(lr: float, batch_size: int, epochs: int, **aug: Any) -> dic
     }
 
 
+# SCN's augmentation, which RUL's code copies: mirror or Gaussian noise, each with
+# probability 0.25, never both; erasing up to a quarter of the image.
+MIRROR_OR_NOISE = {
+    "flip": True,
+    "flip_p": 0.25,
+    "flip_noise_exclusive": True,
+    "noise_p": 0.25,
+    "erase_max": 0.25,
+    "second_view_noise": True,
+}
+
+
 # Shared by the four official FER recipes (all train on RAF-DB at 224 px with the
 # same torchvision pipeline); each recipe adds its own lines.
 COMMON_NOT_REPRODUCED: tuple[str, ...] = (

@@ -47,7 +47,12 @@ from torch import nn
 from fer_bench.backbones import Backbone
 from fer_bench.method import Batch, Hparams, Method, StepOutput, TrainInfo
 from fer_bench.methods.relabel import LabelTable
-from fer_bench.recipes import COMMON_NOT_REPRODUCED, Recipe, adam_exponential
+from fer_bench.recipes import (
+    COMMON_NOT_REPRODUCED,
+    MIRROR_OR_NOISE,
+    Recipe,
+    adam_exponential,
+)
 from fer_bench.registry import METHODS
 from fer_bench.search import Dist, LogUniform
 
@@ -116,12 +121,7 @@ class RUL(Method):
             lr=2e-4,
             batch_size=64,
             epochs=60,
-            flip=True,
-            flip_p=0.25,
-            flip_noise_exclusive=True,
-            noise_p=0.25,
-            erase_max=0.25,
-            second_view_noise=True,
+            **MIRROR_OR_NOISE,
         ),
         hparams={
             "feature_dim": "64",

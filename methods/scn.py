@@ -48,7 +48,12 @@ from torch import nn
 from fer_bench.backbones import Backbone
 from fer_bench.method import Batch, Hparams, Method, StepOutput, TrainInfo
 from fer_bench.methods.relabel import LabelTable
-from fer_bench.recipes import COMMON_NOT_REPRODUCED, Recipe, adam_exponential
+from fer_bench.recipes import (
+    COMMON_NOT_REPRODUCED,
+    MIRROR_OR_NOISE,
+    Recipe,
+    adam_exponential,
+)
 from fer_bench.registry import METHODS
 from fer_bench.search import Dist, Uniform
 
@@ -101,12 +106,7 @@ class SCN(Method):
             lr=1e-3,
             batch_size=64,
             epochs=70,
-            flip=True,
-            flip_p=0.25,
-            flip_noise_exclusive=True,
-            noise_p=0.25,
-            erase_max=0.25,
-            second_view_noise=True,
+            **MIRROR_OR_NOISE,
         ),
         hparams={
             "beta": "0.7",

@@ -77,26 +77,25 @@ def _show_plan(planned: list[PlannedJob]) -> None:
     console.print(", ".join(f"{n} {s.value}" for s, n in counts.items() if n))
 
 
+def _print_kept(jobs: list[PlannedJob], what: str, remedy: str) -> None:
+    if jobs:
+        err_console.print(f"{len(jobs)} {what}, kept ({remedy}):")
+        for p in jobs:
+            err_console.print(f"  {p.path.name}  {p.label}: {p.reason}", highlight=False)
+
+
 def _summarise(report: SweepReport, labels: dict[str, str]) -> None:
     ran = len(report.results)
     console.print(
         f"ran {ran}: {ran - len(report.failures)} done, {len(report.failures)} failed; "
         f"{report.already_done} already done"
     )
-    if report.kept_failed:
-        err_console.print(
-            f"{len(report.kept_failed)} failed or corrupt earlier, kept "
-            "(--retry-failed starts them over):"
-        )
-        for p in report.kept_failed:
-            err_console.print(f"  {p.path.name}  {p.label}: {p.reason}", highlight=False)
-    if report.kept_stale:
-        err_console.print(
-            f"{len(report.kept_stale)} stale (method changed since recorded), kept "
-            "(--rerun-stale trains them again):"
-        )
-        for p in report.kept_stale:
-            err_console.print(f"  {p.path.name}  {p.label}: {p.reason}", highlight=False)
+    _print_kept(report.kept_failed, "failed or corrupt earlier", "--retry-failed starts them over")
+    _print_kept(
+        report.kept_stale,
+        "stale (method changed since recorded)",
+        "--rerun-stale trains them again",
+    )
     if report.failures:
         err_console.print("[bold red]failed:[/]")
         for r in report.failures:

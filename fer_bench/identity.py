@@ -180,7 +180,8 @@ def _strip_declarations(tree: ast.AST) -> ast.AST:
 
 def source_fingerprint(source: str) -> str:
     """Digest of Python source as code: docstrings, comments, layout and the method's
-    recipe and search-space declarations do not count."""
+    recipe and search-space declarations do not count. Recorded in every run: a change
+    to what this function counts makes every recorded run stale."""
     tree = _strip_declarations(ast.parse(source))
     return hashlib.sha256(ast.dump(tree).encode()).hexdigest()[:16]
 

@@ -1,4 +1,4 @@
-"""Official recipes (values from /work/shared/docs/methods.md and the official code),
+"""Official recipes (values from ../shared/docs/methods.md and the official code),
 apply_recipe / recipe_record, SCN/RUL's exclusive mirror-or-noise, search spaces."""
 
 from __future__ import annotations
@@ -53,16 +53,21 @@ def _assert_no_crop_no_tta(cfg: RunConfig) -> None:
     assert aug.crop == 48
 
 
-@pytest.mark.parametrize("profile", ["synthetic-cpu", "ferplus-cpu", "ferplus-gpu"])
-def test_scn_official_recipe(profile):
-    cfg = _official("scn", profile)
-    _assert_shared_optim(cfg, 1e-3)
-    assert (cfg.batch_size, cfg.epochs) == (64, 70)
+def _assert_mirror_or_noise(cfg):
+    """SCN's augmentation, which RUL's code copies."""
     a = cfg.aug
     assert (a.erase_p, a.erase_max, a.noise_var) == (0.5, 0.25, 30.0)
     # with p 0.5 one of {mirror, noise}: each 0.25, never both
     assert (a.flip, a.flip_p, a.noise_p, a.flip_noise_exclusive) == (True, 0.25, 0.25, True)
     _assert_no_crop_no_tta(cfg)
+
+
+@pytest.mark.parametrize("profile", ["synthetic-cpu", "ferplus-cpu", "ferplus-gpu"])
+def test_scn_official_recipe(profile):
+    cfg = _official("scn", profile)
+    _assert_shared_optim(cfg, 1e-3)
+    assert (cfg.batch_size, cfg.epochs) == (64, 70)
+    _assert_mirror_or_noise(cfg)
     hp = _resolved(cfg)
     assert (hp.beta, hp.margin_1, hp.margin_2, hp.relabel_epoch) == (0.7, 0.07, 0.2, 10)
     assert hp.relabel_scope == "batch"
@@ -73,10 +78,7 @@ def test_rul_official_recipe():
     cfg = _official("rul")
     _assert_shared_optim(cfg, 2e-4)
     assert (cfg.batch_size, cfg.epochs) == (64, 60)
-    a = cfg.aug
-    assert (a.erase_p, a.erase_max, a.noise_var) == (0.5, 0.25, 30.0)
-    assert (a.flip, a.flip_p, a.noise_p, a.flip_noise_exclusive) == (True, 0.25, 0.25, True)
-    _assert_no_crop_no_tta(cfg)
+    _assert_mirror_or_noise(cfg)
     hp = _resolved(cfg)
     assert (hp.feature_dim, hp.dropout, hp.classifier_lr_ratio, hp.relabel) == (
         64,

@@ -18,6 +18,7 @@ from typing import Any
 from scipy.stats import ttest_rel
 
 from fer_bench.identity import resolved_hparams, row_identity
+from fer_bench.metrics import collapse_note
 from fer_bench.registry import RegistryError
 from fer_bench.results import Problem, ProtocolKey, Run, RunSet, RunState
 from fer_bench.selection import SELECTIONS, rule
@@ -55,6 +56,7 @@ class Cell:
     versus_best: str | None = None  # tie | differs | untested; None for the best or empty
     p_value: float | None = None
     stale: int = 0  # values from runs whose method changed since they were recorded
+    collapsed: int = 0  # values from runs whose selected epochs predict one class
 
     @property
     def n(self) -> int:
@@ -177,6 +179,14 @@ def run_value(run: Run, metric: str, selection: str) -> float:
         raise ValueError(f"metrics.jsonl: {err}") from None
 
 
+def collapse_of(run: Run, selection: str) -> str | None:
+    """The collapse note of a done run under a selection rule: set when every epoch the
+    rule reports predicts one class for most test images."""
+    names = run.final.get("class_names") or []
+    notes = [collapse_note(row["test"], names) for row in rule(selection).epochs(run.epochs)]
+    return notes[-1] if notes and all(notes) else None
+
+
 def _fill_cell(
     runs: list[Run], seeds: list[int], metric: str, selection: str
 ) -> tuple[Cell, list[str]]:
@@ -213,6 +223,9 @@ def _fill_cell(
                 if run.state is RunState.STALE:
                     cell.stale += 1
                     issues.append(f"seed {seed} is stale ({run.name}: {run.reason})")
+                if note := collapse_of(run, selection):
+                    cell.collapsed += 1
+                    issues.append(f"seed {seed} collapsed: {note}")
             elif finished:
                 issues.append(
                     f"seed {seed} has several runs ({run.name} left out, "

@@ -46,7 +46,7 @@ from fer_bench.diagnostics import noise_diagnostics
 from fer_bench.identity import record_fields, run_hash, run_name, staleness
 from fer_bench.labels import LabelSet, build_labels
 from fer_bench.method import Batch, Method, TrainInfo, build_hparams
-from fer_bench.metrics import classification_metrics
+from fer_bench.metrics import classification_metrics, collapse_note
 from fer_bench.optim import build_optimizer, build_scheduler
 from fer_bench.precision import resolve_precision
 from fer_bench.recipes import recipe_record
@@ -58,9 +58,6 @@ from fer_bench.training_progress import TrainingProgress
 
 CHECKPOINT = "checkpoint.pt"
 PREVIOUS_CHECKPOINT = "checkpoint.prev.pt"
-# A selected epoch predicting one class for more than this share of the test
-# images is flagged "collapsed" in final.json and the run's summary.
-COLLAPSE_SHARE = 0.9
 
 
 class Divergence(RuntimeError):
@@ -582,19 +579,10 @@ def _save_checkpoint(
 
 def _finish(out: Path, record: dict, history: list[dict], started: float) -> dict:
     record["selection"] = selection_summary(history) if history else None
-    record["collapsed"] = collapse_note(record["selection"], record["class_names"])
+    selected = record["selection"]["val"]["test"] if history else {}
+    record["collapsed"] = collapse_note(selected, record["class_names"])
     record["time_s"] = round(time.perf_counter() - started, 2)
     record["epoch_time_s"] = [r["time_s"] for r in history]
     write_json_atomic(out / "final.json", record)
     (out / "done").touch()
     return record
-
-
-def collapse_note(selection: dict | None, class_names: list[str]) -> str | None:
-    """'predicts neutral for 97 % of test images' when the val-selected epoch predicts
-    one class for more than COLLAPSE_SHARE of the test set, else None."""
-    test = selection["val"]["test"] if selection else {}
-    share = test.get("pred_share_max")
-    if share is None or share <= COLLAPSE_SHARE:
-        return None
-    return f"predicts {class_names[test['pred_mode']]} for {100 * share:.0f} % of test images"

@@ -37,7 +37,8 @@ def _number(cell: Cell) -> str:
 
 def _count(cell: Cell) -> str:
     count = f"n={cell.n}" if cell.n == cell.n_expected else f"n={cell.n}/{cell.n_expected}"
-    return count + (f", {cell.stale} stale" if cell.stale else "")
+    stale = f", {cell.stale} stale" if cell.stale else ""
+    return count + stale + (f", {cell.collapsed} collapsed" if cell.collapsed else "")
 
 
 def _setting_line(board: Leaderboard) -> str:

@@ -4,6 +4,9 @@ collapse flagged. The micro dataset (conftest) keeps each run short."""
 
 from __future__ import annotations
 
+import builtins
+import errno
+import io
 import json
 import threading
 import time
@@ -175,3 +178,40 @@ def test_wait_queues_behind_the_other_process(micro_bundle, micro_config, tmp_pa
     started = time.monotonic()
     final = _train(cfg, tmp_path, micro_bundle, wait=True)
     assert final["status"] == "done" and time.monotonic() - started >= 1.0
+
+
+def _freeze(out: Path, monkeypatch) -> None:
+    """From now on every write under ``out`` fails as on a file system remounted read-only
+    (tests run as root here, where chmod does not stop a write)."""
+    real_open = builtins.open
+
+    def guarded_open(file, mode="r", *args, **kwargs):
+        if set(mode) & set("wax+") and Path(file).resolve().is_relative_to(out.resolve()):
+            raise OSError(errno.EROFS, "Read-only file system", str(file))
+        return real_open(file, mode, *args, **kwargs)
+
+    def read_only_save(obj, path, *args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    for module in (builtins, io):
+        monkeypatch.setattr(module, "open", guarded_open)
+    monkeypatch.setattr(engine.torch, "save", read_only_save)
+
+
+def test_a_run_directory_turning_read_only_keeps_the_last_epoch(
+    micro_bundle, micro_config, tmp_path, monkeypatch
+):
+    cfg = replace(micro_config, epochs=3)
+    out = _interrupted(cfg, tmp_path, micro_bundle, monkeypatch)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    monkeypatch.setattr(engine, "load_dataset", lambda cfg: micro_bundle)
+    with monkeypatch.context() as frozen:
+        _freeze(out, frozen)
+        result = CliRunner().invoke(app, ["run", "--resume", str(out), "--quiet"])
+    assert result.exit_code == 1
+    failure = [line for line in result.output.splitlines() if "run failed" in line]
+    assert failure and "Read-only file system" in failure[0], result.output
+    assert "traceback not kept" in failure[0] and "Traceback" not in result.output
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # epoch 1 intact
+    assert torch.load(out / engine.CHECKPOINT, weights_only=True)["epoch"] == 1
+    assert not list(out.glob("*.tmp"))

@@ -254,13 +254,22 @@ def _train(cfg: RunConfig, root: Path, **kwargs: Any) -> dict:
     except RunBusy as err:  # the directory is another process's: leave it alone
         fail(str(err), code=1)
     except Exception as err:
-        if out.is_dir():
-            (out / ERROR_FILE).write_text(traceback.format_exc())
         first = (str(err).strip().splitlines() or [""])[0]
-        kept = f" (traceback in {out / ERROR_FILE})" if out.is_dir() else ""
-        fail(f"run failed: {type(err).__name__}: {first}{kept}", code=1)
+        fail(f"run failed: {type(err).__name__}: {first}{_keep_traceback(out)}", code=1)
     console.print(f"run directory: {out}")
     return final
+
+
+def _keep_traceback(out: Path) -> str:
+    """Write the traceback being handled to RUN_DIR/error.txt and say where it went; a run
+    directory gone read-only or a full disk keeps it nowhere, and the message says so."""
+    if not out.is_dir():
+        return ""
+    try:
+        (out / ERROR_FILE).write_text(traceback.format_exc())
+    except OSError as err:
+        return f" (traceback not kept: {out / ERROR_FILE}: {err.strerror})"
+    return f" (traceback in {out / ERROR_FILE})"
 
 
 def _check_writable(root: Path) -> None:

@@ -4,12 +4,14 @@
 
 The records cover every case a table must show: complete cells, a seed
 missing, a failed run, an interrupted run, an unreadable config.json, an
-unreadable final.json, a cell with one seed (untested), a missing cell and a
-run whose method code changed since it was recorded (stale).
+unreadable final.json, a cell with one seed (untested), a missing cell, a
+run whose method code changed since it was recorded (stale) and a run that
+predicts one class for almost every test image (collapsed).
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -71,6 +73,7 @@ def write_records() -> None:
     nla_clean_1 = fake_engine.run_dir(config("nla", 1), RECORDS)
     (nla_clean_1 / "final.json").write_text('{"status": "done", "selection": ')
     _make_stale(fake_engine.run_dir(config("scn", 0), RECORDS))
+    _make_collapsed(fake_engine.run_dir(config("scn", 1, 0.3), RECORDS))
     broken = fake_engine.run_dir(config("rul", 0), RECORDS)
     broken.mkdir()
     (broken / "config.json").write_text("{not json")
@@ -80,6 +83,15 @@ def _make_stale(run: Path) -> None:
     """A run recorded under other method code: the tables must say so."""
     config_path = run / "config.json"
     config_path.write_text(config_path.read_text().replace('"method_code": "', '"method_code": "0'))
+
+
+def _make_collapsed(run: Path) -> None:
+    """A run whose every epoch predicts neutral for 97 % of the test images."""
+    path = run / "metrics.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    for row in rows:
+        row["test"].update(pred_mode=6, pred_share_max=0.97)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
 def write_expected() -> None:

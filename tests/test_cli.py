@@ -82,7 +82,8 @@ def test_unwritable_out(tmp_path):
     _one_line_error(invoke("run", "ce", "--out", locked / "sub"), "not writable")
 
 
-def test_mismatched_checkpoint(tmp_path):
+def test_mismatched_checkpoint(tmp_path, micro_bundle, monkeypatch):
+    monkeypatch.setattr("fer_bench.engine.load_dataset", lambda cfg: micro_bundle)
     ckpt = tmp_path / "w32.pt"
     torch.save(
         __import__("timm").create_model("fer_resnet10_w32", num_classes=7, in_chans=1).state_dict(),
@@ -104,7 +105,8 @@ def test_resume_with_different_config(tmp_path):
     )
 
 
-def test_plugin_method_runs_end_to_end(tmp_path):
+def test_plugin_method_runs_end_to_end(tmp_path, tiny_bundle, monkeypatch):
+    monkeypatch.setattr("fer_bench.engine.load_dataset", lambda cfg: tiny_bundle)
     plugin = tmp_path / "plugin.py"
     plugin.write_text(
         "import torch.nn.functional as F\n"

@@ -16,13 +16,13 @@ from fer_bench.method import Batch, Method, StepOutput
 from fer_bench.registry import METHODS
 
 
-def test_run_writes_complete_records(tiny_bundle, tiny_config, tmp_path):
-    final = engine.train(tiny_config, tmp_path, progress=False, bundle=tiny_bundle)
-    out = engine.run_dir(tiny_config, tmp_path)
+def test_run_writes_complete_records(micro_bundle, micro_config, tmp_path):
+    final = engine.train(micro_config, tmp_path, progress=False, bundle=micro_bundle)
+    out = engine.run_dir(micro_config, tmp_path)
     assert final["status"] == "done"
     assert (out / "done").exists()
     config = json.loads((out / "config.json").read_text())
-    assert config["hash"] == run_hash(tiny_config) and config["method"] == "ce"
+    assert config["hash"] == run_hash(micro_config) and config["method"] == "ce"
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2]
     for row in rows:
@@ -37,8 +37,8 @@ def test_run_writes_complete_records(tiny_bundle, tiny_config, tmp_path):
             "vote_ce",
             "vote_kl",
         }
-        assert sum(map(sum, row["test"]["confusion"])) == 300
-    assert final["labels"]["train_sha256"] and final["labels"]["n_train"] == 600
+        assert sum(map(sum, row["test"]["confusion"])) == 64
+    assert final["labels"]["train_sha256"] and final["labels"]["n_train"] == 192
     assert final["environment"]["code"]["fer_bench"]
     assert set(final["selection"]) == {"val", "last", "oracle"}
     best_val = max(rows, key=lambda r: r["val"]["acc"])
@@ -46,16 +46,16 @@ def test_run_writes_complete_records(tiny_bundle, tiny_config, tmp_path):
     assert final["selection"]["last"]["test"] == rows[-1]["test"]
 
 
-def test_finished_run_is_not_retrained(tiny_bundle, tiny_config, tmp_path):
-    first = engine.train(tiny_config, tmp_path, progress=False, bundle=tiny_bundle)
-    again = engine.train(tiny_config, tmp_path, resume=True, progress=False, bundle=tiny_bundle)
+def test_finished_run_is_not_retrained(micro_bundle, micro_config, tmp_path):
+    first = engine.train(micro_config, tmp_path, progress=False, bundle=micro_bundle)
+    again = engine.train(micro_config, tmp_path, resume=True, progress=False, bundle=micro_bundle)
     assert again == json.loads(json.dumps(first))
 
 
-def test_resume_reaches_the_same_numbers(tiny_bundle, tiny_config, tmp_path, monkeypatch):
-    cfg = replace(tiny_config, epochs=3)
+def test_resume_reaches_the_same_numbers(micro_bundle, micro_config, tmp_path, monkeypatch):
+    cfg = replace(micro_config, epochs=3)
     cfg.protocol.noise_rate = 0.2
-    full = engine.train(cfg, tmp_path / "full", progress=False, bundle=tiny_bundle)
+    full = engine.train(cfg, tmp_path / "full", progress=False, bundle=micro_bundle)
 
     real_save = engine._save_checkpoint
     calls = {"n": 0}
@@ -68,37 +68,37 @@ def test_resume_reaches_the_same_numbers(tiny_bundle, tiny_config, tmp_path, mon
 
     monkeypatch.setattr(engine, "_save_checkpoint", crash_after_first_epoch)
     with pytest.raises(KeyboardInterrupt):
-        engine.train(cfg, tmp_path / "cut", progress=False, bundle=tiny_bundle)
+        engine.train(cfg, tmp_path / "cut", progress=False, bundle=micro_bundle)
     out = engine.run_dir(cfg, tmp_path / "cut")
     assert not (out / "done").exists() and (out / "checkpoint.pt").exists()
     monkeypatch.setattr(engine, "_save_checkpoint", real_save)
     # The wall time before the crash counts: pretend it was 1000 s.
     state = torch.load(out / "checkpoint.pt", weights_only=False)
     torch.save({**state, "elapsed_s": 1000.0}, out / "checkpoint.pt")
-    resumed = engine.train(cfg, tmp_path / "cut", resume=True, progress=False, bundle=tiny_bundle)
+    resumed = engine.train(cfg, tmp_path / "cut", resume=True, progress=False, bundle=micro_bundle)
     assert resumed["selection"] == full["selection"]
     assert resumed["labels"] == full["labels"]
     assert resumed["time_s"] > 1000
 
 
 def test_bf16_without_native_support_trains_in_fp32(
-    tiny_bundle, tiny_config, tmp_path, monkeypatch
+    micro_bundle, micro_config, tmp_path, monkeypatch
 ):
     monkeypatch.setattr(precision, "native_bf16", lambda device: False)
     with pytest.warns(UserWarning, match="no native bf16"):
         asked = engine.train(
-            replace(tiny_config, bf16=True), tmp_path, progress=False, bundle=tiny_bundle
+            replace(micro_config, bf16=True), tmp_path, progress=False, bundle=micro_bundle
         )
     fp32 = engine.train(
-        replace(tiny_config, bf16=False), tmp_path, progress=False, bundle=tiny_bundle
+        replace(micro_config, bf16=False), tmp_path, progress=False, bundle=micro_bundle
     )
     assert asked["precision"] == fp32["precision"] == "fp32"
     assert asked["config"]["bf16"] is True  # the record keeps what was asked for
     assert asked["selection"] == fp32["selection"]
 
 
-def test_resume_refuses_to_switch_precision(tiny_bundle, tiny_config, tmp_path, monkeypatch):
-    cfg = replace(tiny_config, bf16=True)
+def test_resume_refuses_to_switch_precision(micro_bundle, micro_config, tmp_path, monkeypatch):
+    cfg = replace(micro_config, bf16=True)
     monkeypatch.setattr(precision, "native_bf16", lambda device: False)
     real_save = engine._save_checkpoint
 
@@ -108,13 +108,13 @@ def test_resume_refuses_to_switch_precision(tiny_bundle, tiny_config, tmp_path, 
 
     monkeypatch.setattr(engine, "_save_checkpoint", crash_after_saving)
     with pytest.raises(KeyboardInterrupt), pytest.warns(UserWarning):
-        engine.train(cfg, tmp_path, progress=False, bundle=tiny_bundle)
+        engine.train(cfg, tmp_path, progress=False, bundle=micro_bundle)
     monkeypatch.setattr(engine, "_save_checkpoint", real_save)
     monkeypatch.setattr(precision, "native_bf16", lambda device: True)
     with pytest.raises(
         RuntimeError, match="trained for 1 epochs in fp32; here it would go on in bf16"
     ):
-        engine.train(cfg, tmp_path, resume=True, progress=False, bundle=tiny_bundle)
+        engine.train(cfg, tmp_path, resume=True, progress=False, bundle=micro_bundle)
     assert not (engine.run_dir(cfg, tmp_path) / "done").exists()
 
 
@@ -128,9 +128,9 @@ class Diverge(Method):
         return StepOutput(loss=loss * (float("inf") if self.calls == 2 else 1.0))
 
 
-def test_divergent_run_fails_with_reason(tiny_bundle, tiny_config, tmp_path):
-    cfg = replace(tiny_config, method="test-diverge")
-    final = engine.train(cfg, tmp_path, progress=False, bundle=tiny_bundle)
+def test_divergent_run_fails_with_reason(micro_bundle, micro_config, tmp_path):
+    cfg = replace(micro_config, method="test-diverge")
+    final = engine.train(cfg, tmp_path, progress=False, bundle=micro_bundle)
     assert final["status"] == "failed"
     assert "non-finite loss" in final["reason"] and "step 2" in final["reason"]
     saved = json.loads((engine.run_dir(cfg, tmp_path) / "final.json").read_text())
@@ -152,11 +152,11 @@ class Spy(Method):
         return StepOutput(loss=torch.nn.functional.cross_entropy(self.backbone(batch.x), batch.y))
 
 
-def test_methods_see_observed_labels_only(tiny_bundle, tiny_config, tmp_path):
-    cfg = replace(tiny_config, method="test-spy", epochs=1)
+def test_methods_see_observed_labels_only(micro_bundle, micro_config, tmp_path):
+    cfg = replace(micro_config, method="test-spy", epochs=1)
     cfg.protocol.noise_rate = 0.4
     Spy.shown.clear()
-    engine.train(cfg, tmp_path, progress=False, bundle=tiny_bundle)
+    engine.train(cfg, tmp_path, progress=False, bundle=micro_bundle)
     table = np.loadtxt(
         engine.run_dir(cfg, tmp_path) / "labels_train.csv",
         delimiter=",",

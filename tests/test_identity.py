@@ -140,30 +140,30 @@ def test_table_and_sweep_report_a_stale_run(tmp_path):
     assert planned.state is RunState.STALE
 
 
-def test_engine_refuses_a_stale_run_and_reruns_it_on_request(tmp_path, tiny_config):
+def test_engine_refuses_a_stale_run_and_reruns_it_on_request(tmp_path, micro_config, micro_bundle):
     from fer_bench.engine import StaleRun, run_dir, train
 
-    train(tiny_config, tmp_path, progress=False)
-    config_path = run_dir(tiny_config, tmp_path) / "config.json"
+    train(micro_config, tmp_path, progress=False, bundle=micro_bundle)
+    config_path = run_dir(micro_config, tmp_path) / "config.json"
     stored = json.loads(config_path.read_text())
     stored["method_code"] = "0" * 16
     config_path.write_text(json.dumps(stored))
     with pytest.raises(StaleRun, match="--rerun-stale"):
-        train(tiny_config, tmp_path, progress=False)
-    final = train(tiny_config, tmp_path, progress=False, rerun_stale=True)
+        train(micro_config, tmp_path, progress=False, bundle=micro_bundle)
+    final = train(micro_config, tmp_path, progress=False, bundle=micro_bundle, rerun_stale=True)
     assert final["status"] == "done" and staleness(json.loads(config_path.read_text())) is None
 
 
-def test_engine_detects_other_labels_behind_the_same_name(tmp_path, tiny_config):
+def test_engine_detects_other_labels_behind_the_same_name(tmp_path, micro_config, micro_bundle):
     from fer_bench.engine import DataMismatch, run_dir, train
 
-    train(tiny_config, tmp_path, progress=False)
-    final_path = run_dir(tiny_config, tmp_path) / "final.json"
+    train(micro_config, tmp_path, progress=False, bundle=micro_bundle)
+    final_path = run_dir(micro_config, tmp_path) / "final.json"
     final = json.loads(final_path.read_text())
     final["labels"]["train_sha256"] = "f" * 64
     final_path.write_text(json.dumps(final))
     with pytest.raises(DataMismatch, match="label-file hash differs"):
-        train(tiny_config, tmp_path, progress=False)
+        train(micro_config, tmp_path, progress=False, bundle=micro_bundle)
 
 
 def _committed_configs() -> list[Path]:

@@ -13,6 +13,7 @@ def test_ci_runs_the_readme_test_command():
     install, test = block
     ci = (ROOT / ".ci/run").read_text().splitlines()
     assert test in ci
+    assert f"{test} -m slow" in ci  # the slow tier, which the quick command leaves out
     assert install.startswith("pip install -e ") and any(
         line.startswith("pip install") and "-e" in line for line in ci
     )

@@ -61,6 +61,8 @@ def test_grid_board_leaves_out_unfinished_runs(tmp_path):
     assert list((board / "plots").glob("*.png"))
 
 
+# slow: each refresh starts about ten fer-bench processes
+@pytest.mark.slow
 def test_board_without_grid_compares_the_named_row(tmp_path):
     board = _board(tmp_path, None)
     for seed in (0, 1):
@@ -75,6 +77,7 @@ def test_board_without_grid_compares_the_named_row(tmp_path):
     assert not (board / "compare_ce.md").exists()  # no ce runs on this board
 
 
+@pytest.mark.slow
 def test_board_of_one_row_writes_no_comparison(tmp_path):
     board = _board(tmp_path, None)
     fake_engine.write_records(_cfg("ce", 0), board / "runs")

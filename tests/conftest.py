@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import fer_bench.engine as engine
 from fer_bench.config import RunConfig
 from fer_bench.data.base import DatasetBundle
 from fer_bench.data.synthetic import CLASSES, generate_split
@@ -29,9 +30,12 @@ def tiny_bundle() -> DatasetBundle:
     )
 
 
+TINY = {"epochs": 2, "batch_size": 64, "eval_batch_size": 256}
+
+
 @pytest.fixture
 def tiny_config() -> RunConfig:
-    return with_overrides(load_profile(), {"epochs": 2, "batch_size": 64, "eval_batch_size": 256})
+    return with_overrides(load_profile(), TINY)
 
 
 @pytest.fixture(scope="session")
@@ -46,11 +50,25 @@ def micro_bundle() -> DatasetBundle:
     )
 
 
-@pytest.fixture
-def micro_config(tiny_config: RunConfig) -> RunConfig:
-    cfg = replace(tiny_config, epochs=2, batch_size=64, bf16=False)
+def _micro(cfg: RunConfig) -> RunConfig:
+    cfg = replace(cfg, epochs=2, batch_size=64, bf16=False)
     cfg.data.image_size = 24
     return cfg
+
+
+@pytest.fixture
+def micro_config(tiny_config: RunConfig) -> RunConfig:
+    return _micro(tiny_config)
+
+
+@pytest.fixture(scope="session")
+def micro_run(micro_bundle, tmp_path_factory) -> tuple[RunConfig, Path]:
+    """(config, results root) of one finished CE micro run for the whole session: tests
+    that read a finished run, or copy it to alter it, share this training."""
+    cfg = _micro(with_overrides(load_profile(), TINY))
+    root = tmp_path_factory.mktemp("micro-run")
+    engine.train(cfg, root, progress=False, bundle=micro_bundle)
+    return cfg, root
 
 
 @pytest.fixture(scope="session")

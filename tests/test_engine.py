@@ -16,13 +16,14 @@ from fer_bench.method import Batch, Method, StepOutput
 from fer_bench.registry import METHODS
 
 
-def test_run_writes_complete_records(micro_bundle, micro_config, tmp_path):
-    final = engine.train(micro_config, tmp_path, progress=False, bundle=micro_bundle)
-    out = engine.run_dir(micro_config, tmp_path)
+def test_run_writes_complete_records(micro_run):
+    cfg, root = micro_run
+    out = engine.run_dir(cfg, root)
+    final = json.loads((out / "final.json").read_text())
     assert final["status"] == "done"
     assert (out / "done").exists()
     config = json.loads((out / "config.json").read_text())
-    assert config["hash"] == run_hash(micro_config) and config["method"] == "ce"
+    assert config["hash"] == run_hash(cfg) and config["method"] == "ce"
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2]
     for row in rows:
@@ -46,14 +47,15 @@ def test_run_writes_complete_records(micro_bundle, micro_config, tmp_path):
     assert final["selection"]["last"]["test"] == rows[-1]["test"]
 
 
-def test_finished_run_is_not_retrained(micro_bundle, micro_config, tmp_path):
-    first = engine.train(micro_config, tmp_path, progress=False, bundle=micro_bundle)
-    again = engine.train(micro_config, tmp_path, resume=True, progress=False, bundle=micro_bundle)
-    assert again == json.loads(json.dumps(first))
+def test_finished_run_is_not_retrained(micro_run, micro_bundle):
+    cfg, root = micro_run
+    first = json.loads((engine.run_dir(cfg, root) / "final.json").read_text())
+    again = engine.train(cfg, root, resume=True, progress=False, bundle=micro_bundle)
+    assert again == first
 
 
 def test_resume_reaches_the_same_numbers(micro_bundle, micro_config, tmp_path, monkeypatch):
-    cfg = replace(micro_config, epochs=3)
+    cfg = replace(micro_config, epochs=2)
     cfg.protocol.noise_rate = 0.2
     full = engine.train(cfg, tmp_path / "full", progress=False, bundle=micro_bundle)
 
@@ -63,8 +65,8 @@ def test_resume_reaches_the_same_numbers(micro_bundle, micro_config, tmp_path, m
     def crash_after_first_epoch(*args, **kwargs):
         real_save(*args, **kwargs)
         calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt  # the process dies after epoch 2's checkpoint
+        if calls["n"] == 1:
+            raise KeyboardInterrupt  # the process dies after epoch 1's checkpoint
 
     monkeypatch.setattr(engine, "_save_checkpoint", crash_after_first_epoch)
     with pytest.raises(KeyboardInterrupt):

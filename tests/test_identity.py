@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import textwrap
 from dataclasses import replace
@@ -140,30 +141,36 @@ def test_table_and_sweep_report_a_stale_run(tmp_path):
     assert planned.state is RunState.STALE
 
 
-def test_engine_refuses_a_stale_run_and_reruns_it_on_request(tmp_path, micro_config, micro_bundle):
-    from fer_bench.engine import StaleRun, run_dir, train
+def _copy_of(micro_run, tmp_path: Path) -> tuple[RunConfig, Path]:
+    """The session's finished micro run, copied to be altered."""
+    cfg, root = micro_run
+    shutil.copytree(root / run_name(cfg), tmp_path / run_name(cfg))
+    return cfg, tmp_path / run_name(cfg)
 
-    train(micro_config, tmp_path, progress=False, bundle=micro_bundle)
-    config_path = run_dir(micro_config, tmp_path) / "config.json"
+
+def test_engine_refuses_a_stale_run_and_reruns_it_on_request(tmp_path, micro_run, micro_bundle):
+    from fer_bench.engine import StaleRun, train
+
+    cfg, out = _copy_of(micro_run, tmp_path)
+    config_path = out / "config.json"
     stored = json.loads(config_path.read_text())
     stored["method_code"] = "0" * 16
     config_path.write_text(json.dumps(stored))
     with pytest.raises(StaleRun, match="--rerun-stale"):
-        train(micro_config, tmp_path, progress=False, bundle=micro_bundle)
-    final = train(micro_config, tmp_path, progress=False, bundle=micro_bundle, rerun_stale=True)
+        train(cfg, tmp_path, progress=False, bundle=micro_bundle)
+    final = train(cfg, tmp_path, progress=False, bundle=micro_bundle, rerun_stale=True)
     assert final["status"] == "done" and staleness(json.loads(config_path.read_text())) is None
 
 
-def test_engine_detects_other_labels_behind_the_same_name(tmp_path, micro_config, micro_bundle):
-    from fer_bench.engine import DataMismatch, run_dir, train
+def test_engine_detects_other_labels_behind_the_same_name(tmp_path, micro_run, micro_bundle):
+    from fer_bench.engine import DataMismatch, train
 
-    train(micro_config, tmp_path, progress=False, bundle=micro_bundle)
-    final_path = run_dir(micro_config, tmp_path) / "final.json"
-    final = json.loads(final_path.read_text())
+    cfg, out = _copy_of(micro_run, tmp_path)
+    final = json.loads((out / "final.json").read_text())
     final["labels"]["train_sha256"] = "f" * 64
-    final_path.write_text(json.dumps(final))
+    (out / "final.json").write_text(json.dumps(final))
     with pytest.raises(DataMismatch, match="label-file hash differs"):
-        train(micro_config, tmp_path, progress=False, bundle=micro_bundle)
+        train(cfg, tmp_path, progress=False, bundle=micro_bundle)
 
 
 def _committed_configs() -> list[Path]:

@@ -17,6 +17,7 @@ from fer_bench.methods.rul import native_map_shape, uncertainty
 from fer_bench.registry import METHODS
 
 K, N, B, EPOCHS = 7, 64, 16, 12
+SIZE = 24  # image side: the facts below do not depend on it, the test time does
 # The shipped methods (other test files register deliberately broken ones).
 BUILTIN = [n for n in METHODS.names() if METHODS.get(n).__module__.startswith("fer_bench.methods")]
 
@@ -32,7 +33,7 @@ def make(name: str, seed: int = 0, **overrides: str) -> Method:
 
 def batch_for(method: Method, seed: int = 1) -> Batch:
     gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(B, 1, 48, 48, generator=gen)
+    x = torch.randn(B, 1, SIZE, SIZE, generator=gen)
     index = torch.randperm(N, generator=gen)[:B]
     x2 = x.flip(-1) if method.second_view else None  # as the engine makes a mirror view
     return Batch(x=x, y=method.info.observed_labels[index], index=index, x2=x2)
@@ -63,7 +64,7 @@ def test_every_method_trains_and_predicts(name: str) -> None:
     assert not unchanged, f"{name}: parameters {unchanged} never moved"
     method.eval()
     with torch.no_grad():
-        assert method.predict(torch.randn(3, 1, 48, 48)).shape == (3, K)
+        assert method.predict(torch.randn(3, 1, SIZE, SIZE)).shape == (3, K)
 
 
 def test_second_views() -> None:

@@ -42,6 +42,8 @@ def _board(tmp_path: Path, sweep: str | None) -> Path:
     return board
 
 
+# slow: each refresh starts about ten fer-bench processes
+@pytest.mark.slow
 def test_grid_board_leaves_out_unfinished_runs(tmp_path):
     grid = 'methods = ["ce", "nla"]\nseeds = [0, 1, 2]\nnoise = [0.3]\n[base]\nepochs = 3\n'
     board = _board(tmp_path, grid)
@@ -61,7 +63,6 @@ def test_grid_board_leaves_out_unfinished_runs(tmp_path):
     assert list((board / "plots").glob("*.png"))
 
 
-# slow: each refresh starts about ten fer-bench processes
 @pytest.mark.slow
 def test_board_without_grid_compares_the_named_row(tmp_path):
     board = _board(tmp_path, None)

@@ -18,6 +18,7 @@ from fer_bench.commands.common import (
     one_line_errors,
     profile_default,
 )
+from fer_bench.config import RunConfig
 from fer_bench.executors import Executor, JobResult, LocalExecutor, RayExecutor
 from fer_bench.profiles import option_overrides
 from fer_bench.results import RunState
@@ -117,7 +118,7 @@ def _refuse_grid_options(options: dict[str, Any], methods: list[str] | None) -> 
         raise ValueError("--board needs --methods: the methods to put on the board")
 
 
-def _to_train(planned: list[PlannedJob], retry_failed: bool, rerun_stale: bool) -> list:
+def _to_train(planned: list[PlannedJob], retry_failed: bool, rerun_stale: bool) -> list[RunConfig]:
     """The configs a sweep will train of ``planned``: what is not finished, and the failed
     and stale runs that the options start over."""
     again = {RunState.TODO, RunState.PARTIAL}
@@ -244,7 +245,8 @@ def register(app: typer.Typer) -> None:
             planned = plan(jobs, out)
             _show_plan(planned)
             if board_runs is not None:
-                console.print(estimate(board_runs, _to_train(planned, retry_failed, rerun_stale)))
+                todo = _to_train(planned, retry_failed, rerun_stale)
+                console.print(estimate(board_runs, todo), highlight=False)
             return
         runner = _make_executor(
             executor, workers, ray_address, cpus_per_job, gpus_per_job, spec.base.device

@@ -17,6 +17,7 @@ from typing import Any
 
 from scipy.stats import ttest_rel
 
+from fer_bench.comparable import flatten
 from fer_bench.identity import resolved_hparams, row_identity
 from fer_bench.metrics import collapse_note
 from fer_bench.registry import RegistryError
@@ -84,6 +85,7 @@ class Leaderboard:
     problems: list[Problem] = field(default_factory=list)
     progress: tuple[int, int] | None = None  # (done, planned) when a sweep's grid was given
     preamble: list[str] = field(default_factory=list)  # e.g. the tuning budget and picks
+    sources: list[str] = field(default_factory=list)  # each directory merged, with its runs
 
     @property
     def title(self) -> str:
@@ -96,18 +98,8 @@ class Leaderboard:
         return rule(self.selection).description
 
 
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in d.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def _row_setting(run: Run) -> dict[str, Any]:
-    flat = _flatten(row_identity(run.identity))
+    flat = flatten(row_identity(run.identity))
     return {k.removeprefix("hparams."): v for k, v in flat.items()}
 
 
@@ -147,7 +139,7 @@ def row_labels(runs: list[Run]) -> dict[str, str]:
 
 
 def _shared_setting(runs: list[Run]) -> list[tuple[str, str]]:
-    flats = [_flatten(r.config) for r in runs]
+    flats = [flatten(r.config) for r in runs]
     out = []
     for key, name in _HEADER_KEYS:
         values = sorted({_show(f.get(key)) for f in flats})
@@ -169,6 +161,18 @@ def _precision(run: Run) -> str | None:
     if run.state not in (RunState.DONE, RunState.STALE) or "bf16" not in run.config:
         return None
     return run.final.get("precision") or ("bf16" if run.config["bf16"] else "fp32")
+
+
+def source_texts(runset: RunSet) -> list[str]:
+    """Each merged directory with its run count and the precision its runs trained in
+    (what ran, which a merge does not hold fixed: see :mod:`fer_bench.comparable`)."""
+    texts = []
+    for root in runset.sources:
+        runs = [r for r in runset.runs if r.path.parent == root]
+        counts = Counter(p for r in runs if (p := _precision(r)))
+        ran = ", ".join(f"{p} {n}" for p, n in sorted(counts.items()))
+        texts.append(f"{root} ({len(runs)} runs" + (f"; trained in {ran})" if ran else ")"))
+    return texts
 
 
 def run_value(run: Run, metric: str, selection: str) -> float:
@@ -334,6 +338,7 @@ def build_leaderboard(
         seeds=seeds,
         setting=_shared_setting(runs),
         problems=list(runset.problems),
+        sources=source_texts(runset),
     )
     if any(r.state is RunState.TODO for r in runs):
         board.progress = (sum(r.state is RunState.DONE for r in runs), len(runs))

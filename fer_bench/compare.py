@@ -15,6 +15,7 @@ from scipy.stats import false_discovery_control
 
 from fer_bench.aggregate import ALPHA, Leaderboard, paired_p
 from fer_bench.results import ProtocolKey
+from fer_bench.tables import sources_line, tex
 
 
 @dataclass(frozen=True)
@@ -69,27 +70,63 @@ def _cell(c: Comparison) -> str:
     return f"**{text}**" if c.verdict in ("better", "worse") else text
 
 
-def to_markdown(board: Leaderboard, method: str, comparisons: list[Comparison]) -> str:
-    others = [r for r in board.rows if r != method]
+def _legend(method: str, comparisons: list[Comparison]) -> str:
+    return (
+        f"Points of {method} minus the row's method, mean over the training seeds both "
+        "have (n). q: paired t-test p-value over those seeds, Benjamini-Hochberg adjusted "
+        f"over the {sum(c.p is not None for c in comparisons)} tested pairs of this table. "
+        f"Bold: q < {ALPHA:g}, a difference beyond seed noise. No q: fewer than 2 shared "
+        "seeds, untested."
+    )
+
+
+def _grid(board: Leaderboard, method: str, comparisons: list[Comparison]) -> list[list[Comparison]]:
+    """Rows of the comparison: one per other method, one cell per protocol."""
     by_pair = {(c.other, c.protocol): c for c in comparisons}
+    others = [r for r in board.rows if r != method]
+    return [[by_pair[other, col] for col in board.columns] for other in others]
+
+
+def to_markdown(board: Leaderboard, method: str, comparisons: list[Comparison]) -> str:
     lines = [
         f"### {method} minus each method: {board.title}",
         "",
         f"Model selection: {board.selection_text}.",
         "",
+        *([sources_line(board), ""] if board.sources else []),
         "| Method | " + " | ".join(c.label for c in board.columns) + " |",
         "| :-- | " + " | ".join("--:" for _ in board.columns) + " |",
     ]
-    for other in others:
-        cells = [_cell(by_pair[other, col]) for col in board.columns]
-        lines.append(f"| {other} | " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        f"Points of {method} minus the row's method, mean over the training seeds both "
-        "have (n). q: paired t-test p-value over those seeds, Benjamini-Hochberg adjusted "
-        f"over the {sum(c.p is not None for c in comparisons)} tested pairs of this table. "
-        f"Bold: q < {ALPHA:g}, a difference beyond seed noise. No q: fewer than 2 shared "
-        "seeds, untested.",
-        "",
-    ]
+    for row in _grid(board, method, comparisons):
+        lines.append(f"| {row[0].other} | " + " | ".join(map(_cell, row)) + " |")
+    lines += ["", _legend(method, comparisons), ""]
     return "\n".join(lines)
+
+
+def _latex_cell(c: Comparison) -> str:
+    text = _cell(c)
+    if text.startswith("**"):
+        return rf"\textbf{{{tex(text.strip('*'))}}}"
+    return tex(text)
+
+
+def to_latex(board: Leaderboard, method: str, comparisons: list[Comparison]) -> str:
+    """The comparison as a booktabs table, with the same facts as :func:`to_markdown`."""
+    caption = f"{method} minus each method: {board.title}. Model selection: "
+    caption += f"{board.selection_text}. " + (sources_line(board) + " " if board.sources else "")
+    lines = [
+        r"\begin{table}[t]",
+        r"\centering",
+        rf"\caption{{{tex(caption + _legend(method, comparisons))}}}",
+        rf"\begin{{tabular}}{{l{'r' * len(board.columns)}}}",
+        r"\toprule",
+        "Method & " + " & ".join(tex(c.label) for c in board.columns) + r" \\",
+        r"\midrule",
+    ]
+    for row in _grid(board, method, comparisons):
+        lines.append(tex(row[0].other) + " & " + " & ".join(map(_latex_cell, row)) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
+    return "\n".join(lines)
+
+
+RENDERERS = {"md": to_markdown, "latex": to_latex}

@@ -209,6 +209,8 @@ class RunSet:
     root: Path
     runs: list[Run]
     problems: list[Problem]
+    # The directories read when several were merged into one board (the first is root).
+    sources: list[Path] = field(default_factory=list)
 
     @property
     def datasets(self) -> list[str]:

@@ -50,6 +50,23 @@ def _setting_line(board: Leaderboard) -> str:
     return " · ".join(parts)
 
 
+def sources_line(board: Leaderboard) -> str:
+    """The directories a merged board read, or "" for one directory."""
+    if not board.sources:
+        return ""
+    return (
+        f"Runs from {len(board.sources)} directories, checked comparable (same dataset, "
+        "label mode, recipe, epochs, protocol seed and precision asked for): "
+        + "; ".join(board.sources)
+        + "."
+    )
+
+
+def _header_texts(board: Leaderboard) -> list[str]:
+    """Paragraphs under the setting line: the merged directories, then the preamble."""
+    return [text for text in (sources_line(board), *board.preamble) if text]
+
+
 def _problem_lines(board: Leaderboard, root: Path | None) -> list[str]:
     return [p.describe(root) for p in board.problems]
 
@@ -97,7 +114,7 @@ def to_markdown(boards: list[Leaderboard], root: Path | None = None) -> str:
             "",
             f"Setting: {_setting_line(board)}.",
             "",
-            *[line for text in board.preamble for line in (text, "")],
+            *[line for text in _header_texts(board) for line in (text, "")],
         ]
         out.append("| Method | " + " | ".join(esc(c.label) for c in board.columns) + " |")
         out.append("| :-- | " + " | ".join("--:" for _ in board.columns) + " |")
@@ -132,16 +149,16 @@ _LATEX_SPECIAL = {
 }
 
 
-def _tex(s: str) -> str:
+def tex(s: str) -> str:
     return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in s)
 
 
 def to_latex(boards: list[Leaderboard], root: Path | None = None) -> str:
     def fmt(p: CellParts) -> str:
         words = [
-            rf"\textbf{{{_tex(p.text)}}}" if p.bold else _tex(p.text),
-            _tex(p.count),
-            _tex(p.mark),
+            rf"\textbf{{{tex(p.text)}}}" if p.bold else tex(p.text),
+            tex(p.count),
+            tex(p.mark),
         ]
         return " ".join(w for w in words if w) + (f"$^{{{p.note}}}$" if p.note else "")
 
@@ -150,21 +167,20 @@ def to_latex(boards: list[Leaderboard], root: Path | None = None) -> str:
         out += [
             r"\begin{table}[t]",
             r"\centering",
-            rf"\caption{{{_tex(board.title)}. Model selection: {_tex(board.selection_text)}. "
-            rf"{_tex(_setting_line(board))}.{''.join(' ' + _tex(t) for t in board.preamble)}}}",
+            rf"\caption{{{tex(board.title)}. Model selection: {tex(board.selection_text)}. "
+            rf"{tex(_setting_line(board))}.{''.join(' ' + tex(t) for t in _header_texts(board))}}}",
             rf"\begin{{tabular}}{{l{'r' * len(board.columns)}}}",
             r"\toprule",
-            "Method & " + " & ".join(_tex(c.label) for c in board.columns) + r" \\",
+            "Method & " + " & ".join(tex(c.label) for c in board.columns) + r" \\",
             r"\midrule",
         ]
         for row in board.rows:
             cells = [fmt(cell_parts(board.cells[row, col])) for col in board.columns]
-            out.append(_tex(row) + " & " + " & ".join(cells) + r" \\")
-        out += [r"\bottomrule", r"\end{tabular}", "", r"\smallskip\footnotesize " + _tex(legend())]
-        out += [rf"\\ $^{{{i}}}$ {_tex(text)}" for i, text in enumerate(board.notes, 1)]
+            out.append(tex(row) + " & " + " & ".join(cells) + r" \\")
+        out += [r"\bottomrule", r"\end{tabular}", "", r"\smallskip\footnotesize " + tex(legend())]
+        out += [rf"\\ $^{{{i}}}$ {tex(text)}" for i, text in enumerate(board.notes, 1)]
         out += [
-            rf"\\ Unreadable record (left out): {_tex(line)}"
-            for line in _problem_lines(board, root)
+            rf"\\ Unreadable record (left out): {tex(line)}" for line in _problem_lines(board, root)
         ]
         out += [r"\end{table}", ""]
     return "\n".join(out)
@@ -230,7 +246,7 @@ def to_html(boards: list[Leaderboard], root: Path | None = None) -> str:
             f"<h3>{esc(board.title)}</h3>",
             f"<p>Model selection: {esc(board.selection_text)}.</p>",
             f"<p>Setting: {esc(_setting_line(board))}.</p>",
-            *[f"<p>{esc(text)}</p>" for text in board.preamble],
+            *[f"<p>{esc(text)}</p>" for text in _header_texts(board)],
             "<table>",
             "<thead><tr><th>Method</th>"
             + "".join(f"<th>{esc(c.label)}</th>" for c in board.columns)

@@ -15,6 +15,7 @@ from fer_bench.aggregate import DEFAULT_METRICS, METRICS
 from fer_bench.config import RunConfig
 from fer_bench.profiles import load_profile, profile_names
 from fer_bench.records import write_text_atomic
+from fer_bench.tables import SUFFIX_FORMATS
 
 console = Console()
 err_console = Console(stderr=True)
@@ -51,6 +52,14 @@ def emit(text: str, out: Path | None) -> None:
     else:
         write_atomic(out, text)
         console.print(f"wrote {out}")
+
+
+def format_for(fmt: str | None, out: Path | None) -> str:
+    if fmt:
+        return fmt
+    if out is not None and out.suffix in SUFFIX_FORMATS:
+        return SUFFIX_FORMATS[out.suffix]
+    return "md"
 
 
 def fail(message: str, code: int = 2) -> None:

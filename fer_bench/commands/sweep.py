@@ -9,6 +9,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from fer_bench.board_grid import board_spec, check_grid, check_out
+from fer_bench.board_time import estimate
 from fer_bench.commands.common import (
     console,
     err_console,
@@ -16,6 +18,7 @@ from fer_bench.commands.common import (
     one_line_errors,
     profile_default,
 )
+from fer_bench.config import RunConfig
 from fer_bench.executors import Executor, JobResult, LocalExecutor, RayExecutor
 from fer_bench.profiles import option_overrides
 from fer_bench.results import RunState
@@ -102,11 +105,37 @@ def _summarise(report: SweepReport, labels: dict[str, str]) -> None:
             err_console.print(f"  {r.name}  {labels[r.name]}: {r.reason}", highlight=False)
 
 
+def _refuse_grid_options(options: dict[str, Any], methods: list[str] | None) -> None:
+    """With --board the board's sweep file sets the grid and the recipe; options that
+    would change them are refused rather than making runs the board cannot be read with."""
+    given = [name for name, value in options.items() if value is not None]
+    if given:
+        raise ValueError(
+            f"--board runs the board's own grid and recipe; {', '.join(given)} would change "
+            "them (with --board give --methods, --set, --plugin, --data-root, --device)"
+        )
+    if not methods:
+        raise ValueError("--board needs --methods: the methods to put on the board")
+
+
+def _to_train(planned: list[PlannedJob], retry_failed: bool, rerun_stale: bool) -> list[RunConfig]:
+    """The configs a sweep will train of ``planned``: what is not finished, and the failed
+    and stale runs that the options start over."""
+    again = {RunState.TODO, RunState.PARTIAL}
+    again |= {RunState.FAILED, RunState.CORRUPT} if retry_failed else set()
+    again |= {RunState.STALE} if rerun_stale else set()
+    return [p.cfg for p in planned if p.state in again]
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     @one_line_errors
     def sweep(
         file: Annotated[Path | None, Opt("--file", "-f", help="TOML sweep file")] = None,
+        board: Annotated[
+            Path | None,
+            Opt(help="a board (results/NAME): its grid and recipe for --methods, nothing else"),
+        ] = None,
         methods: Annotated[str | None, Opt(help="comma list, e.g. ce,scn,nla")] = None,
         noise: Annotated[str | None, Opt(help="noise rates, e.g. 0,0.1,0.3")] = None,
         noise_type: Annotated[str | None, Opt(help="noise protocols (default symmetric)")] = None,
@@ -180,14 +209,44 @@ def register(app: typer.Typer) -> None:
                 "recipe": recipe,
             }
         )
-        spec = build_spec(file_values, cli, cli_base)
+        if board is None:
+            spec = build_spec(file_values, cli, cli_base)
+        else:
+            grid_options = {
+                "--file": file,
+                "--profile": profile,
+                "--noise": noise,
+                "--noise-type": noise_type,
+                "--imbalance": imbalance,
+                "--imbalance-type": imbalance_type,
+                "--seeds": seeds,
+                "--noise-seed": noise_seed,
+                "--dataset": dataset,
+                "--label-mode": label_mode,
+                "--image-size": image_size,
+                "--backbone": backbone,
+                "--epochs": epochs,
+                "--batch-size": batch_size,
+                "--lr": lr,
+                "--recipe": recipe,
+            }
+            _refuse_grid_options(grid_options, cli["methods"])
+            spec = board_spec(board, cli["methods"], cli["hparams"], cli_base)
         jobs = expand(spec)
         out = out or (Path(file_values["out"]) if "out" in file_values else None)
         if out is None:
             raise ValueError('give --out (or out = "DIR" in the sweep file)')
         check_out_dir(out, spec.base.data.name)
+        board_runs = None
+        if board is not None:
+            check_out(out, board)
+            board_runs = check_grid(board, jobs)
         if dry_run:
-            _show_plan(plan(jobs, out))
+            planned = plan(jobs, out)
+            _show_plan(planned)
+            if board_runs is not None:
+                todo = _to_train(planned, retry_failed, rerun_stale)
+                console.print(estimate(board_runs, todo), highlight=False)
             return
         runner = _make_executor(
             executor, workers, ray_address, cpus_per_job, gpus_per_job, spec.base.device
@@ -196,6 +255,9 @@ def register(app: typer.Typer) -> None:
             with sweep_lock(out, wait):
                 planned = plan(jobs, out)  # after the lock: another sweep may have finished some
                 labels = {p.path.name: p.label for p in planned}
+                if board_runs is not None:
+                    todo = _to_train(planned, retry_failed, rerun_stale)
+                    console.print(estimate(board_runs, todo), highlight=False)
 
                 def progress(result: JobResult, k: int, n: int) -> None:
                     status = "[green]done[/]" if result.status == "done" else "[red]failed[/]"

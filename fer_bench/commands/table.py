@@ -1,4 +1,4 @@
-"""``fer-bench table DIR``: the leaderboard of a results directory."""
+"""``fer-bench table DIR [DIR...]``: the leaderboard of results directories, merged."""
 
 from __future__ import annotations
 
@@ -13,32 +13,29 @@ from fer_bench.commands.common import (
     MetricsOption,
     emit,
     err_console,
+    format_for,
     one_line_errors,
     parse_metrics,
 )
-from fer_bench.results import RunSet, scan_runs
+from fer_bench.merge import scan_boards
+from fer_bench.results import RunSet
 from fer_bench.selection import SELECTIONS
 from fer_bench.selection_report import selection_report as report
 from fer_bench.sweep import build_spec, expand, planned_runs, read_sweep_file
-from fer_bench.tables import FORMATS, SUFFIX_FORMATS, render
+from fer_bench.tables import FORMATS, render
 from fer_bench.tune import TUNING_FILE, tuned_view
 
 Opt = typer.Option
-
-
-def _format_for(fmt: str | None, out: Path | None) -> str:
-    if fmt:
-        return fmt
-    if out is not None and out.suffix in SUFFIX_FORMATS:
-        return SUFFIX_FORMATS[out.suffix]
-    return "md"
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
     @one_line_errors
     def table(
-        directory: Annotated[Path, typer.Argument(help="results directory (a sweep's --out)")],
+        directories: Annotated[
+            list[Path],
+            typer.Argument(help="results directories (a board, a sweep's --out), merged"),
+        ],
         metric: MetricsOption = None,
         select: Annotated[str, Opt(help=" | ".join(SELECTIONS))] = "val",
         format_: Annotated[
@@ -57,10 +54,12 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Methods x protocols, mean ± std over seeds, best in bold, ties marked."""
         metrics = parse_metrics(metric)
-        fmt = _format_for(format_, out)
+        fmt = format_for(format_, out)
         if fmt not in FORMATS:
             raise ValueError(f"unknown table format {fmt!r}; known: {', '.join(FORMATS)}")
-        runset = scan_runs(directory)
+        runset = scan_boards(directories)
+        if sweep is not None and len(directories) > 1:
+            raise ValueError("--sweep shows one directory's grid: give one directory with it")
         if sweep is not None:
             spec = build_spec(read_sweep_file(sweep), {}, {})
             runset.runs += planned_runs(expand(spec), runset.root)
@@ -71,19 +70,24 @@ def register(app: typer.Typer) -> None:
         if selection_report:
             emit("\n".join(report(runset, m) for m in metrics), out)
             return
-        labels, preamble = _tuned(runset, runset.root)
+        labels, preamble = _tuned(runset)
         boards = [build_leaderboard(runset, m, select, labels) for m in metrics]
         for board in boards:
             board.preamble = preamble
-        emit(render(boards, fmt, directory), out)
+        emit(render(boards, fmt, directories[0]), out)
 
 
-def _tuned(runset: RunSet, directory: Path) -> tuple[dict[str, str], list[str]]:
+def _tuned(runset: RunSet) -> tuple[dict[str, str], list[str]]:
     """With a tuning.json: the table shows the confirming runs as tuned rows and leaves
     the search's trials out (a trial is one configuration on one seed, not a result)."""
-    path = directory / TUNING_FILE
-    if not path.is_file():
-        return {}, []
-    finals, labels, preamble = tuned_view(json.loads(path.read_text()))
-    runset.runs = [r for r in runset.runs if r.name in finals]
+    labels: dict[str, str] = {}
+    preamble: list[str] = []
+    for root in runset.sources or [runset.root]:
+        path = root / TUNING_FILE
+        if not path.is_file():
+            continue
+        finals, tuned_labels, tuned_preamble = tuned_view(json.loads(path.read_text()))
+        runset.runs = [r for r in runset.runs if r.path.parent != root or r.name in finals]
+        labels.update(tuned_labels)
+        preamble += tuned_preamble
     return labels, preamble

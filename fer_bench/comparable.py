@@ -1,0 +1,107 @@
+"""Which runs may share one table: the same experiment but for the row and the cell.
+
+Runs of several directories (a committed board and someone's new method) are
+compared only when every setting of their experiment identity
+(:mod:`fer_bench.identity`) agrees but the method, its hyperparameters, the
+protocol column and the training seed: the dataset and label mode, the recipe
+(backbone, image size, augmentation, optimiser, schedule, batch, epochs, the
+shared or official recipe, the sampler), the protocol seed and the precision.
+
+Precision is the arithmetic the experiment asked for (the identity's ``bf16``):
+a run asked for bf16 autocast on hardware without native bf16 trains in fp32
+and says so in ``final.json``, but it is the same experiment, as it is for its
+run name. The committed FERPlus board pools two such runs with 124 bf16 ones,
+within their seeds' spread; a merged table counts what each directory ran in,
+so the difference is shown, never hidden. A run asked for fp32 is another
+experiment and is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from fer_bench.identity import HASH_NEUTRAL
+
+# Parts of an identity that make rows and cells, not the setting.
+_NOT_SETTINGS = ("method", "hparams", "seed", "protocol")
+_NAMES = {
+    "data.name": "dataset",
+    "data.label_mode": "label mode",
+    "data.image_size": "image size",
+    "epochs": "epochs",
+    "protocol.noise_seed": "protocol seed",
+    "bf16": "precision",
+    "recipe": "recipe",
+    "backbone": "backbone",
+    "batch_size": "batch size",
+}
+
+
+class Incomparable(ValueError):
+    """Runs that differ in a setting a table holds fixed."""
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _name(key: str) -> str:
+    return _NAMES.get(key, f"recipe ({key})")
+
+
+def _order(name: str) -> tuple[int, str]:
+    """The settings the issue names first, then the rest of the recipe by key."""
+    names = list(_NAMES.values())
+    return (names.index(name), "") if name in names else (len(names), name)
+
+
+def _show(key: str, value: Any) -> str:
+    if key == "bf16":
+        return "bf16" if value else "fp32"
+    return str(value)
+
+
+def settings(identity: dict[str, Any]) -> dict[str, str]:
+    """Setting name -> value of one experiment identity, as a table holds them fixed.
+    A knob recorded before it existed counts at the value that reproduces those runs."""
+    flat = {
+        **HASH_NEUTRAL,
+        **flatten({k: v for k, v in identity.items() if k not in _NOT_SETTINGS}),
+    }
+    flat["protocol.noise_seed"] = identity["protocol"]["noise_seed"]
+    return {_name(key): _show(key, value) for key, value in sorted(flat.items())}
+
+
+def setting_values(identities: Iterable[dict[str, Any]]) -> dict[str, set[str]]:
+    """Every value each setting takes over a group of runs."""
+    values: dict[str, set[str]] = {}
+    for identity in identities:
+        for name, value in settings(identity).items():
+            values.setdefault(name, set()).add(value)
+    return values
+
+
+def _listed(values: set[str]) -> str:
+    return " and ".join(sorted(values)) if values else "nothing"
+
+
+def check(groups: list[tuple[str, list[dict[str, Any]]]]) -> None:
+    """Refuse groups of runs (label, identities) whose settings differ from the first
+    group's, naming each differing setting with both values."""
+    (first, reference), *others = [(label, setting_values(ids)) for label, ids in groups]
+    for label, values in others:
+        differing = [
+            f"{name} {_listed(reference.get(name, set()))} in {first}, "
+            f"{_listed(values.get(name, set()))} in {label}"
+            for name in sorted(set(reference) | set(values), key=_order)
+            if reference.get(name) != values.get(name)
+        ]
+        if differing:
+            raise Incomparable(f"{label} is not comparable with {first}: " + "; ".join(differing))

@@ -1,0 +1,30 @@
+"""Several results directories read as one board: a committed board and new runs beside it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fer_bench import comparable
+from fer_bench.results import RunSet, scan_runs
+
+
+def scan_boards(directories: list[Path]) -> RunSet:
+    """The runs of every directory (a board directory or its runs/) as one set; refused
+    with the differing settings named when the directories' runs are not comparable."""
+    sets = [scan_runs(d) for d in directories]
+    if len(sets) == 1:
+        return sets[0]
+    seen: dict[Path, Path] = {}
+    for runset in sets:
+        if not runset.runs:
+            raise ValueError(f"no readable run records in {runset.root}")
+        if (real := runset.root.resolve()) in seen:
+            raise ValueError(f"{runset.root} is read twice (also as {seen[real]})")
+        seen[real] = runset.root
+    comparable.check([(str(s.root), [r.identity for r in s.runs]) for s in sets])
+    return RunSet(
+        root=sets[0].root,
+        runs=[run for s in sets for run in s.runs],
+        problems=[problem for s in sets for problem in s.problems],
+        sources=[s.root for s in sets],
+    )

@@ -1,0 +1,102 @@
+"""Which runs may share one table (fer_bench/comparable.py): the settings a merge holds
+fixed, read from the committed boards' records (golden), and the refusal's wording.
+
+    python tests/test_comparable.py   # rewrites the golden file; review its diff
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fer_bench.comparable import Incomparable, check, setting_values, settings
+from fer_bench.config import RunConfig
+from fer_bench.identity import experiment
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = ROOT / "tests/golden/expected/board_settings.json"
+BOARDS = ("results/synthetic", "results/ferplus-cpu")
+
+
+def _board_identities(board: str) -> list[dict]:
+    configs = sorted((ROOT / board).glob("runs/*/config.json"))
+    return [json.loads(path.read_text())["experiment"] for path in configs]
+
+
+def _board_settings() -> dict[str, dict[str, list[str]]]:
+    return {
+        board: {name: sorted(v) for name, v in setting_values(_board_identities(board)).items()}
+        for board in BOARDS
+    }
+
+
+def _identity(**changes) -> dict:
+    cfg = RunConfig(method="ce", seed=0, epochs=2)
+    for key, value in changes.items():
+        setattr(cfg, key, value)
+    return experiment(cfg)
+
+
+def test_committed_boards_settings_are_golden():
+    """Each committed board holds one value of every setting: one dataset, label mode,
+    recipe, epoch count, protocol seed and precision asked for."""
+    found = _board_settings()
+    assert found == json.loads(GOLDEN.read_text())
+    for values in found.values():
+        assert all(len(v) == 1 for v in values.values())
+
+
+def test_committed_boards_are_not_comparable_with_each_other():
+    groups = [(board, _board_identities(board)) for board in BOARDS]
+    with pytest.raises(Incomparable) as refused:
+        check(groups)
+    message = str(refused.value)
+    assert message.startswith("results/ferplus-cpu is not comparable with results/synthetic: ")
+    assert "dataset synthetic in results/synthetic, ferplus in results/ferplus-cpu" in message
+    assert "epochs 12 in results/synthetic, 30 in results/ferplus-cpu" in message
+
+
+def test_rows_and_cells_are_not_settings():
+    """Method, hyperparameters, protocol column and training seed make rows and cells."""
+    other = RunConfig(method="gce", seed=3, epochs=2, hparams={"q": "0.5"})
+    other.protocol.noise_rate = 0.3
+    check([("a", [_identity()]), ("b", [experiment(other)])])
+
+
+def test_refusal_names_the_setting_and_both_values():
+    with pytest.raises(Incomparable, match="^b is not comparable with a: epochs 2 in a, 3 in b$"):
+        check([("a", [_identity()]), ("b", [_identity(epochs=3)])])
+
+
+def test_precision_is_what_the_experiment_asked_for():
+    with pytest.raises(Incomparable, match="precision bf16 in a, fp32 in b"):
+        check([("a", [_identity()]), ("b", [_identity(bf16=False)])])
+    assert settings(_identity())["precision"] == "bf16"
+
+
+def test_protocol_seed_and_several_settings_are_all_named():
+    seeded = RunConfig(method="ce", seed=0, epochs=3)
+    seeded.protocol.noise_seed = 1
+    with pytest.raises(Incomparable) as refused:
+        check([("a", [_identity()]), ("b", [experiment(seeded)])])
+    assert str(refused.value).endswith("epochs 2 in a, 3 in b; protocol seed 0 in a, 1 in b")
+
+
+def test_a_knob_recorded_before_it_existed_counts_at_its_neutral_value():
+    recorded = _identity()
+    older = {k: v for k, v in recorded.items() if k not in ("sampler", "recipe")}
+    check([("a", [recorded]), ("b", [older])])
+    official = {**recorded, "recipe": "official"}
+    with pytest.raises(Incomparable, match="recipe shared in a, official in b"):
+        check([("a", [recorded]), ("b", [official])])
+
+
+def test_a_directory_that_varies_lists_its_values():
+    with pytest.raises(Incomparable, match="epochs 2 and 3 in a, 2 in b"):
+        check([("a", [_identity(), _identity(epochs=3)]), ("b", [_identity()])])
+
+
+if __name__ == "__main__":
+    GOLDEN.write_text(json.dumps(_board_settings(), indent=1, sort_keys=True) + "\n")

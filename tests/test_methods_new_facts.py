@@ -1,0 +1,63 @@
+"""Checkable facts of sce, ls, bsoftmax, ldam and elr, each an exact test (tolerance 1e-5)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from fer_bench.backbones import create_backbone
+from fer_bench.config import RunConfig
+from fer_bench.method import Batch, Method, TrainInfo, build_hparams
+from fer_bench.methods.sce import reverse_ce
+from fer_bench.registry import METHODS
+
+TOL = 1e-5
+K, B = 3, 4
+A = math.log(1e-4)  # SCE's log of a zero one-hot entry
+
+
+def make(name: str, labels: torch.Tensor, epochs: int = 10, **overrides: str) -> Method:
+    """The method on a small untrained backbone, in eval mode (deterministic forwards)."""
+    torch.manual_seed(0)
+    cls = METHODS.get(name)
+    k = int(labels.max()) + 1
+    backbone = create_backbone(RunConfig().backbone, num_classes=k, in_chans=1)
+    info = TrainInfo(k, len(labels), labels, epochs=epochs, steps_per_epoch=1, batch_size=B)
+    return cls(backbone, info, build_hparams(cls, overrides)).eval()
+
+
+def batch_of(method: Method, index: list[int]) -> Batch:
+    index_t = torch.tensor(index)
+    x = torch.randn(len(index), 1, 16, 16, generator=torch.Generator().manual_seed(1))
+    return Batch(x=x, y=method.info.observed_labels[index_t], index=index_t)
+
+
+# ---- SCE ----------------------------------------------------------------------------------
+
+
+def test_sce_rce_is_minus_a_times_the_mass_off_the_label() -> None:
+    # p = (3/5, 1/5, 1/5): RCE = -A (1 - 3/5), no clamp active.
+    logits = torch.tensor([[math.log(3.0), 0.0, 0.0]])
+    assert reverse_ce(logits, torch.tensor([0])).item() == pytest.approx(-A * 0.4, abs=TOL)
+
+
+def test_sce_rce_is_symmetric_its_sum_over_labels_is_constant() -> None:
+    # The paper's noise-tolerance condition: sum_y RCE(z, y) = -A (K - 1) for every z.
+    logits = torch.randn(5, 7, generator=torch.Generator().manual_seed(0))
+    total = sum(reverse_ce(logits, torch.full((5,), y)) for y in range(7))
+    assert torch.allclose(total, torch.full((5,), -A * 6), atol=1e-4)
+
+
+def test_sce_loss_is_alpha_ce_plus_beta_rce() -> None:
+    labels = torch.tensor([0, 1, 2, 0, 1, 2])
+    method = make("sce", labels)
+    batch = batch_of(method, [0, 1, 2, 3])
+    logits = method.backbone(batch.x)
+    p_y = logits.softmax(1).gather(1, batch.y[:, None]).squeeze(1)
+    want = 0.1 * F.cross_entropy(logits, batch.y) + (-A * (1 - p_y)).mean()
+    assert method.loss(batch, 0).loss.item() == pytest.approx(want.item(), abs=TOL)
+    only_ce = make("sce", labels, alpha="1", beta="0").loss(batch, 0).loss
+    assert only_ce.item() == pytest.approx(F.cross_entropy(logits, batch.y).item(), abs=TOL)

@@ -61,3 +61,27 @@ def test_sce_loss_is_alpha_ce_plus_beta_rce() -> None:
     assert method.loss(batch, 0).loss.item() == pytest.approx(want.item(), abs=TOL)
     only_ce = make("sce", labels, alpha="1", beta="0").loss(batch, 0).loss
     assert only_ce.item() == pytest.approx(F.cross_entropy(logits, batch.y).item(), abs=TOL)
+
+
+# ---- label smoothing ----------------------------------------------------------------------
+
+
+def test_ls_loss_is_ce_against_the_smoothed_target() -> None:
+    labels = torch.tensor([0, 1, 2, 0, 1, 2])
+    method = make("ls", labels, eps="0.3")
+    batch = batch_of(method, [0, 1, 2, 3])
+    log_p = method.backbone(batch.x).log_softmax(1)
+    target = 0.7 * F.one_hot(batch.y, K).float() + 0.3 / K
+    want = -(target * log_p).sum(1).mean()
+    assert method.loss(batch, 0).loss.item() == pytest.approx(want.item(), abs=TOL)
+    plain = make("ls", labels, eps="0").loss(batch, 0).loss
+    assert plain.item() == pytest.approx(F.nll_loss(log_p, batch.y).item(), abs=TOL)
+
+
+def test_ls_is_minimised_at_the_smoothed_target() -> None:
+    # d loss / d z = p - q': zero where softmax(z) = q' = (0.9 + 0.1/3, 0.1/3, 0.1/3).
+    target = torch.tensor([[0.9 + 0.1 / 3, 0.1 / 3, 0.1 / 3]], dtype=torch.float64)
+    logits = target.log().requires_grad_()
+    loss = F.cross_entropy(logits, torch.tensor([0]), label_smoothing=0.1)
+    (grad,) = torch.autograd.grad(loss, logits)
+    assert grad.abs().max().item() < 1e-12

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from fer_bench.backbones import create_backbone
 from fer_bench.config import RunConfig
 from fer_bench.method import Batch, Method, TrainInfo, build_hparams
+from fer_bench.methods.la import logit_adjusted_ce
 from fer_bench.methods.sce import reverse_ce
 from fer_bench.registry import METHODS
 
@@ -85,3 +86,37 @@ def test_ls_is_minimised_at_the_smoothed_target() -> None:
     loss = F.cross_entropy(logits, torch.tensor([0]), label_smoothing=0.1)
     (grad,) = torch.autograd.grad(loss, logits)
     assert grad.abs().max().item() < 1e-12
+
+
+# ---- Balanced Softmax ---------------------------------------------------------------------
+
+IMBALANCED = torch.tensor([0, 0, 0, 0, 0, 0, 1, 1, 1, 2])  # counts 6, 3, 1
+
+
+def test_bsoftmax_shifts_the_logits_by_the_log_observed_counts() -> None:
+    method = make("bsoftmax", IMBALANCED)
+    assert torch.allclose(method.adjust, torch.tensor([6.0, 3.0, 1.0]).log(), atol=TOL)
+    batch = batch_of(method, [0, 6, 9, 1])
+    logits = method.backbone(batch.x)
+    shifted = logits + torch.tensor([math.log(6), math.log(3), 0.0])
+    want = F.cross_entropy(shifted, batch.y)
+    assert method.loss(batch, 0).loss.item() == pytest.approx(want.item(), abs=TOL)
+    assert torch.equal(method.predict(batch.x), logits)  # raw logits at evaluation
+
+
+def test_bsoftmax_equals_logit_adjustment_at_tau_one() -> None:
+    batch = batch_of(make("ce", IMBALANCED), [0, 6, 9, 1])
+    balanced = make("bsoftmax", IMBALANCED).loss(batch, 0).loss
+    adjusted = make("la", IMBALANCED, tau="1").loss(batch, 0).loss
+    assert balanced.item() == pytest.approx(adjusted.item(), abs=TOL)
+
+
+def test_bsoftmax_class_absent_from_observed_labels_gets_no_gradient() -> None:
+    labels = torch.tensor([0, 0, 1, 1, 3])  # class 2 never observed: log 0 = -inf
+    method = make("bsoftmax", labels)
+    assert method.adjust[2].item() == -math.inf
+    logits = torch.randn(5, 4, requires_grad=True)
+    loss = logit_adjusted_ce(logits, labels, method.adjust)  # what BalancedSoftmax.loss calls
+    (grad,) = torch.autograd.grad(loss, logits)
+    assert torch.isfinite(loss) and torch.isfinite(grad).all()
+    assert torch.equal(grad[:, 2], torch.zeros(5))

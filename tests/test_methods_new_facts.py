@@ -12,6 +12,7 @@ from fer_bench.backbones import create_backbone
 from fer_bench.config import RunConfig
 from fer_bench.method import Batch, Method, TrainInfo, build_hparams
 from fer_bench.methods.la import logit_adjusted_ce
+from fer_bench.methods.ldam import class_balanced_weights
 from fer_bench.methods.sce import reverse_ce
 from fer_bench.registry import METHODS
 
@@ -120,3 +121,54 @@ def test_bsoftmax_class_absent_from_observed_labels_gets_no_gradient() -> None:
     (grad,) = torch.autograd.grad(loss, logits)
     assert torch.isfinite(loss) and torch.isfinite(grad).all()
     assert torch.equal(grad[:, 2], torch.zeros(5))
+
+
+# ---- LDAM-DRW -----------------------------------------------------------------------------
+
+
+def test_ldam_margins_follow_the_quarter_power_of_observed_counts() -> None:
+    method = make("ldam", IMBALANCED)  # counts 6, 3, 1: the rarest class gets max_m
+    want = 0.5 * torch.tensor([6.0, 3.0, 1.0]).pow(-0.25)
+    assert torch.allclose(method.margins, want, atol=TOL)
+
+
+def test_ldam_drw_weights_are_class_balanced_and_sum_to_k() -> None:
+    counts = torch.tensor([6.0, 3.0, 1.0], dtype=torch.float64)
+    raw = (1 - 0.9999) / (1 - 0.9999**counts)
+    method = make("ldam", IMBALANCED)
+    assert torch.allclose(method.drw_weights.double(), raw / raw.sum() * 3, atol=TOL)
+    assert method.drw_weights.sum().item() == pytest.approx(3.0, abs=TOL)
+    assert torch.equal(class_balanced_weights(counts, 0.0), torch.ones(3))
+
+
+def test_ldam_loss_value_before_and_after_the_drw_epoch() -> None:
+    method = make("ldam", IMBALANCED, epochs=10)  # DRW from 0-based epoch round(0.8 * 10) = 8
+    batch = batch_of(method, [0, 6, 9, 1])
+    cos = method.head(method.backbone.pool(method.backbone.feature_map(batch.x)))
+    assert cos.abs().max().item() <= 1 + TOL
+    shifted = cos.clone()
+    shifted[torch.arange(4), batch.y] -= method.margins[batch.y]
+    before = F.cross_entropy(30 * shifted, batch.y)
+    w = method.drw_weights[batch.y]
+    per_sample = F.cross_entropy(30 * shifted, batch.y, reduction="none")
+    after = (w * per_sample).sum() / w.sum()
+    assert method.loss(batch, 7).loss.item() == pytest.approx(before.item(), abs=1e-4)
+    assert method.loss(batch, 8).loss.item() == pytest.approx(after.item(), abs=1e-4)
+    assert torch.allclose(method.predict(batch.x), 30 * cos, atol=1e-4)
+
+
+def test_ldam_is_scaled_ce_at_zero_margin_without_drw() -> None:
+    method = make("ldam", IMBALANCED, max_m="0", drw_start="1", normed="false", s="1")
+    batch = batch_of(method, [0, 6, 9, 1])
+    want = F.cross_entropy(method.backbone(batch.x), batch.y)
+    assert method.loss(batch, 9).loss.item() == pytest.approx(want.item(), abs=TOL)
+
+
+def test_ldam_cosine_head_replaces_the_backbone_classifier_in_training() -> None:
+    normed = make("ldam", IMBALANCED)
+    trained = {id(p) for g in normed.param_groups(1e-3) for p in g["params"]}
+    assert not trained & {id(p) for p in normed.backbone.classifier.parameters()}
+    assert id(normed.head.weight) in trained
+    plain = make("ldam", IMBALANCED, normed="false")
+    assert plain.head is None
+    assert len(plain.param_groups(1e-3)[0]["params"]) == len(list(plain.parameters()))

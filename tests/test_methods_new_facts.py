@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from fer_bench.backbones import create_backbone
 from fer_bench.config import RunConfig
 from fer_bench.method import Batch, Method, TrainInfo, build_hparams
+from fer_bench.methods.elr import elr_regulariser
 from fer_bench.methods.la import logit_adjusted_ce
 from fer_bench.methods.ldam import class_balanced_weights
 from fer_bench.methods.sce import reverse_ce
@@ -172,3 +173,67 @@ def test_ldam_cosine_head_replaces_the_backbone_classifier_in_training() -> None
     plain = make("ldam", IMBALANCED, normed="false")
     assert plain.head is None
     assert len(plain.param_groups(1e-3)[0]["params"]) == len(list(plain.parameters()))
+
+
+# ---- ELR ----------------------------------------------------------------------------------
+
+
+def clamped_probs(method: Method, batch: Batch) -> torch.Tensor:
+    probs = method.backbone(batch.x).softmax(1).clamp(1e-4, 1 - 1e-4)
+    return probs / probs.sum(1, keepdim=True)
+
+
+def test_elr_first_step_value_and_target() -> None:
+    labels = torch.tensor([0, 1, 2, 0, 1, 2])
+    method = make("elr", labels)
+    batch = batch_of(method, [4, 0, 2, 3])
+    logits = method.backbone(batch.x)
+    p = logits.softmax(1).clamp(1e-4, 1 - 1e-4)
+    target = 0.3 * p / p.sum(1, keepdim=True)  # from zero: (1 - beta) p
+    want = F.cross_entropy(logits, batch.y) + 3 * torch.log(1 - (target * p).sum(1)).mean()
+    out = method.loss(batch, 0)
+    assert out.loss.item() == pytest.approx(want.item(), abs=TOL)
+    assert torch.allclose(method.target[batch.index], target, atol=1e-6)
+    assert torch.equal(method.target[[1, 5]], torch.zeros(2, K))  # unvisited samples
+    assert torch.allclose(out.scores, target.gather(1, batch.y[:, None]).squeeze(1), atol=1e-6)
+
+
+def test_elr_target_is_a_momentum_average_across_steps() -> None:
+    method = make("elr", torch.tensor([0, 1, 2, 0, 1, 2]), beta="0.6")
+    batch = batch_of(method, [0, 1, 2, 3])
+    p = clamped_probs(method, batch)  # eval mode, no update between: the same p both steps
+    method.loss(batch, 0)
+    method.loss(batch, 0)
+    assert torch.allclose(method.target[batch.index], 0.6 * 0.4 * p + 0.4 * p, atol=1e-6)
+
+
+def test_elr_is_ce_at_lam_zero() -> None:
+    method = make("elr", torch.tensor([0, 1, 2, 0, 1, 2]), lam="0")
+    batch = batch_of(method, [0, 1, 2, 3])
+    want = F.cross_entropy(method.backbone(batch.x), batch.y)
+    assert method.loss(batch, 0).loss.item() == pytest.approx(want.item(), abs=TOL)
+
+
+def test_elr_gradient_pulls_the_prediction_towards_the_target() -> None:
+    # d/dz_k log(1 - <t, p>) = -p_k (t_k - <t, p>) / (1 - <t, p>): descent raises the
+    # logits of the classes the target holds above the current agreement.
+    logits = torch.tensor([[1.0, 0.0, -1.0]], dtype=torch.float64, requires_grad=True)
+    target = torch.tensor([[0.1, 0.8, 0.1]], dtype=torch.float64)
+    (grad,) = torch.autograd.grad(elr_regulariser(target, logits.softmax(1)), logits)
+    p = logits.detach().softmax(1)
+    agree = (target * p).sum()
+    assert torch.allclose(grad, -p * (target - agree) / (1 - agree), atol=1e-12)
+    assert grad[0, 1] < 0 < grad[0, 0]
+
+
+def test_elr_targets_are_saved_and_restored_with_the_state() -> None:
+    labels = torch.tensor([0, 1, 2, 0, 1, 2])
+    method = make("elr", labels)
+    batch = batch_of(method, [0, 1, 2, 3])
+    method.loss(batch, 0)
+    state = method.state_dict()
+    assert torch.equal(state["target"], method.target)
+    restored = make("elr", labels)
+    restored.load_state_dict(state)
+    assert torch.equal(restored.target, method.target)
+    assert restored.loss(batch, 1).loss.item() == pytest.approx(method.loss(batch, 1).loss.item())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -237,3 +238,38 @@ def test_elr_targets_are_saved_and_restored_with_the_state() -> None:
     restored.load_state_dict(state)
     assert torch.equal(restored.target, method.target)
     assert restored.loss(batch, 1).loss.item() == pytest.approx(method.loss(batch, 1).loss.item())
+
+
+# ---- defaults and refused values ------------------------------------------------------------
+
+
+def test_new_methods_have_the_official_defaults() -> None:
+    def defaults(name: str) -> dict:
+        return dataclasses.asdict(build_hparams(METHODS.get(name), {}))
+
+    assert defaults("sce") == {"alpha": 0.1, "beta": 1.0, "log_floor": 1e-4}
+    assert defaults("ls") == {"eps": 0.1}
+    assert defaults("bsoftmax") == {}
+    assert defaults("ldam") == {
+        "max_m": 0.5,
+        "s": 30.0,
+        "drw_start": 0.8,
+        "drw_beta": 0.9999,
+        "normed": True,
+    }
+    assert defaults("elr") == {"beta": 0.7, "lam": 3.0}
+
+
+@pytest.mark.parametrize(
+    ("name", "key", "value"),
+    [
+        ("sce", "log_floor", "0"),
+        ("ls", "eps", "1"),
+        ("ldam", "drw_start", "1.5"),
+        ("ldam", "drw_beta", "1"),
+        ("elr", "beta", "1"),
+    ],
+)
+def test_out_of_range_values_are_refused(name: str, key: str, value: str) -> None:
+    with pytest.raises(ValueError, match=key):
+        build_hparams(METHODS.get(name), {key: value})

@@ -2,8 +2,9 @@
 
 RCE is the reverse cross-entropy -sum_k p_k log q_k with q the one-hot label,
 log 0 replaced by A = log(1e-4): RCE = -A sum_{k != y} p_k = -A (1 - p_y) up to
-the clamp. Written from HanxunH/SCELoss-Reproduce@c81fb33 (the PyTorch
-reproduction the authors' README points to), loss.py:14-27: p = softmax(z)
+the clamp. Written from HanxunH/SCELoss-Reproduce@c81fb33, a PyTorch
+reproduction (the authors' own code is TensorFlow,
+YisenWang/symmetric_cross_entropy_for_noisy_labels), loss.py:14-27: p = softmax(z)
 clamped to [1e-7, 1], the one-hot clamped to [1e-4, 1], CE and RCE both
 averaged over the batch.
 

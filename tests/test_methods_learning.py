@@ -11,10 +11,10 @@ results/synthetic/): NLA's un-detached weight collapses the model to the majorit
 class (its mechanism is tested in test_methods_nla_collapse.py; the detached
 variant is tested here), EAC's consistency term (lam 5) first flattens the feature
 maps, and RUL's 64-d mixed bottleneck starts slowly. LDAM-DRW (cosine head, s 30,
-margins up to 0.5) is left out too: here it stayed near chance in mean class accuracy
-(0.14-0.16 over the first three epochs, the majority class predicted for 83 %), and its
-DRW epoch, the last, dropped test accuracy from 0.30 to 0.155 (mean class 0.131); the
-official run reweights only after 160 epochs, with the lr cut 100-fold at that epoch.
+margins up to 0.5; no full-budget run yet) is left out too: here it stayed near chance
+in mean class accuracy (0.14-0.16 over the first three epochs, one class taking 53-83 %
+of the predictions), and its DRW epoch, the last, dropped test accuracy from 0.30 to
+0.155 (mean class 0.131); the official run reweights only after 160 of 200 epochs.
 """
 
 from __future__ import annotations

@@ -81,6 +81,11 @@ def test_second_views() -> None:
         ("nla", "jsd", "js"),
         ("nla", "jsd_reduction", "max"),
         ("gce", "q", "0"),
+        ("sce", "log_floor", "0"),
+        ("ls", "eps", "1"),
+        ("ldam", "drw_start", "1.5"),
+        ("ldam", "drw_beta", "1"),
+        ("elr", "beta", "1"),
     ],
 )
 def test_unknown_options_are_refused_before_any_model_exists(

@@ -5,12 +5,17 @@ record noise diagnostics every epoch when its method scores samples. "Above chan
 is read strictly: better than every constant predictor, i.e. test accuracy above the
 majority-class share or mean class accuracy above 1/K.
 
-Three official recipes do not learn from scratch within this budget, so the
+Four official recipes do not learn from scratch within this budget, so the
 above-chance test leaves them out (their full-budget numbers are in
 results/synthetic/): NLA's un-detached weight collapses the model to the majority
 class (its mechanism is tested in test_methods_nla_collapse.py; the detached
 variant is tested here), EAC's consistency term (lam 5) first flattens the feature
-maps, and RUL's 64-d mixed bottleneck starts slowly.
+maps, and RUL's 64-d mixed bottleneck starts slowly. LDAM-DRW (cosine head, s 30,
+margins up to 0.5; no full-budget run yet) is left out too: here it stayed near chance
+in mean class accuracy (0.14-0.16 over the first three epochs, one class taking 53-83 %
+of the predictions) and ended at test accuracy 0.155 (mean class 0.131); without DRW
+(drw_start=1) it ended at 0.255 (0.135), so the cosine head with margins, not the
+reweighting, is what does not learn in four epochs.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ pytestmark = pytest.mark.slow
 SIZE = 40
 BUILTIN = [n for n in METHODS.names() if METHODS.get(n).__module__.startswith("fer_bench.methods")]
 CASES = [(name, {}) for name in BUILTIN] + [("nla", {"detach_weight": "true"})]
-NOT_IN_BUDGET = {"nla", "eac", "rul"}  # official defaults only; see the module docstring
+NOT_IN_BUDGET = {"nla", "eac", "rul", "ldam"}  # official defaults only; see the module docstring
 LEARNERS = [c for c in CASES if c[1] or c[0] not in NOT_IN_BUDGET]
 
 

@@ -290,8 +290,13 @@ EXPECTED_SPACES = {
     "rul": {"classifier_lr_ratio"},
     "eac": {"lam"},
     "nla": {"lam_c"},
+    "sce": {"alpha"},
+    "ls": {"eps"},
+    "bsoftmax": set(),
+    "ldam": {"max_m", "s"},
+    "elr": {"beta", "lam"},
 }
-VARIANTS = {"detach_weight", "jsd", "jsd_reduction", "relabel", "relabel_scope"}
+VARIANTS = {"detach_weight", "jsd", "jsd_reduction", "relabel", "relabel_scope", "normed"}
 
 
 @pytest.mark.parametrize("method", sorted(EXPECTED_SPACES))

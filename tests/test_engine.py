@@ -89,10 +89,13 @@ def test_bf16_without_native_support_trains_in_fp32(
     monkeypatch.setattr(precision, "native_bf16", lambda device: False)
     with pytest.warns(UserWarning, match="no native bf16"):
         asked = engine.train(
-            replace(micro_config, bf16=True), tmp_path, progress=False, bundle=micro_bundle
+            replace(micro_config, bf16=True, epochs=1),
+            tmp_path,
+            progress=False,
+            bundle=micro_bundle,
         )
     fp32 = engine.train(
-        replace(micro_config, bf16=False), tmp_path, progress=False, bundle=micro_bundle
+        replace(micro_config, bf16=False, epochs=1), tmp_path, progress=False, bundle=micro_bundle
     )
     assert asked["precision"] == fp32["precision"] == "fp32"
     assert asked["config"]["bf16"] is True  # the record keeps what was asked for

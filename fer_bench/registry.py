@@ -1,4 +1,4 @@
-"""Name -> factory registries for methods, datasets, protocols and backbones.
+"""Name -> factory registries for methods, datasets, protocols, backbones and views.
 
 Modelled on timm/USB: a decorator registers a name, a duplicate name is an
 error, an unknown name lists what exists. Third-party packages register
@@ -119,7 +119,7 @@ def _plugin_error(path: Path, err: Exception) -> ValueError:
 
 
 def _registers_from(module_name: str) -> bool:
-    registries = (METHODS, DATASETS, PROTOCOLS, BACKBONES)
+    registries = (METHODS, DATASETS, NOISE, IMBALANCE, BACKBONES, VIEWS)
     return any(
         getattr(obj, "__module__", None) == module_name
         for reg in registries
@@ -159,5 +159,8 @@ def load_plugin_file(path: str | Path) -> None:
 
 METHODS: Registry = Registry("methods", "fer_bench.methods")
 DATASETS: Registry = Registry("datasets", "fer_bench.data")
-PROTOCOLS: Registry = Registry("protocols", "fer_bench.protocols")
+# Two protocol kinds, one registry each (entry-point groups fer_bench.noise, fer_bench.imbalance).
+NOISE: Registry = Registry("noise", "fer_bench.protocols")
+IMBALANCE: Registry = Registry("imbalance", "fer_bench.protocols")
 BACKBONES: Registry = Registry("backbones", "fer_bench.backbones")
+VIEWS: Registry = Registry("views", "fer_bench.views")  # a method's second view

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from fer_bench.backbones import create_backbone
 from fer_bench.config import RunConfig
-from fer_bench.method import Batch, Method, TrainInfo, build_hparams
+from fer_bench.methods.base import Batch, Method, TrainInfo, build_hparams
 from fer_bench.methods.la import log_priors
 from fer_bench.methods.nla import consistency, naw_weight, sigma_schedule
 from fer_bench.methods.rul import native_map_shape, uncertainty

@@ -39,7 +39,7 @@ def test_builtin_methods_are_registered():
 def test_plugin_file_registers_a_method(tmp_path):
     plugin = tmp_path / "my_method.py"
     plugin.write_text(
-        "from fer_bench.method import Method\n"
+        "from fer_bench.methods.base import Method\n"
         "from fer_bench.registry import METHODS\n"
         "@METHODS.register('my-plugin-method')\n"
         "class Mine(Method):\n    pass\n"

@@ -17,7 +17,7 @@ from fer_bench.commands.common import (
     profile_default,
 )
 from fer_bench.executors import Executor, JobResult, LocalExecutor, RayExecutor
-from fer_bench.profiles import option_overrides
+from fer_bench.profiles import dotted_overrides, joined, option_overrides
 from fer_bench.results import RunState
 from fer_bench.sweep import (
     PlannedJob,
@@ -127,6 +127,9 @@ def register(app: typer.Typer) -> None:
         lr: Annotated[float | None, Opt(help=profile_default(lambda c: c.optim.lr))] = None,
         device: Annotated[str | None, Opt(help="cpu | cuda")] = None,
         set_: Annotated[list[str] | None, Opt("--set", help="[METHOD.]KEY=VALUE")] = None,
+        cfg_: Annotated[
+            list[str] | None, Opt("--cfg", help="any config value by its dotted key: optim.lr=3e-3")
+        ] = None,
         plugin: Annotated[str | None, Opt(help="Python file registering extra methods")] = None,
         out: Annotated[
             Path | None, Opt(help="results directory (one run directory per job)")
@@ -165,7 +168,7 @@ def register(app: typer.Typer) -> None:
             "profile": profile,
             "hparams": parse_sets(set_) if set_ else None,
         }
-        cli_base = option_overrides(
+        named = option_overrides(
             {
                 "backbone": backbone,
                 "epochs": epochs,
@@ -180,6 +183,7 @@ def register(app: typer.Typer) -> None:
                 "recipe": recipe,
             }
         )
+        cli_base = joined(named, dotted_overrides(cfg_ or []))
         spec = build_spec(file_values, cli, cli_base)
         jobs = expand(spec)
         out = out or (Path(file_values["out"]) if "out" in file_values else None)

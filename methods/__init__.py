@@ -1,3 +1,4 @@
-"""Built-in methods; importing this package registers them."""
+"""Built-in methods (the contract they implement: base.py); importing this package
+registers them."""
 
-from fer_bench.methods import ce, eac, gce, la, nla, rul, scn  # noqa: F401
+from fer_bench.methods import ce, coteach, eac, gce, la, nla, rul, scn  # noqa: F401

@@ -26,7 +26,15 @@ def make(name: str, seed: int = 0, **overrides: str) -> Method:
     cls = METHODS.get(name)
     backbone = create_backbone(RunConfig().backbone, num_classes=K, in_chans=1)
     labels = torch.arange(N) % K
-    info = TrainInfo(K, N, labels, epochs=EPOCHS, steps_per_epoch=N // B, batch_size=B)
+    info = TrainInfo(
+        K,
+        N,
+        labels,
+        epochs=EPOCHS,
+        steps_per_epoch=N // B,
+        batch_size=B,
+        new_backbone=lambda: create_backbone(RunConfig().backbone, num_classes=K, in_chans=1),
+    )
     return cls(backbone, info, build_hparams(cls, overrides))
 
 

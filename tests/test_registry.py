@@ -94,7 +94,7 @@ def test_broken_plugin_file_names_file_and_line(tmp_path, source, fragment):
 def _entry_point(reg: Registry, load, monkeypatch) -> None:
     ep = SimpleNamespace(name="mine", value="pkg.mod:Mine", dist=None, load=load)
     monkeypatch.setattr(
-        registry, "entry_points", lambda group: [ep] if group == f"fer_bench.{reg.kind}" else []
+        registry, "entry_points", lambda group: [ep] if group == f"fer_bench.{reg.group}" else []
     )
 
 

@@ -82,7 +82,7 @@ def register(app: typer.Typer) -> None:
         elif kind in REGISTRIES:
             registries = REGISTRIES[kind]
             for reg in registries:
-                extra = [reg.kind] if len(registries) > 1 else []
+                extra = [reg.group] if len(registries) > 1 else []
                 rows += [[n, _summary(reg.get(n)), *extra] for n in reg.names()]
         else:
             fail(f"unknown kind {kind!r}; choose from {', '.join([*REGISTRIES, 'profiles'])}")

@@ -12,11 +12,13 @@ default configuration draws exactly what it drew before that option existed.
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
 
 from fer_bench.config import AugConfig
+from fer_bench.registry import VIEWS
 
 
 class BatchAugmenter:
@@ -113,23 +115,24 @@ class BatchAugmenter:
         )
         return (box & on.view(b, 1, 1)).unsqueeze(1)
 
+    def with_config(self, cfg: AugConfig) -> BatchAugmenter:
+        """This augmenter under other settings, drawing from the same generator."""
+        other = copy.copy(self)
+        other.cfg = cfg
+        return other
+
     def train_views(
         self, images: torch.Tensor, second_view: str | None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        if second_view not in (None, "mirror", "mirror_aug"):
-            raise ValueError(f"unknown second view {second_view!r}")
+        """View 1 and, if ``second_view`` names a registered view, the second view."""
+        make_second = VIEWS.get(second_view) if second_view is not None else None
         flip = noise_on = None
         if self.cfg.flip_noise_exclusive:
             flip, noise_on = self.exclusive_draw(images.shape[0])
         geo = self.geometry(images, flip)
-        mirrored = geo.flip(-1) if second_view == "mirror_aug" else None  # a copy, taken first
+        finish = make_second(self, images, geo) if make_second is not None else None
         x1 = self.photometric(geo, noise_on)
-        if second_view is None:
-            return x1, None
-        if second_view == "mirror":
-            return x1, x1.flip(-1)
-        # The second view draws its own noise (none with second_view_noise=False).
-        return x1, self.photometric(mirrored, add_noise=self.cfg.second_view_noise)
+        return x1, (finish(x1) if finish is not None else None)
 
     def eval_view(self, images: torch.Tensor) -> torch.Tensor:
         """Centre crop, normalised; no randomness."""

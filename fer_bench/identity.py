@@ -29,7 +29,7 @@ from types import ModuleType
 from typing import Any
 
 from fer_bench.config import ProtocolConfig, RunConfig
-from fer_bench.registry import METHODS, PROTOCOLS, RegistryError, load_plugin_file
+from fer_bench.registry import METHODS, NOISE, RegistryError, load_plugin_file
 
 # Settings that do not change what is computed, only where or how fast.
 _NOT_IDENTITY = ("device", "plugin", "eval_batch_size", "channels_last")
@@ -49,7 +49,7 @@ HASH_NEUTRAL: dict[str, Any] = {
 def takes_rate(noise: str) -> bool:
     """False for protocols whose noise comes from the data (fer2013, votes, file:)."""
     try:
-        cls = PROTOCOLS.get(noise.partition(":")[0])
+        cls = NOISE.get(noise.partition(":")[0])
     except RegistryError:
         return True
     return bool(getattr(cls, "takes_rate", True))
@@ -99,7 +99,7 @@ def file_digest(path: str | Path) -> str:
 
 
 def resolved_hparams(method: str, overrides: dict[str, str]) -> dict[str, Any]:
-    from fer_bench.method import build_hparams  # imports torch: only when resolving
+    from fer_bench.methods.base import build_hparams  # imports torch: only when resolving
 
     return dataclasses.asdict(build_hparams(METHODS.get(method), overrides))
 
@@ -150,6 +150,11 @@ def row_identity(identity: dict[str, Any]) -> dict[str, Any]:
 # recipe and search space (hyperparameter defaults count through the identity instead).
 _DECLARATIONS = ("official_recipe", "search_space")
 _DECLARATION_MODULES = ("__future__", "typing", "fer_bench.recipes", "fer_bench.search")
+# Core modules moved after runs were recorded, by their name today -> the name they had:
+# an import from one is fingerprinted under its old name, so moving a contract leaves
+# every record current (as HASH_NEUTRAL does for config fields). A moved module that
+# methods import belongs here.
+MOVED_MODULES: dict[str, str] = {"fer_bench.methods.base": "fer_bench.method"}
 
 
 def _is_declaration(node: ast.stmt) -> bool:
@@ -170,6 +175,8 @@ def _is_docstring(node: ast.stmt) -> bool:
 
 def _strip_declarations(tree: ast.AST) -> ast.AST:
     for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module in MOVED_MODULES:
+            node.module = MOVED_MODULES[node.module]
         if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
             body = node.body
             if body and _is_docstring(body[0]):
@@ -179,22 +186,29 @@ def _strip_declarations(tree: ast.AST) -> ast.AST:
 
 
 def source_fingerprint(source: str) -> str:
-    """Digest of Python source as code: docstrings, comments, layout and the method's
-    recipe and search-space declarations do not count. Recorded in every run: a change
-    to what this function counts makes every recorded run stale."""
+    """Digest of Python source as code: docstrings, comments, layout, the method's
+    recipe and search-space declarations and where a moved core module lives do not
+    count. Recorded in every run: a change to what this function counts makes every
+    recorded run stale."""
     tree = _strip_declarations(ast.parse(source))
     return hashlib.sha256(ast.dump(tree).encode()).hexdigest()[:16]
 
 
+# The method family's contract (methods/base.py): engine code, not any method's.
+_CONTRACT = "fer_bench.methods.base"
+
+
 def _plugin_modules(cls: type) -> list[ModuleType]:
     """The method's module and the modules of its own package it takes names from
-    (e.g. SCN's relabelling helper); the core's contracts are not the method's code."""
+    (e.g. SCN's relabelling helper); the core's contracts, the family's base module
+    included, are not the method's code."""
     module = sys.modules[cls.__module__]
     package = cls.__module__.rpartition(".")[0] or cls.__module__
     found = {module.__name__: module}
     for value in vars(module).values():
         name = getattr(value, "__module__", None) or ""
-        if name != module.__name__ and name.startswith(package + ".") and name in sys.modules:
+        helper = name != module.__name__ and name.startswith(package + ".")
+        if helper and name != _CONTRACT and name in sys.modules:
             found[name] = sys.modules[name]
     return [found[n] for n in sorted(found)]
 

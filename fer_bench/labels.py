@@ -1,7 +1,8 @@
 """Training labels from protocols: imbalance first, noise second, saved and hashed.
 
-Noise and imbalance protocols are plugins (``protocols/``) registered in
-:data:`fer_bench.registry.PROTOCOLS`. Their randomness comes only from the
+Noise and imbalance protocols are plugins (``protocols/``, their contract in
+``protocols/base.py``) registered in :data:`fer_bench.registry.NOISE` and
+:data:`fer_bench.registry.IMBALANCE`. Their randomness comes only from the
 protocol seed, never from the training seed, so seeds over training can share
 one noisy label set. Streams come from NumPy's ``Generator`` (stable across
 machines for a given NumPy version); each run records the sha256 of its label
@@ -16,61 +17,13 @@ import hashlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 
 from fer_bench.config import ProtocolConfig
 from fer_bench.data.base import DatasetBundle, Split
-from fer_bench.registry import PROTOCOLS
-
-
-class NoiseProtocol:
-    """Maps clean labels of one split to observed labels.
-
-    Subclasses are built as ``cls(rate, bundle)``, or ``cls(rate, bundle, arg)``
-    for ``name:arg`` when they set ``arg_help``. ``corrupt`` may return
-    ``UNDETERMINED`` (-1) for rows it cannot label (e.g. FER2013 duplicates);
-    those rows are left out of the split.
-    """
-
-    kind: ClassVar[str] = "noise"
-    # False: the noise level comes from the data (votes, original labels, a file),
-    # so any rate other than 0 is refused rather than silently ignored.
-    takes_rate: ClassVar[bool] = True
-    arg_help: ClassVar[str | None] = None  # what ``name:arg`` means; None = no argument
-
-    def __init__(self, rate: float, bundle: DatasetBundle) -> None:
-        if not 0.0 <= rate < 1.0:
-            raise ValueError(f"noise rate must be in [0, 1) (got {rate})")
-        if not self.takes_rate and rate != 0.0:
-            raise ValueError(
-                "this noise protocol takes its noise level from the data (votes, original "
-                f"labels or a label file); leave the noise rate at 0 (got {rate})"
-            )
-        self.rate = rate
-        self.bundle = bundle
-
-    def corrupt(
-        self, split: Split, split_name: str, rng: np.random.Generator, rows: np.ndarray
-    ) -> np.ndarray:
-        """Observed labels for ``split``, whose rows sit at ``rows`` of the source split."""
-        raise NotImplementedError
-
-
-class ImbalanceProtocol:
-    """Chooses which rows of a split to keep for a long-tailed class profile."""
-
-    kind: ClassVar[str] = "imbalance"
-
-    def __init__(self, factor: float, bundle: DatasetBundle) -> None:
-        if not factor >= 1.0:
-            raise ValueError(f"imbalance factor must be >= 1 (got {factor})")
-        self.factor = factor
-        self.bundle = bundle
-
-    def select(self, labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        raise NotImplementedError
+from fer_bench.protocols.base import ImbalanceProtocol, NoiseProtocol
+from fer_bench.registry import IMBALANCE, NOISE
 
 
 @dataclass
@@ -113,9 +66,7 @@ def _split_rng(seed: int, split_name: str, stage: str) -> np.random.Generator:
 
 def make_noise(cfg: ProtocolConfig, bundle: DatasetBundle) -> NoiseProtocol:
     name, sep, arg = cfg.noise.partition(":")
-    cls = PROTOCOLS.get(name)
-    if getattr(cls, "kind", None) != "noise":
-        raise ValueError(f"protocol {name!r} is not a noise protocol")
+    cls = NOISE.get(name)
     if not sep:
         return cls(cfg.noise_rate, bundle)
     if cls.arg_help is None:
@@ -126,10 +77,7 @@ def make_noise(cfg: ProtocolConfig, bundle: DatasetBundle) -> NoiseProtocol:
 
 
 def make_imbalance(cfg: ProtocolConfig, bundle: DatasetBundle) -> ImbalanceProtocol:
-    cls = PROTOCOLS.get(cfg.imbalance_type)
-    if getattr(cls, "kind", None) != "imbalance":
-        raise ValueError(f"protocol {cfg.imbalance_type!r} is not an imbalance protocol")
-    return cls(cfg.imbalance, bundle)
+    return IMBALANCE.get(cfg.imbalance_type)(cfg.imbalance, bundle)
 
 
 def build_split_labels(bundle: DatasetBundle, cfg: ProtocolConfig, split_name: str) -> LabelSet:

@@ -1,8 +1,12 @@
-"""Named run profiles (fer_bench/profiles/*.toml) and command-line overrides on top."""
+"""Named run profiles (fer_bench/profiles/*.toml) and command-line overrides on top:
+named options (:data:`OPTION_KEYS`) and generic dotted ones (``--cfg optim.lr=3e-3``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
+import types
+import typing
 from importlib.resources import files
 from typing import Any
 
@@ -35,52 +39,124 @@ def with_overrides(cfg: RunConfig, overrides: dict[str, Any]) -> RunConfig:
     return RunConfig.from_dict(merged)
 
 
+# Each named command-line option by the dotted config key it sets: the one place an
+# option is tied to the config. Every other key is set with --cfg KEY=VALUE.
+OPTION_KEYS: dict[str, str] = {
+    "method": "method",
+    "backbone": "backbone",
+    "pretrained": "pretrained",
+    "epochs": "epochs",
+    "batch_size": "batch_size",
+    "seed": "seed",
+    "device": "device",
+    "plugin": "plugin",
+    "bf16": "bf16",
+    "recipe": "recipe",
+    "channels_last": "channels_last",
+    "sampler": "sampler",
+    "dataset": "data.name",
+    "data_root": "data.root",
+    "label_mode": "data.label_mode",
+    "image_size": "data.image_size",
+    "noise_type": "protocol.noise",
+    "noise": "protocol.noise_rate",
+    "noise_seed": "protocol.noise_seed",
+    "imbalance": "protocol.imbalance",
+    "imbalance_type": "protocol.imbalance_type",
+    "lr": "optim.lr",
+    "optimizer": "optim.name",
+    "schedule": "optim.schedule",
+    "weight_decay": "optim.weight_decay",
+    "tta_flip": "aug.tta_flip",
+}
+
+
 def option_overrides(options: dict[str, Any]) -> dict[str, Any]:
-    """Command-line option values (None = not given) as nested RunConfig overrides."""
-    o = options.get
-    return {
-        "method": o("method"),
-        "backbone": o("backbone"),
-        "pretrained": o("pretrained"),
-        "epochs": o("epochs"),
-        "batch_size": o("batch_size"),
-        "seed": o("seed"),
-        "device": o("device"),
-        "plugin": o("plugin"),
-        "bf16": o("bf16"),
-        "recipe": o("recipe"),
-        "channels_last": o("channels_last"),
-        "sampler": o("sampler"),
-        "data": {
-            "name": o("dataset"),
-            "root": o("data_root"),
-            "label_mode": o("label_mode"),
-            "image_size": o("image_size"),
-        },
-        "protocol": {
-            "noise": o("noise_type"),
-            "noise_rate": o("noise"),
-            "noise_seed": o("noise_seed"),
-            "imbalance": o("imbalance"),
-            "imbalance_type": o("imbalance_type"),
-        },
-        "optim": {
-            "lr": o("lr"),
-            "name": o("optimizer"),
-            "schedule": o("schedule"),
-            "weight_decay": o("weight_decay"),
-        },
-        "aug": {"tta_flip": o("tta_flip")},
-    }
+    """Named command-line option values (None = not given) as nested RunConfig overrides."""
+    nested: dict[str, Any] = {}
+    for option, value in options.items():
+        if value is not None:
+            _put(nested, OPTION_KEYS[option], value)
+    return nested
 
 
-def parse_key_values(pairs: list[str], form: str = "KEY=VALUE") -> dict[str, str]:
-    """``--set KEY=VALUE`` pairs as a dict; ``form`` names the expected shape in errors."""
+def dotted_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``--cfg KEY=VALUE`` pairs with dotted keys (``optim.lr=3e-3``) as nested RunConfig
+    overrides, each value typed by its field; an unknown key is an error."""
+    nested: dict[str, Any] = {}
+    for key, raw in parse_key_values(pairs, "KEY=VALUE", "--cfg").items():
+        _put(nested, key, _typed(raw, _field_type(key), key))
+    return nested
+
+
+def joined(*overrides: dict[str, Any]) -> dict[str, Any]:
+    """Nested overrides from several sources as one; a key two of them set is an error."""
+    out: dict[str, Any] = {}
+    for source in overrides:
+        _join(out, source, "")
+    return out
+
+
+def _join(into: dict[str, Any], source: dict[str, Any], prefix: str) -> None:
+    for key, value in source.items():
+        if value is None:
+            continue
+        if isinstance(value, dict) and key != "hparams":
+            _join(into.setdefault(key, {}), value, f"{prefix}{key}.")
+        elif key in into and into[key] != value:
+            raise ValueError(f"{prefix}{key} is set twice ({into[key]!r} and {value!r})")
+        else:
+            into[key] = value
+
+
+def _put(nested: dict[str, Any], dotted: str, value: Any) -> None:
+    *sections, name = dotted.split(".")
+    for section in sections:
+        nested = nested.setdefault(section, {})
+    nested[name] = value
+
+
+def _field_type(dotted: str) -> Any:
+    """The type of RunConfig field ``dotted`` (``optim.lr`` -> float)."""
+    cls: Any = RunConfig
+    *sections, name = dotted.split(".")
+    for part in [*sections, name]:
+        hints = typing.get_type_hints(cls) if dataclasses.is_dataclass(cls) else {}
+        if part not in hints:
+            known = ", ".join(f.name for f in dataclasses.fields(cls)) if hints else "(a value)"
+            raise ValueError(f"--cfg {dotted}: unknown config key {part!r}; known: {known}")
+        cls = hints[part]
+    if dataclasses.is_dataclass(cls):
+        raise ValueError(f"--cfg {dotted}: a section, not a value (give {dotted}.KEY=VALUE)")
+    if dotted == "hparams":
+        raise ValueError("--cfg hparams: method hyperparameters are set with --set KEY=VALUE")
+    return cls
+
+
+def _typed(raw: str, typ: Any, key: str) -> Any:
+    """``raw`` as ``typ`` (bool, int, float, str, or one of them or None)."""
+    if isinstance(typ, types.UnionType):
+        typ = next(t for t in typing.get_args(typ) if t is not type(None))
+    try:
+        if typ is bool:
+            if raw.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(raw)
+            return raw.lower() in ("true", "1")
+        return typ(raw)
+    except ValueError:
+        raise ValueError(f"--cfg {key}={raw}: expected {typ.__name__}") from None
+
+
+def parse_key_values(
+    pairs: list[str], form: str = "KEY=VALUE", option: str = "--set"
+) -> dict[str, str]:
+    """``--set KEY=VALUE`` pairs as a dict; ``form`` and ``option`` name the expected
+    shape and the option in errors."""
     out = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"--set expects {form}, got {pair!r}")
+            raise ValueError(f"{option} expects {form}, got {pair!r}")
         out[key.strip()] = value.strip()
     return out
 

@@ -1,8 +1,8 @@
-"""Name -> factory registries for methods, datasets, protocols and backbones.
+"""Name -> factory registries for methods, datasets, protocols, backbones and views.
 
 Modelled on timm/USB: a decorator registers a name, a duplicate name is an
 error, an unknown name lists what exists. Third-party packages register
-through the entry-point group ``fer_bench.<kind>``; a user's file is loaded
+through the entry-point group ``fer_bench.<group>``; a user's file is loaded
 with :func:`load_plugin_file`.
 """
 
@@ -36,8 +36,11 @@ class RegistryWarning(UserWarning):
 
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str, builtin_module: str | None = None) -> None:
-        self.kind = kind
+    def __init__(
+        self, kind: str, builtin_module: str | None = None, group: str | None = None
+    ) -> None:
+        self.kind = kind  # what messages call the names ("methods", "noise protocols")
+        self.group = group or kind  # entry points come from the group fer_bench.<group>
         self._builtin_module = builtin_module
         self._items: dict[str, T] = {}
         self._loaded = False
@@ -59,12 +62,12 @@ class Registry(Generic[T]):
         self._loaded = True
         if self._builtin_module:
             importlib.import_module(self._builtin_module)
-        for ep in entry_points(group=f"fer_bench.{self.kind}"):
+        for ep in entry_points(group=f"fer_bench.{self.group}"):
             self._load_entry_point(ep)
 
     def _load_entry_point(self, ep: EntryPoint) -> None:
         # One broken third-party package must not stop every other method: warn and skip.
-        where = f"entry point {ep.name} = {ep.value} (group fer_bench.{self.kind}{_package(ep)})"
+        where = f"entry point {ep.name} = {ep.value} (group fer_bench.{self.group}{_package(ep)})"
         try:
             obj = ep.load()
         except Exception as err:
@@ -73,7 +76,7 @@ class Registry(Generic[T]):
         if not isinstance(obj, ModuleType) and obj not in self._items.values():
             warnings.warn(
                 f"{where} loads {getattr(obj, '__qualname__', obj)!r}, which is not registered: "
-                f"decorate it with @{self.kind.upper()}.register('name')",
+                f"decorate it with @{self.group.upper()}.register('name')",
                 RegistryWarning,
                 stacklevel=2,
             )
@@ -119,7 +122,7 @@ def _plugin_error(path: Path, err: Exception) -> ValueError:
 
 
 def _registers_from(module_name: str) -> bool:
-    registries = (METHODS, DATASETS, PROTOCOLS, BACKBONES)
+    registries = (METHODS, DATASETS, NOISE, IMBALANCE, BACKBONES, VIEWS)
     return any(
         getattr(obj, "__module__", None) == module_name
         for reg in registries
@@ -159,5 +162,8 @@ def load_plugin_file(path: str | Path) -> None:
 
 METHODS: Registry = Registry("methods", "fer_bench.methods")
 DATASETS: Registry = Registry("datasets", "fer_bench.data")
-PROTOCOLS: Registry = Registry("protocols", "fer_bench.protocols")
+# Two protocol kinds, one registry each (entry-point groups fer_bench.noise, fer_bench.imbalance).
+NOISE: Registry = Registry("noise protocols", "fer_bench.protocols", group="noise")
+IMBALANCE: Registry = Registry("imbalance protocols", "fer_bench.protocols", group="imbalance")
 BACKBONES: Registry = Registry("backbones", "fer_bench.backbones")
+VIEWS: Registry = Registry("views", "fer_bench.views")  # a method's second view

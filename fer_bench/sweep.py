@@ -28,12 +28,17 @@ Sweep file (TOML), keys as the command-line options::
 
     [hparams.scn]                    # per-method hyperparameters (as --set scn.KEY=VALUE)
     relabel_epoch = 10
+    margin_2 = [0.1, 0.2]            # a list joins the grid: one job per value
+
+``fer-bench run`` is a one-job sweep (:func:`one_job`): the same recipe,
+override and validation rules.
 """
 
 from __future__ import annotations
 
 import copy
 import importlib
+import itertools
 import json
 import shutil
 import tomllib
@@ -48,10 +53,17 @@ from filelock import FileLock, Timeout
 from fer_bench.config import ProtocolConfig, RunConfig
 from fer_bench.executors import DEFAULT_TRAINER, Executor, Job, JobResult
 from fer_bench.identity import CannotCheck, canonical_fields, staleness, takes_rate
-from fer_bench.method import build_hparams
+from fer_bench.methods.base import build_hparams
 from fer_bench.profiles import DEFAULT_PROFILE, load_profile, parse_key_values, with_overrides
 from fer_bench.recipes import apply_recipe
-from fer_bench.registry import DATASETS, METHODS, PROTOCOLS, RegistryError, load_plugin_file
+from fer_bench.registry import (
+    DATASETS,
+    IMBALANCE,
+    METHODS,
+    NOISE,
+    RegistryError,
+    load_plugin_file,
+)
 from fer_bench.results import ProtocolKey, Run, RunState, run_state
 
 LOCK_NAME = ".sweep.lock"
@@ -88,7 +100,8 @@ class SweepSpec:
     imbalance_type: str = "exp"
     noise_seed: int | str = 0  # an int, or "seed" to follow each job's training seed
     protocols: list[dict[str, Any]] = field(default_factory=list)  # extra protocol columns
-    hparams: dict[str, dict[str, str]] = field(default_factory=dict)  # method or "*" -> values
+    # method or "*" -> {key: value, or a list of values that joins the grid}
+    hparams: dict[str, dict[str, str | list[str]]] = field(default_factory=dict)
     # The sweep file's [base] and the command line's options: they win over a recipe.
     overrides: list[dict[str, Any]] = field(default_factory=list)
 
@@ -116,6 +129,19 @@ def _hparam_text(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
+def _hparam_values(value: Any) -> str | list[str]:
+    return [_hparam_text(v) for v in value] if isinstance(value, list) else _hparam_text(value)
+
+
+def hparam_grid(method: str, values: dict[str, str | list[str]]) -> list[dict[str, str]]:
+    """One dict per combination of the list-valued hyperparameters (file order)."""
+    choices = [v if isinstance(v, list) else [v] for v in values.values()]
+    empty = [k for k, v in zip(values, choices, strict=True) if not v]
+    if empty:
+        raise ValueError(f"empty grid: hparams.{method}.{empty[0]} is an empty list")
+    return [dict(zip(values, combo, strict=True)) for combo in itertools.product(*choices)]
+
+
 def parse_sets(pairs: list[str]) -> dict[str, dict[str, str]]:
     """``--set [METHOD.]KEY=VALUE`` -> {method or "*": {key: value}}."""
     out: dict[str, dict[str, str]] = {}
@@ -136,11 +162,11 @@ def build_spec(file: dict[str, Any], cli: dict[str, Any], cli_base: dict[str, An
             raise ValueError(f"sweep file: {table} must be a table ([{table}])")
     base = load_profile(merged.get("profile", DEFAULT_PROFILE))
     base = with_overrides(with_overrides(base, file.get("base", {})), cli_base)
-    hparams: dict[str, dict[str, str]] = {}
+    hparams: dict[str, dict[str, str | list[str]]] = {}
     for method, values in file.get("hparams", {}).items():
         if not isinstance(values, dict):
             raise ValueError(f"hparams.{method} must be a table of KEY = VALUE")
-        hparams[method] = {k: _hparam_text(v) for k, v in values.items()}
+        hparams[method] = {k: _hparam_values(v) for k, v in values.items()}
     for method, values in (cli.get("hparams") or {}).items():
         hparams.setdefault(method, {}).update(values)
     spec = SweepSpec(
@@ -223,10 +249,9 @@ def _check_registered(spec: SweepSpec) -> None:
             METHODS.get(method)
         if not spec.base.data.name.startswith("hf:"):
             DATASETS.get(spec.base.data.name)
-        for names, kind in ((noise, "noise"), (imbalance, "imbalance")):
+        for names, registry in ((noise, NOISE), (imbalance, IMBALANCE)):
             for name in filter(None, (n.partition(":")[0] for n in names)):
-                if getattr(PROTOCOLS.get(name), "kind", None) != kind:
-                    raise ValueError(f"protocol {name!r} is not a {kind} protocol")
+                registry.get(name)
     except RegistryError as err:
         raise ValueError(str(err)) from None
 
@@ -261,17 +286,17 @@ def expand(spec: SweepSpec) -> list[RunConfig]:
     stray = sorted(set(spec.hparams) - set(methods) - {ALL_METHODS})
     if stray:
         raise ValueError(f"hyperparameters given for {', '.join(stray)}, not in the methods")
+    grids = {
+        m: hparam_grid(m, {**spec.hparams.get(ALL_METHODS, {}), **spec.hparams.get(m, {})})
+        for m in methods
+    }
     jobs: list[RunConfig] = []
     for seed in seeds:
         for p in protocols:
-            for method in methods:
+            for method, values in ((m, v) for m in methods for v in grids[m]):
                 cfg = _job_base(spec, method)
                 cfg.seed = seed
-                cfg.hparams = {
-                    **cfg.hparams,
-                    **spec.hparams.get(ALL_METHODS, {}),
-                    **spec.hparams.get(method, {}),
-                }
+                cfg.hparams = {**cfg.hparams, **values}
                 cfg.protocol.noise, cfg.protocol.noise_rate = p["noise"], p["noise_rate"]
                 cfg.protocol.imbalance = p["imbalance"]
                 cfg.protocol.imbalance_type = p["imbalance_type"]
@@ -286,6 +311,29 @@ def expand(spec: SweepSpec) -> list[RunConfig]:
                     raise ValueError(f"{method}: {err}") from None
                 jobs.append(cfg)
     return jobs
+
+
+def one_job(
+    method: str, profile: str, overrides: dict[str, Any], hparams: dict[str, str]
+) -> RunConfig:
+    """The config of ``fer-bench run``: a sweep of one method, seed and protocol, the
+    protocol and seed taken from ``overrides`` over the profile."""
+    base = with_overrides(load_profile(profile), overrides)
+    p = base.protocol
+    spec = SweepSpec(
+        methods=[method],
+        seeds=[base.seed],
+        base=base,
+        noise=[p.noise_rate],
+        noise_type=[p.noise],
+        imbalance=[p.imbalance],
+        imbalance_type=p.imbalance_type,
+        noise_seed=p.noise_seed,
+        hparams={method: dict(hparams)} if hparams else {},
+        overrides=[overrides],
+    )
+    (cfg,) = expand(spec)
+    return cfg
 
 
 @dataclass(frozen=True)

@@ -1,3 +1,18 @@
-"""Built-in methods; importing this package registers them."""
+"""Built-in methods (the contract they implement: base.py); importing this package
+registers them."""
 
-from fer_bench.methods import bsoftmax, ce, eac, elr, gce, la, ldam, ls, nla, rul, sce, scn  # noqa: F401
+from fer_bench.methods import (  # noqa: F401
+    bsoftmax,
+    ce,
+    coteach,
+    eac,
+    elr,
+    gce,
+    la,
+    ldam,
+    ls,
+    nla,
+    rul,
+    sce,
+    scn,
+)

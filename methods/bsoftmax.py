@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 
 from fer_bench.backbones import Backbone
-from fer_bench.method import Batch, Hparams, Method, StepOutput, TrainInfo
+from fer_bench.methods.base import Batch, Hparams, Method, StepOutput, TrainInfo
 from fer_bench.methods.la import logit_adjusted_ce
 from fer_bench.registry import METHODS
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
-from fer_bench.method import Batch, Method, StepOutput
+from fer_bench.methods.base import Batch, Method, StepOutput
 from fer_bench.registry import METHODS
 
 

@@ -11,7 +11,7 @@ from typing import ClassVar
 
 import torch
 
-from fer_bench.method import Batch, Hparams, Method, StepOutput
+from fer_bench.methods.base import Batch, Hparams, Method, StepOutput
 from fer_bench.registry import METHODS
 from fer_bench.search import Dist, Uniform
 

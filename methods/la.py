@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from fer_bench.backbones import Backbone
-from fer_bench.method import Batch, Hparams, Method, StepOutput, TrainInfo
+from fer_bench.methods.base import Batch, Hparams, Method, StepOutput, TrainInfo
 from fer_bench.registry import METHODS
 from fer_bench.search import Dist, Uniform
 

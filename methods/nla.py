@@ -53,7 +53,7 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from fer_bench.method import Batch, Hparams, Method, StepOutput
+from fer_bench.methods.base import Batch, Hparams, Method, StepOutput
 from fer_bench.recipes import COMMON_NOT_REPRODUCED, Recipe, adam_exponential
 from fer_bench.registry import METHODS
 from fer_bench.search import Dist, LogUniform

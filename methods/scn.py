@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fer_bench.backbones import Backbone
-from fer_bench.method import Batch, Hparams, Method, StepOutput, TrainInfo
+from fer_bench.methods.base import Batch, Hparams, Method, StepOutput, TrainInfo
 from fer_bench.methods.relabel import LabelTable
 from fer_bench.recipes import (
     COMMON_NOT_REPRODUCED,

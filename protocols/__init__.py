@@ -1,4 +1,5 @@
-"""Built-in noise and imbalance protocols; importing this package registers them."""
+"""Built-in noise and imbalance protocols (their contract: base.py); importing this
+package registers them."""
 
 from fer_bench.protocols import (  # noqa: F401
     confusion,

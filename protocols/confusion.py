@@ -42,7 +42,7 @@ import numpy as np
 
 from fer_bench.data.base import DatasetBundle
 from fer_bench.expressions import EXPRESSIONS, canonical
-from fer_bench.registry import PROTOCOLS
+from fer_bench.registry import NOISE
 
 from .transition import ClassConditional
 
@@ -124,7 +124,7 @@ def class_rates(
     return rates
 
 
-@PROTOCOLS.register("confusion")
+@NOISE.register("confusion")
 class Confusion(ClassConditional):
     """Human-like confusions (FER+ vote matrix, or confusion:PATH) at overall rate R."""
 

@@ -14,11 +14,11 @@ from __future__ import annotations
 import numpy as np
 
 from fer_bench.data.base import UNDETERMINED, DatasetBundle, Split
-from fer_bench.labels import NoiseProtocol
-from fer_bench.registry import PROTOCOLS
+from fer_bench.protocols.base import NoiseProtocol
+from fer_bench.registry import NOISE
 
 
-@PROTOCOLS.register("fer2013")
+@NOISE.register("fer2013")
 class Fer2013(NoiseProtocol):
     """Original single-annotator FER2013 labels (real human noise)."""
 

@@ -27,8 +27,8 @@ import numpy as np
 
 from fer_bench.data.base import DatasetBundle, Split
 from fer_bench.expressions import RAFDB_ORDER
-from fer_bench.labels import NoiseProtocol
-from fer_bench.registry import PROTOCOLS
+from fer_bench.protocols.base import NoiseProtocol
+from fer_bench.registry import NOISE
 
 
 def raf_key(name: str) -> str:
@@ -46,7 +46,7 @@ def format_raf_list(names: list[str], labels: np.ndarray, class_names: tuple[str
     return "".join(lines)
 
 
-@PROTOCOLS.register("file")
+@NOISE.register("file")
 class LabelFile(NoiseProtocol):
     """Labels from a file: RAF-DB list (EAC noise files) or index,label CSV."""
 

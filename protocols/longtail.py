@@ -23,8 +23,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from fer_bench.labels import ImbalanceProtocol
-from fer_bench.registry import PROTOCOLS
+from fer_bench.protocols.base import ImbalanceProtocol
+from fer_bench.registry import IMBALANCE
 
 
 def _floor(x: float) -> int:
@@ -69,7 +69,7 @@ class _LongTail(ImbalanceProtocol):
         return np.sort(np.concatenate(keep))
 
 
-@PROTOCOLS.register("exp")
+@IMBALANCE.register("exp")
 class ExpLongTail(_LongTail):
     """Exponential long tail: rank r keeps n_max * IF^(-r/(C-1))."""
 
@@ -79,7 +79,7 @@ class ExpLongTail(_LongTail):
         return self.factor ** (-rank / (num_classes - 1))
 
 
-@PROTOCOLS.register("step")
+@IMBALANCE.register("step")
 class StepLongTail(_LongTail):
     """Step long tail: first half of the classes n_max, the rest n_max / IF."""
 

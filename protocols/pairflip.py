@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from fer_bench.data.base import DatasetBundle
-from fer_bench.registry import PROTOCOLS
+from fer_bench.registry import NOISE
 
 from .transition import ClassConditional
 
@@ -49,7 +49,7 @@ def partner_ids(class_names: tuple[str, ...]) -> np.ndarray:
     return out
 
 
-@PROTOCOLS.register("pairflip")
+@NOISE.register("pairflip")
 class PairFlip(ClassConditional):
     """Rate R moved to one fixed partner class (neutral<->sadness, ...)."""
 

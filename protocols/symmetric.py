@@ -14,12 +14,12 @@ from __future__ import annotations
 import numpy as np
 
 from fer_bench.data.base import DatasetBundle
-from fer_bench.registry import PROTOCOLS
+from fer_bench.registry import NOISE
 
 from .transition import ClassConditional
 
 
-@PROTOCOLS.register("symmetric")
+@NOISE.register("symmetric")
 class Symmetric(ClassConditional):
     """Rate R moved uniformly to the other classes, exact count per class."""
 

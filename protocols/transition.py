@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from fer_bench.data.base import Split
-from fer_bench.labels import NoiseProtocol
+from fer_bench.protocols.base import NoiseProtocol
 
 
 def check_stochastic(matrix: np.ndarray) -> None:

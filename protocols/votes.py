@@ -11,11 +11,11 @@ from __future__ import annotations
 import numpy as np
 
 from fer_bench.data.base import DatasetBundle, Split
-from fer_bench.labels import NoiseProtocol
-from fer_bench.registry import PROTOCOLS
+from fer_bench.protocols.base import NoiseProtocol
+from fer_bench.registry import NOISE
 
 
-@PROTOCOLS.register("votes")
+@NOISE.register("votes")
 class Votes(NoiseProtocol):
     """Each label sampled from the image's own annotator votes."""
 

@@ -22,7 +22,7 @@ from fer_bench.sweep import build_spec, expand, plan, read_sweep_file
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = """
-from fer_bench.method import Batch, Method, StepOutput
+from fer_bench.methods.base import Batch, Method, StepOutput
 from fer_bench.registry import METHODS
 import torch.nn.functional as F
 

@@ -111,7 +111,7 @@ def test_plugin_method_runs_end_to_end(tmp_path, tiny_bundle, monkeypatch):
     plugin.write_text(
         "import torch.nn.functional as F\n"
         "from dataclasses import dataclass\n"
-        "from fer_bench.method import Hparams, Method, StepOutput\n"
+        "from fer_bench.methods.base import Hparams, Method, StepOutput\n"
         "from fer_bench.registry import METHODS\n"
         "@dataclass\nclass HP(Hparams):\n    dummy: int = 0\n"
         "@METHODS.register('cli-plugin')\n"

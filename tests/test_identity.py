@@ -82,7 +82,7 @@ def _plugin(tmp_path: Path, body: str, name: str = "mine") -> Path:
         """A plugin for the identity tests."""
         from dataclasses import dataclass
 
-        from fer_bench.method import Batch, Hparams, Method, StepOutput
+        from fer_bench.methods.base import Batch, Hparams, Method, StepOutput
         from fer_bench.registry import METHODS
 
 

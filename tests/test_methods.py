@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from fer_bench.backbones import create_backbone
 from fer_bench.config import RunConfig
-from fer_bench.method import Batch, Method, TrainInfo, build_hparams
+from fer_bench.methods.base import Batch, Method, TrainInfo, build_hparams
 from fer_bench.methods.la import log_priors
 from fer_bench.methods.nla import consistency, naw_weight, sigma_schedule
 from fer_bench.methods.rul import native_map_shape, uncertainty
@@ -27,7 +27,15 @@ def make(name: str, seed: int = 0, **overrides: str) -> Method:
     cls = METHODS.get(name)
     backbone = create_backbone(RunConfig().backbone, num_classes=K, in_chans=1)
     labels = torch.arange(N) % K
-    info = TrainInfo(K, N, labels, epochs=EPOCHS, steps_per_epoch=N // B, batch_size=B)
+    info = TrainInfo(
+        K,
+        N,
+        labels,
+        epochs=EPOCHS,
+        steps_per_epoch=N // B,
+        batch_size=B,
+        new_backbone=lambda: create_backbone(RunConfig().backbone, num_classes=K, in_chans=1),
+    )
     return cls(backbone, info, build_hparams(cls, overrides))
 
 

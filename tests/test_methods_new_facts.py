@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from fer_bench.backbones import create_backbone
 from fer_bench.config import RunConfig
-from fer_bench.method import Batch, Method, TrainInfo, build_hparams
+from fer_bench.methods.base import Batch, Method, TrainInfo, build_hparams
 from fer_bench.methods.elr import elr_regulariser
 from fer_bench.methods.la import logit_adjusted_ce
 from fer_bench.methods.ldam import class_balanced_weights

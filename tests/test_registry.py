@@ -39,7 +39,7 @@ def test_builtin_methods_are_registered():
 def test_plugin_file_registers_a_method(tmp_path):
     plugin = tmp_path / "my_method.py"
     plugin.write_text(
-        "from fer_bench.method import Method\n"
+        "from fer_bench.methods.base import Method\n"
         "from fer_bench.registry import METHODS\n"
         "@METHODS.register('my-plugin-method')\n"
         "class Mine(Method):\n    pass\n"
@@ -94,7 +94,7 @@ def test_broken_plugin_file_names_file_and_line(tmp_path, source, fragment):
 def _entry_point(reg: Registry, load, monkeypatch) -> None:
     ep = SimpleNamespace(name="mine", value="pkg.mod:Mine", dist=None, load=load)
     monkeypatch.setattr(
-        registry, "entry_points", lambda group: [ep] if group == f"fer_bench.{reg.kind}" else []
+        registry, "entry_points", lambda group: [ep] if group == f"fer_bench.{reg.group}" else []
     )
 
 

@@ -18,10 +18,11 @@ import torch
 from filelock import FileLock
 from typer.testing import CliRunner
 
+import fer_bench.checkpoint as checkpoint
 import fer_bench.engine as engine
 from fer_bench.cli import app
 from fer_bench.data.synthetic import CLASSES
-from fer_bench.method import Method
+from fer_bench.methods.base import Method
 from fer_bench.registry import METHODS
 
 
@@ -32,17 +33,17 @@ def _train(cfg, root: Path, bundle, messages: list[str] | None = None, **kwargs)
 
 def _crash_after_save(monkeypatch, at: int) -> None:
     """The process dies right after the ``at``-th checkpoint is written."""
-    real_save = engine._save_checkpoint
+    real_save = checkpoint.save
     calls = {"n": 0}
 
     def save(*args, **kwargs):
         real_save(*args, **kwargs)
         calls["n"] += 1
         if calls["n"] == at:
-            monkeypatch.setattr(engine, "_save_checkpoint", real_save)
+            monkeypatch.setattr(checkpoint, "save", real_save)
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(engine, "_save_checkpoint", save)
+    monkeypatch.setattr(checkpoint, "save", save)
 
 
 def _interrupted(cfg, root, bundle, monkeypatch, at: int = 1) -> Path:
@@ -63,8 +64,8 @@ def test_rerunning_resumes_from_the_checkpoint(micro_bundle, micro_config, tmp_p
     _train(micro_config, tmp_path, micro_bundle, again)
     assert any("already done" in m for m in again)
     # weights_only: the checkpoint holds tensors and plain values only
-    state = torch.load(out / engine.CHECKPOINT, weights_only=True)
-    assert state["epoch"] == 2 and torch.load(out / engine.PREVIOUS_CHECKPOINT)["epoch"] == 1
+    state = torch.load(out / checkpoint.CHECKPOINT, weights_only=True)
+    assert state["epoch"] == 2 and torch.load(out / checkpoint.PREVIOUS_CHECKPOINT)["epoch"] == 1
 
 
 def test_truncated_checkpoint_falls_back_to_the_previous(
@@ -72,7 +73,7 @@ def test_truncated_checkpoint_falls_back_to_the_previous(
 ):
     cfg = replace(micro_config, epochs=3)
     out = _interrupted(cfg, tmp_path, micro_bundle, monkeypatch, at=2)
-    ckpt = out / engine.CHECKPOINT
+    ckpt = out / checkpoint.CHECKPOINT
     ckpt.write_bytes(ckpt.read_bytes()[:1000])
     messages: list[str] = []
     final = _train(cfg, tmp_path, micro_bundle, messages)
@@ -98,7 +99,7 @@ def test_unreadable_checkpoints_restart_with_a_message(
 ):
     out = _interrupted(micro_config, tmp_path, micro_bundle, monkeypatch)
     marker = tmp_path / "code-ran"
-    torch.save({"epoch": 1, "payload": _Payload(marker)}, out / engine.CHECKPOINT)
+    torch.save({"epoch": 1, "payload": _Payload(marker)}, out / checkpoint.CHECKPOINT)
     messages: list[str] = []
     final = _train(micro_config, tmp_path, micro_bundle, messages)
     assert not marker.exists()  # the pickled code never ran
@@ -113,12 +114,12 @@ def test_a_failed_checkpoint_write_leaves_no_tmp(micro_bundle, micro_config, tmp
         Path(path).write_bytes(b"half")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(engine.torch, "save", disk_full)
+    monkeypatch.setattr(checkpoint.torch, "save", disk_full)
     with pytest.raises(OSError, match="No space left"):
         _train(micro_config, tmp_path, micro_bundle)
-    monkeypatch.setattr(engine.torch, "save", real_save)
+    monkeypatch.setattr(checkpoint.torch, "save", real_save)
     out = engine.run_dir(micro_config, tmp_path)
-    assert not list(out.glob("*.tmp")) and not (out / engine.CHECKPOINT).exists()
+    assert not list(out.glob("*.tmp")) and not (out / checkpoint.CHECKPOINT).exists()
 
 
 def test_a_second_process_on_the_run_is_refused(micro_bundle, micro_config, tmp_path):
@@ -134,7 +135,7 @@ class Collapse(Method):
     """Predicts class 3 whatever the image."""
 
     def loss(self, batch, epoch):
-        from fer_bench.method import StepOutput
+        from fer_bench.methods.base import StepOutput
 
         return StepOutput(loss=torch.nn.functional.cross_entropy(self.predict(batch.x), batch.y))
 
@@ -195,7 +196,7 @@ def _freeze(out: Path, monkeypatch) -> None:
 
     for module in (builtins, io):
         monkeypatch.setattr(module, "open", guarded_open)
-    monkeypatch.setattr(engine.torch, "save", read_only_save)
+    monkeypatch.setattr(checkpoint.torch, "save", read_only_save)
 
 
 def test_a_run_directory_turning_read_only_keeps_the_last_epoch(
@@ -213,5 +214,5 @@ def test_a_run_directory_turning_read_only_keeps_the_last_epoch(
     assert failure and "Read-only file system" in failure[0], result.output
     assert "traceback not kept" in failure[0] and "Traceback" not in result.output
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # epoch 1 intact
-    assert torch.load(out / engine.CHECKPOINT, weights_only=True)["epoch"] == 1
+    assert torch.load(out / checkpoint.CHECKPOINT, weights_only=True)["epoch"] == 1
     assert not list(out.glob("*.tmp"))

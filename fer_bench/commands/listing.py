@@ -12,13 +12,24 @@ from rich.table import Table
 
 from fer_bench.commands.common import console, fail, one_line_errors
 from fer_bench.profiles import profile_names
-from fer_bench.registry import BACKBONES, DATASETS, METHODS, PROTOCOLS, load_plugin_file
+from fer_bench.registry import (
+    BACKBONES,
+    DATASETS,
+    IMBALANCE,
+    METHODS,
+    NOISE,
+    VIEWS,
+    Registry,
+    load_plugin_file,
+)
 
-REGISTRIES = {
-    "methods": METHODS,
-    "datasets": DATASETS,
-    "protocols": PROTOCOLS,
-    "backbones": BACKBONES,
+# One listing per kind; protocols list both of their registries, with a kind column.
+REGISTRIES: dict[str, tuple[Registry, ...]] = {
+    "methods": (METHODS,),
+    "datasets": (DATASETS,),
+    "protocols": (NOISE, IMBALANCE),
+    "backbones": (BACKBONES,),
+    "views": (VIEWS,),
 }
 
 
@@ -57,26 +68,29 @@ def register(app: typer.Typer) -> None:
     @one_line_errors
     def list_(
         kind: Annotated[
-            str, typer.Argument(help="methods | datasets | protocols | backbones | profiles")
+            str,
+            typer.Argument(help="methods | datasets | protocols | backbones | views | profiles"),
         ],
         plugin: Annotated[str | None, typer.Option(help="Python file registering extras")] = None,
     ) -> None:
         """List registered names."""
         if plugin:
             load_plugin_file(plugin)
+        rows: list[list[str]] = []
         if kind == "profiles":
-            names = {n: _profile_summary(n) for n in profile_names()}
+            rows = [[n, _profile_summary(n)] for n in profile_names()]
         elif kind in REGISTRIES:
-            reg = REGISTRIES[kind]
-            names = {n: _summary(reg.get(n)) for n in reg.names()}
+            registries = REGISTRIES[kind]
+            for reg in registries:
+                extra = [reg.group] if len(registries) > 1 else []
+                rows += [[n, _summary(reg.get(n)), *extra] for n in reg.names()]
         else:
             fail(f"unknown kind {kind!r}; choose from {', '.join([*REGISTRIES, 'profiles'])}")
         table = Table(title=f"fer-bench {kind}")
         table.add_column("name", style="bold")
         table.add_column("description", overflow="fold")
-        if kind == "protocols":
+        if len(REGISTRIES.get(kind, ())) > 1:
             table.add_column("kind")
-        for name, doc in names.items():
-            extra = [getattr(PROTOCOLS.get(name), "kind", "")] if kind == "protocols" else []
-            table.add_row(name, doc, *extra)
+        for row in rows:
+            table.add_row(*row)
         console.print(table)

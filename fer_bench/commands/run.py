@@ -21,37 +21,46 @@ from fer_bench.config import RunConfig
 from fer_bench.identity import config_part
 from fer_bench.profiles import (
     DEFAULT_PROFILE,
-    load_profile,
+    OPTION_KEYS,
+    dotted_overrides,
+    joined,
     option_overrides,
     parse_key_values,
     with_overrides,
 )
-from fer_bench.recipes import apply_recipe
 from fer_bench.registry import load_plugin_file
 from fer_bench.results import ERROR_FILE
+from fer_bench.sweep import one_job
 
 Opt = typer.Option
 
 
 def build_config(
-    method: str, profile: str = DEFAULT_PROFILE, sets: list[str] | None = None, **options: object
+    method: str,
+    profile: str = DEFAULT_PROFILE,
+    sets: list[str] | None = None,
+    cfg_pairs: list[str] | None = None,
+    **options: object,
 ) -> RunConfig:
-    """A profile, the method's official recipe if ``--recipe official``, then the command
-    line's explicit options on top (None = not given; ``--set`` joins the recipe's)."""
-    overrides = option_overrides({**options, "method": method})
-    base = with_overrides(
-        load_profile(profile),
-        {"method": method, "recipe": overrides["recipe"], "plugin": overrides["plugin"]},
-    )
-    cfg = apply_recipe(base)
-    overrides["hparams"] = {**cfg.hparams, **parse_key_values(sets)} if sets else None
-    cfg = with_overrides(cfg, overrides)
-    cfg.validate()
-    return cfg
+    """A one-job sweep: a profile, the method's official recipe if ``--recipe official``,
+    then the command line's named options and ``--cfg`` values on top (None = not given;
+    ``--set`` joins the recipe's hyperparameters)."""
+    overrides = _overrides(method, cfg_pairs, options)
+    return one_job(method, profile, overrides, parse_key_values(sets or []))
+
+
+def _overrides(method: str | None, cfg_pairs: list[str] | None, options: dict) -> dict:
+    named = option_overrides({**options, "method": method})
+    return joined(named, dotted_overrides(cfg_pairs or []))
 
 
 def config_from_run_dir(
-    resume: Path, method: str | None, profile: str | None, sets: list[str] | None, **options: Any
+    resume: Path,
+    method: str | None,
+    profile: str | None,
+    sets: list[str] | None,
+    cfg_pairs: list[str] | None = None,
+    **options: Any,
 ) -> RunConfig:
     """The config stored in a run directory; options given beside --resume must agree."""
     from fer_bench.engine import run_dir
@@ -68,7 +77,7 @@ def config_from_run_dir(
     except (ValueError, TypeError, AttributeError) as err:
         raise ValueError(f"--resume {resume}: unreadable config.json ({err})") from None
     stored = cfg.to_dict()
-    overrides = option_overrides({**options, "method": method})
+    overrides = _overrides(method, cfg_pairs, options)
     overrides["hparams"] = parse_key_values(sets) if sets else None
     diff = sorted(_diff(stored, with_overrides(cfg, overrides).to_dict()))
     if diff:
@@ -156,6 +165,13 @@ def register(app: typer.Typer) -> None:
         set_: Annotated[
             list[str] | None, Opt("--set", help="method hyperparameter key=value")
         ] = None,
+        cfg_: Annotated[
+            list[str] | None,
+            Opt(
+                "--cfg",
+                help="any config value by its dotted key, e.g. optim.lr=3e-3 or aug.erase_p=0",
+            ),
+        ] = None,
         tta_flip: Annotated[bool | None, Opt("--tta-flip/--no-tta-flip")] = None,
         bf16: Annotated[bool | None, Opt("--bf16/--no-bf16")] = None,
         channels_last: Annotated[bool | None, Opt("--channels-last/--no-channels-last")] = None,
@@ -183,42 +199,18 @@ def register(app: typer.Typer) -> None:
 
         Rerunning the same command resumes an interrupted run from its checkpoint;
         `run --resume RUN_DIR` alone does the same from the directory's config."""
+        # The named options by their parameter names (profiles.OPTION_KEYS ties each to
+        # its config key), taken before any other local exists.
+        options = {k: v for k, v in locals().items() if k in OPTION_KEYS and k != "method"}
         if plugin:
             load_plugin_file(plugin)
-        options = dict(
-            dataset=dataset,
-            data_root=data_root,
-            label_mode=label_mode,
-            image_size=image_size,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            optimizer=optimizer,
-            schedule=schedule,
-            weight_decay=weight_decay,
-            backbone=backbone,
-            pretrained=pretrained,
-            seed=seed,
-            device=device,
-            noise=noise,
-            noise_type=noise_type,
-            noise_seed=noise_seed,
-            imbalance=imbalance,
-            imbalance_type=imbalance_type,
-            tta_flip=tta_flip,
-            bf16=bf16,
-            channels_last=channels_last,
-            plugin=plugin,
-            recipe=recipe,
-            sampler=sampler,
-        )
         if resume is not None:
-            cfg = config_from_run_dir(resume, method, profile, set_, **options)
+            cfg = config_from_run_dir(resume, method, profile, set_, cfg_, **options)
             root = resume.parent
         elif method is None:
             raise ValueError("give a METHOD to train, or --resume RUN_DIR")
         else:
-            cfg = build_config(method, profile or DEFAULT_PROFILE, set_, **options)
+            cfg = build_config(method, profile or DEFAULT_PROFILE, set_, cfg_, **options)
             root = out
         _check_writable(root)
         final = _train(

@@ -20,7 +20,7 @@ from fer_bench.commands.common import (
 )
 from fer_bench.config import RunConfig
 from fer_bench.executors import Executor, JobResult, LocalExecutor, RayExecutor
-from fer_bench.profiles import option_overrides
+from fer_bench.profiles import dotted_overrides, joined, option_overrides
 from fer_bench.results import RunState
 from fer_bench.sweep import (
     PlannedJob,
@@ -156,6 +156,9 @@ def register(app: typer.Typer) -> None:
         lr: Annotated[float | None, Opt(help=profile_default(lambda c: c.optim.lr))] = None,
         device: Annotated[str | None, Opt(help="cpu | cuda")] = None,
         set_: Annotated[list[str] | None, Opt("--set", help="[METHOD.]KEY=VALUE")] = None,
+        cfg_: Annotated[
+            list[str] | None, Opt("--cfg", help="any config value by its dotted key: optim.lr=3e-3")
+        ] = None,
         plugin: Annotated[str | None, Opt(help="Python file registering extra methods")] = None,
         out: Annotated[
             Path | None, Opt(help="results directory (one run directory per job)")
@@ -194,7 +197,7 @@ def register(app: typer.Typer) -> None:
             "profile": profile,
             "hparams": parse_sets(set_) if set_ else None,
         }
-        cli_base = option_overrides(
+        named = option_overrides(
             {
                 "backbone": backbone,
                 "epochs": epochs,
@@ -209,6 +212,7 @@ def register(app: typer.Typer) -> None:
                 "recipe": recipe,
             }
         )
+        cli_base = joined(named, dotted_overrides(cfg_ or []))
         if board is None:
             spec = build_spec(file_values, cli, cli_base)
         else:
@@ -229,6 +233,7 @@ def register(app: typer.Typer) -> None:
                 "--batch-size": batch_size,
                 "--lr": lr,
                 "--recipe": recipe,
+                "--cfg": cfg_,
             }
             _refuse_grid_options(grid_options, cli["methods"])
             spec = board_spec(board, cli["methods"], cli["hparams"], cli_base)

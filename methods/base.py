@@ -1,10 +1,20 @@
-"""The method plugin interface (after DomainBed's ``Algorithm``).
+"""The method contract (after DomainBed's ``Algorithm`` and USB's hooks); every other
+file of this folder is a method.
 
-A method is an ``nn.Module`` holding its backbone and any heads. The engine
-owns the optimiser, schedule, autocast and checkpoints; a method says what
-loss a batch gives (:meth:`Method.loss`), may act after the optimiser step
-(:meth:`Method.after_step`, e.g. relabelling) and predicts logits.
+A method is an ``nn.Module`` holding its backbone and anything else it trains
+or keeps: heads, more networks (``TrainInfo.new_backbone`` builds another one
+like the first), per-sample state as registered buffers. The engine owns the
+optimiser (over all of the method's parameters), schedule, autocast and
+checkpoints, and the checkpoint holds the method's whole ``state_dict``, so a
+resumed run continues bit for bit. A method says what loss a batch gives
+(:meth:`Method.loss`) and predicts logits; it may act at named points of the
+training loop (hooks, all optional, run under ``no_grad`` and the run's autocast):
 
+* :meth:`Method.before_training`: once, before the first epoch of a fresh run,
+* :meth:`Method.on_epoch_start` / :meth:`Method.on_epoch_end`: around each epoch,
+* :meth:`Method.after_step`: after each optimiser step (e.g. relabelling).
+
+The first two may read the whole training set in batches (:class:`TrainingImages`).
 A method sees observed training labels only: the clean labels and the flip
 mask stay with the engine, which uses them for diagnostics alone.
 """
@@ -12,8 +22,9 @@ mask stay with the engine, which uses them for diagnostics alone.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -21,8 +32,6 @@ from torch import nn
 from fer_bench.backbones import Backbone
 from fer_bench.recipes import Recipe
 from fer_bench.search import Dist
-
-SecondView = Literal["mirror", "mirror_aug"]
 
 
 @dataclass
@@ -43,6 +52,28 @@ class TrainInfo:
     epochs: int
     steps_per_epoch: int
     batch_size: int
+    # A fresh backbone like the method's own (its own initial draw, the same pretrained
+    # weights), for a method that trains more than one network.
+    new_backbone: Callable[[], Backbone] | None = None
+
+
+@dataclass(frozen=True)
+class TrainingImages:
+    """The training set as a hook may read it: every image once, in training order,
+    under the evaluation view (centre crop, normalised, no randomness), with its
+    observed label. Never the clean labels."""
+
+    observed_labels: torch.Tensor  # (N,)
+    # batch size -> (positions, images on the device) of each batch, the last one short
+    read: Callable[[int], Iterator[tuple[torch.Tensor, torch.Tensor]]]
+    batch_size: int  # the run's evaluation batch size
+
+    def __len__(self) -> int:
+        return len(self.observed_labels)
+
+    def batches(self, batch_size: int | None = None) -> Iterator[Batch]:
+        for index, x in self.read(batch_size or self.batch_size):
+            yield Batch(x=x, y=self.observed_labels[index].to(x.device), index=index.to(x.device))
 
 
 @dataclass
@@ -66,7 +97,9 @@ class Hparams:
 
 class Method(nn.Module):
     Hparams: ClassVar[type] = Hparams
-    second_view: SecondView | None = None  # may be set per instance from hparams
+    # A registered view (fer_bench.views: mirror, mirror_aug, independent, strong) given as
+    # Batch.x2; None = one view. May be set per instance from hparams.
+    second_view: str | None = None
     score_name: ClassVar[str | None] = None  # what `scores` means, e.g. "importance"
     # The recipe of the method's official code (``--recipe official``), if it has one.
     official_recipe: ClassVar[Recipe | None] = None
@@ -80,8 +113,19 @@ class Method(nn.Module):
     def loss(self, batch: Batch, epoch: int) -> StepOutput:
         raise NotImplementedError
 
+    def before_training(self, images: TrainingImages) -> None:
+        """Once, before the first epoch of a fresh run; a resumed run has what it did in
+        its checkpoint (the method's state) and does not call it again."""
+
+    def on_epoch_start(self, epoch: int, images: TrainingImages) -> None:
+        """At the start of each epoch (0-based), a resumed one included, before its
+        first batch is drawn (e.g. a pass over the training set)."""
+
+    def on_epoch_end(self, epoch: int) -> None:
+        """After the epoch's last optimiser step, before evaluation and the checkpoint."""
+
     def after_step(self, batch: Batch, epoch: int) -> None:
-        """Called after each optimiser step, under no_grad."""
+        """Called after each optimiser step."""
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone(x)

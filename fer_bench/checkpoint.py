@@ -1,0 +1,111 @@
+"""A run's checkpoint: written every epoch through a temporary file, the one before kept.
+
+A checkpoint holds the method's whole ``state_dict`` (every network, head and
+per-sample buffer it owns), the optimiser, schedule, the epoch, every random
+stream the run draws from, the wall time spent and the precision it trained in:
+tensors and plain values only, read with ``weights_only=True``, so resuming
+someone else's run directory runs no code.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fer_bench.records import read_jsonl
+
+CHECKPOINT = "checkpoint.pt"
+PREVIOUS_CHECKPOINT = "checkpoint.prev.pt"
+
+
+def first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
+
+
+def rng_state(aug_gen: torch.Generator, order_gen: torch.Generator) -> dict:
+    return {
+        "torch": torch.get_rng_state(),
+        # Methods draw on the device too (RUL's permutation, dropout).
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "aug": aug_gen.get_state(),
+        "order": order_gen.get_state(),
+    }
+
+
+def set_rng_state(state: dict, aug_gen: torch.Generator, order_gen: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"].cpu())
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+    aug_gen.set_state(state["aug"])
+    order_gen.set_state(state["order"])
+
+
+def save(path: Path, state: dict[str, Any]) -> None:
+    """Write ``path`` through a temporary file, keeping the one before as the previous
+    checkpoint: a crash or full disk at any point leaves one complete checkpoint."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        torch.save(state, tmp)
+        if path.exists():
+            path.replace(path.with_name(PREVIOUS_CHECKPOINT))
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)  # a failed save leaves no .tmp behind
+
+
+def resume_state(
+    out: Path,
+    device: str,
+    asked_bf16: bool,
+    precision: str,
+    resume: bool,
+    notify: Callable[[str], None],
+) -> dict | None:
+    """The checkpoint to go on from, or None after clearing what cannot be resumed."""
+    if not out.exists():
+        return None
+    state, why_not = load(out, device, notify) if resume else (None, "resume=False")
+    if state is None:
+        notify(f"{out}: starting over ({why_not})")
+        shutil.rmtree(out)
+        return None
+    # Checkpoints from before precision was recorded ran as asked.
+    trained_in = state.get("precision", "bf16" if asked_bf16 else "fp32")
+    if trained_in != precision:
+        raise RuntimeError(
+            f"{out} was trained for {state['epoch']} epochs in {trained_in}; here it would go "
+            f"on in {precision}. Resume it on a machine that runs {trained_in} natively, or "
+            "delete the directory to start over"
+        )
+    return state
+
+
+def load(out: Path, device: str, notify: Callable[[str], None]) -> tuple[dict | None, str]:
+    """The newest readable checkpoint (the previous one if the last is broken), or None
+    and why there is none."""
+    try:
+        rows = len(read_jsonl(out / "metrics.jsonl"))
+    except ValueError:  # a damaged log: no checkpoint can be matched to its epochs
+        rows = 0
+    why_not = "no checkpoint: interrupted in its first epoch"
+    for path in (out / CHECKPOINT, out / PREVIOUS_CHECKPOINT):
+        if not path.exists():
+            continue
+        try:
+            # weights_only: a checkpoint holding code (a pickled object) is refused, not run.
+            state = torch.load(path, map_location=device, weights_only=True)
+            if not isinstance(state, dict) or not 0 < int(state["epoch"]) <= rows:
+                raise ValueError(f"epoch not in 1..{rows}, the epochs in metrics.jsonl")
+        except Exception as err:  # truncated, not a checkpoint, refused by weights_only
+            why_not = f"{path.name} unreadable: {type(err).__name__}: {first_line(err)}"
+            notify(f"{out}: {why_not}")
+            continue
+        if path.name == PREVIOUS_CHECKPOINT:
+            notify(f"{out}: falling back to {path.name} (epoch {state['epoch']})")
+        return state, ""
+    return None, why_not

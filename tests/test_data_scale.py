@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from fer_bench import engine
+from fer_bench import engine, trainer
 from fer_bench.config import DataConfig, RunConfig
 from fer_bench.data import decoding, load_dataset
 from fer_bench.data import testing as fx
@@ -85,7 +85,7 @@ def test_engine_metrics_match_on_both_paths(
     cfg = with_overrides(tiny_config, {"epochs": 1, "batch_size": 32, "eval_batch_size": 40})
     # The two paths' normalisation statistics agree to float32 rounding (checked above); a
     # few ulps would still move a trained model's metrics, so both use the in-memory ones.
-    monkeypatch.setattr(engine, "channel_stats", lambda images: channel_stats(images[:]))
+    monkeypatch.setattr(trainer, "channel_stats", lambda images: channel_stats(images[:]))
     finals = {}
     for path in ("memory", "mmap"):
         bundle = stored(small, tmp_path / f"entry-{path}", path, monkeypatch)

@@ -15,7 +15,6 @@ import signal
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -25,7 +24,7 @@ from types import ModuleType
 from typing import Protocol
 
 from fer_bench.config import RunConfig
-from fer_bench.results import ERROR_FILE
+from fer_bench.results import keep_traceback
 
 DEFAULT_TRAINER = "fer_bench.engine"  # module with train(cfg, out_root, resume, progress)
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -76,7 +75,7 @@ def run_job(job: Job, trainer: str = DEFAULT_TRAINER, threads: int | None = None
         out = module.run_dir(job.cfg, job.out_root)
         busy = getattr(module, "RunBusy", ())
         if out.is_dir() and not isinstance(err, busy):
-            (out / ERROR_FILE).write_text(traceback.format_exc())
+            keep_traceback(out)
         reason = f"{type(err).__name__}: {err}"
         return JobResult(job.name, "failed", reason, time.perf_counter() - started)
     status = "done" if final.get("status") == "done" else "failed"

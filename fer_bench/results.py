@@ -10,6 +10,7 @@ raise on one bad record: a file that cannot be parsed becomes a
 from __future__ import annotations
 
 import json
+import traceback
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import cached_property
@@ -251,3 +252,13 @@ def scan_runs(root: Path) -> RunSet:
                 problems.append(Problem(config_path, f"{err}; shown as current"))
         runs.append(Run(path=path, config=config, state=state, reason=reason))
     return RunSet(root=root, runs=runs, problems=problems)
+
+
+def keep_traceback(out: Path) -> str:
+    """Write the traceback being handled to ``out``/error.txt and say where it went; a run
+    directory gone read-only or a full disk keeps it nowhere, and the answer says so."""
+    try:
+        (out / ERROR_FILE).write_text(traceback.format_exc())
+    except OSError as err:
+        return f"traceback not kept: {out / ERROR_FILE}: {err.strerror}"
+    return f"traceback in {out / ERROR_FILE}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import traceback
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,7 +28,7 @@ from fer_bench.profiles import (
     with_overrides,
 )
 from fer_bench.registry import load_plugin_file
-from fer_bench.results import ERROR_FILE
+from fer_bench.results import keep_traceback
 from fer_bench.sweep import one_job
 
 Opt = typer.Option
@@ -247,21 +246,10 @@ def _train(cfg: RunConfig, root: Path, **kwargs: Any) -> dict:
         fail(str(err), code=1)
     except Exception as err:
         first = (str(err).strip().splitlines() or [""])[0]
-        fail(f"run failed: {type(err).__name__}: {first}{_keep_traceback(out)}", code=1)
+        kept = f" ({keep_traceback(out)})" if out.is_dir() else ""
+        fail(f"run failed: {type(err).__name__}: {first}{kept}", code=1)
     console.print(f"run directory: {out}")
     return final
-
-
-def _keep_traceback(out: Path) -> str:
-    """Write the traceback being handled to RUN_DIR/error.txt and say where it went; a run
-    directory gone read-only or a full disk keeps it nowhere, and the message says so."""
-    if not out.is_dir():
-        return ""
-    try:
-        (out / ERROR_FILE).write_text(traceback.format_exc())
-    except OSError as err:
-        return f" (traceback not kept: {out / ERROR_FILE}: {err.strerror})"
-    return f" (traceback in {out / ERROR_FILE})"
 
 
 def _check_writable(root: Path) -> None:

@@ -43,7 +43,7 @@ def csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
     with path.open(newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
         for fields in reader:
-            if fields and any(x.strip() for x in fields):
+            if "".join(fields).strip():  # one C call per row: AffectNet has 291k of them
                 yield reader.line_num, fields
 
 

@@ -18,7 +18,9 @@ from PIL import Image
 
 @dataclass(frozen=True)
 class ImageRef:
-    path: Path
+    # A str where a loader names hundreds of thousands of files: building a Path each
+    # costs AffectNet's cached load several seconds.
+    path: str | Path
     origin: str  # where the image was named ("FER2013Train/label.csv:12"), for errors
 
 

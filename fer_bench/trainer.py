@@ -45,10 +45,62 @@ class Divergence(RuntimeError):
     pass
 
 
+class _EpochTally:
+    """An epoch's loss, logs and per-sample scores, summed where they are computed
+    (the device) and read once, at the epoch's end: a step never waits for the
+    device. Sums are float64 in step order, as Python floats summed them before, so
+    the record's numbers are unchanged. A non-finite loss is remembered by its first
+    step and raised at the read: later steps cannot undo it, and the epoch is never
+    recorded."""
+
+    def __init__(self, n: int, scored: bool, device: str) -> None:
+        self.device = torch.device(device)
+        zero = torch.zeros((), dtype=torch.float64, device=self.device)
+        self.loss, self.bad_loss, self.bad_step = zero, zero.clone(), zero.clone() - 1
+        # Each log's sum: a float64 tensor for a tensor log, a float for a Python number.
+        self.logs: dict[str, torch.Tensor | float] = {}
+        self._scores = torch.full((n,), float("nan"), device=self.device) if scored else None
+        self.steps = 0
+
+    def add(
+        self,
+        step: int,
+        loss: torch.Tensor,
+        logs: dict[str, float | torch.Tensor],
+        index: torch.Tensor,
+        scores: torch.Tensor | None,
+    ) -> None:
+        value = loss.detach().double()
+        first_bad = (self.bad_step < 0) & ~torch.isfinite(value)
+        self.bad_step = torch.where(first_bad, float(step), self.bad_step)
+        self.bad_loss = torch.where(first_bad, value, self.bad_loss)
+        self.loss = self.loss + value
+        for k, v in logs.items():
+            v = v.detach().double() if isinstance(v, torch.Tensor) else float(v)
+            self.logs[k] = self.logs.get(k, 0.0) + v
+        if self._scores is not None and scores is not None:
+            self._scores[index] = scores.detach().float()
+        self.steps += 1
+
+    def read(self, epoch: int) -> dict[str, float]:
+        """The epoch's mean loss and logs; Divergence if a step's loss was not finite."""
+        bad_step, bad_loss = int(self.bad_step), float(self.bad_loss)
+        if bad_step >= 0:
+            raise Divergence(
+                f"non-finite loss ({bad_loss}) at epoch {epoch + 1}, step {bad_step + 1}"
+            )
+        logs = {k: float(v) / self.steps for k, v in self.logs.items()}
+        return {"loss": float(self.loss) / self.steps, **logs}
+
+    def scores(self) -> np.ndarray | None:
+        return None if self._scores is None else self._scores.cpu().numpy().astype(np.float64)
+
+
 @dataclasses.dataclass
 class _Data:
     train_images: ImageStore  # on the CPU until the normalisation statistics are taken
-    observed: torch.Tensor  # what the method sees
+    observed: torch.Tensor  # what the method sees (on the CPU: the epoch order's input)
+    observed_on_device: torch.Tensor  # the same, where the batches are
     train_labels: LabelSet  # observed + clean: engine only
     val: Split
     val_labels: np.ndarray
@@ -61,6 +113,7 @@ def _prepare_data(bundle: DatasetBundle, labels: dict[str, LabelSet]) -> tuple[_
     data = _Data(
         train_images=ImageStore.for_training(train.images, "cpu"),
         observed=torch.from_numpy(labels["train"].observed),
+        observed_on_device=torch.from_numpy(labels["train"].observed),
         train_labels=labels["train"],
         val=val,
         val_labels=labels["val"].observed,
@@ -148,6 +201,7 @@ class Trainer:
         self.started = started
         mean, std = channel_stats(self.data.train_images.images)
         self.data.train_images = ImageStore.for_training(self.data.train_images.images, cfg.device)
+        self.data.observed_on_device = self.data.observed.to(cfg.device)
         self.aug_gen = torch.Generator(device=cfg.device).manual_seed(cfg.seed)
         self.order_gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.aug = BatchAugmenter(cfg.aug, mean, std, self.bundle.image_shape[1], self.aug_gen)
@@ -201,7 +255,7 @@ class Trainer:
 
     def training_images(self) -> TrainingImages:
         return TrainingImages(
-            observed_labels=self.data.observed,
+            observed_labels=self.data.observed_on_device,
             read=self._read_training_images,
             batch_size=self.cfg.eval_batch_size,
         )
@@ -218,47 +272,38 @@ class Trainer:
     def _train_epoch(self, epoch: int, reporter: TrainingProgress) -> dict:
         cfg, method, data = self.run_cfg, self.method, self.data
         optimizer, scheduler = self.optimizer, self.scheduler
-        steps = self.steps
         t0 = time.perf_counter()
         with self._hook():
             method.on_epoch_start(epoch, self.training_images())
         perm = epoch_order(cfg.sampler, data.observed, self.order_gen)
-        scores = np.full(len(data.observed), np.nan) if method.score_name else None
-        loss_sum, logs_sum = 0.0, {}
-        batches = data.train_images.batches(perm, cfg.batch_size, steps)
+        tally = _EpochTally(len(data.observed), method.score_name is not None, cfg.device)
+        batches = data.train_images.batches(perm, cfg.batch_size, self.steps)
         for step, (idx, images) in enumerate(batches):
             x1, x2 = self.aug.train_views(images, method.second_view)
             if cfg.channels_last:
                 x1 = x1.contiguous(memory_format=torch.channels_last)
                 x2 = None if x2 is None else x2.contiguous(memory_format=torch.channels_last)
-            y, index = data.observed[idx].to(cfg.device), idx.to(cfg.device)
-            batch = Batch(x=x1, y=y, index=index, x2=x2)
+            index = idx.to(cfg.device, non_blocking=True)
+            batch = Batch(x=x1, y=data.observed_on_device[index], index=index, x2=x2)
             with torch.autocast(x1.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
                 out = method.loss(batch, epoch)
             loss = out.loss.float()
-            if not torch.isfinite(loss):
-                raise Divergence(
-                    f"non-finite loss ({loss.item()}) at epoch {epoch + 1}, step {step + 1}"
-                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scheduler.step()
             with torch.no_grad():
                 method.after_step(batch, epoch)
-            if scores is not None and out.scores is not None:
-                scores[idx.numpy()] = out.scores.detach().float().cpu().numpy()
-            loss_sum += loss.item()
-            for k, v in out.logs.items():
-                logs_sum[k] = logs_sum.get(k, 0.0) + float(v)
-            reporter.step(loss_sum / (step + 1))
+            tally.add(step, loss, out.logs, index, out.scores)
+            reporter.step()
         with self._hook():
             method.on_epoch_end(epoch)
+        train = tally.read(epoch)  # the epoch's one read from the device
         return {
             "epoch": epoch + 1,
             "lr": optimizer.param_groups[0]["lr"],
-            "train": {"loss": loss_sum / steps, **{k: v / steps for k, v in logs_sum.items()}},
-            "scores": scores,
+            "train": train,
+            "scores": tally.scores(),
             "train_time_s": round(time.perf_counter() - t0, 3),
             "t0": t0,
         }

@@ -1,4 +1,4 @@
-"""Rich progress bar for a training run: step progress, running loss, last accuracies."""
+"""Rich progress bar for a training run: step progress, the last epoch's loss and accuracies."""
 
 from __future__ import annotations
 
@@ -47,12 +47,13 @@ class TrainingProgress:
     def advance_to(self, epoch: int) -> None:
         self._progress.update(self._task, completed=epoch * self.steps)
 
-    def step(self, loss: float) -> None:
-        self._progress.update(self._task, advance=1, status=f"loss {loss:.3f} {self.status}")
+    def step(self) -> None:
+        # No running loss: reading it would make every step wait for the device.
+        self._progress.update(self._task, advance=1)
 
     def epoch_done(self, epoch: int, row: dict) -> None:
         self.status = (
-            f"ep {epoch + 1}/{self.epochs} val {row['val']['acc']:.3f} "
-            f"test {row['test']['acc']:.3f}"
+            f"ep {epoch + 1}/{self.epochs} loss {row['train']['loss']:.3f} "
+            f"val {row['val']['acc']:.3f} test {row['test']['acc']:.3f}"
         )
         self._progress.update(self._task, status=self.status)

@@ -79,7 +79,9 @@ class TrainingImages:
 @dataclass
 class StepOutput:
     loss: torch.Tensor
-    logs: dict[str, float] = field(default_factory=dict)
+    # Per-step numbers to average over the epoch: 0-dim tensors, read once per epoch
+    # (``.item()`` here would make every step wait for the device), or Python numbers.
+    logs: dict[str, torch.Tensor | float] = field(default_factory=dict)
     # Per-sample score for noise diagnostics, higher = believed cleaner (B,).
     scores: torch.Tensor | None = None
 

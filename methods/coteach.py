@@ -120,5 +120,5 @@ class CoTeaching(Method):
             tau,
             self.hparams.divide_by_kept,
         )
-        logs = {"forget_rate": tau, "loss_1": loss_1.item(), "loss_2": loss_2.item()}
+        logs = {"forget_rate": tau, "loss_1": loss_1.detach(), "loss_2": loss_2.detach()}
         return StepOutput(loss=loss_1 + loss_2, logs=logs, scores=-per_sample)

@@ -121,5 +121,5 @@ class EAC(Method):
         consistency = flip_consistency(
             class_activation_maps(fmap1, weight), class_activation_maps(fmap2, weight)
         )
-        logs = {"ce": ce.item(), "consistency": consistency.item()}
+        logs = {"ce": ce.detach(), "consistency": consistency.detach()}
         return StepOutput(loss=ce + self.hparams.lam * consistency, logs=logs)

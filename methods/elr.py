@@ -76,5 +76,5 @@ class EarlyLearningReg(Method):
         ce = F.cross_entropy(logits, batch.y)
         reg = elr_regulariser(target, probs)
         agreement = target.gather(1, batch.y[:, None]).squeeze(1)
-        logs = {"ce": ce.item(), "elr_reg": reg.item(), "target_p_label": agreement.mean().item()}
+        logs = {"ce": ce.detach(), "elr_reg": reg.detach(), "target_p_label": agreement.mean()}
         return StepOutput(loss=ce + hp.lam * reg, logs=logs, scores=agreement)

@@ -207,5 +207,5 @@ class NLA(Method):
         j = consistency(z1, z2, hp.jsd)
         j = j.sum() if hp.jsd_reduction == "sum" else j.mean()
         loss = hp.lam_a * ce.mean() + hp.lam_b * (w * ce).mean() + hp.lam_c * j
-        logs = {"ce": ce.mean().item(), "w": w.mean().item(), "jsd": j.item(), "sigma": sched}
+        logs = {"ce": ce.mean().detach(), "w": w.mean().detach(), "jsd": j.detach(), "sigma": sched}
         return StepOutput(loss=loss, logs=logs, scores=w.detach())

@@ -49,6 +49,7 @@ class LabelTable(nn.Module):
             new = torch.where(candidates, new, current)
         self.labels[index] = new
 
-    def changed_fraction(self) -> float:
-        """Share of training labels that now differ from the observed ones."""
-        return (self.labels != self.observed).float().mean().item()
+    def changed_fraction(self) -> torch.Tensor:
+        """Share of training labels that now differ from the observed ones (a 0-dim
+        tensor: a log the trainer reads once per epoch)."""
+        return (self.labels != self.observed).float().mean()

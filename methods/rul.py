@@ -163,7 +163,7 @@ class RUL(Method):
         z, lam = mix(mu, u, perm)
         y = batch.y if self.table is None else self.table.lookup(batch.index)
         loss = add_up_loss(self.fc(z).float(), y, perm)
-        logs = {"u": u.mean().item(), "lambda_abs_dev": (lam - 0.5).abs().mean().item()}
+        logs = {"u": u.mean().detach(), "lambda_abs_dev": (lam - 0.5).abs().mean().detach()}
         if self.table is not None:
             logs["relabelled"] = self.table.changed_fraction()
             if epoch + 1 >= self.hparams.relabel_epoch:

@@ -62,5 +62,5 @@ class SymmetricCE(Method):
         ce = F.cross_entropy(logits, batch.y)
         rce = reverse_ce(logits, batch.y, hp.log_floor).mean()
         return StepOutput(
-            loss=hp.alpha * ce + hp.beta * rce, logs={"ce": ce.item(), "rce": rce.item()}
+            loss=hp.alpha * ce + hp.beta * rce, logs={"ce": ce.detach(), "rce": rce.detach()}
         )

@@ -82,18 +82,23 @@ class ScnHparams(Hparams):
             raise ValueError(f"scn relabel_scope must be one of {SCOPES}")
 
 
+def high_count(alpha: torch.Tensor, beta: float) -> int:
+    return int(beta * alpha.numel())
+
+
 def rank_split(alpha: torch.Tensor, beta: float) -> torch.Tensor:
     """Mask of the floor(beta * B) highest importances (the high group)."""
     high = torch.zeros_like(alpha, dtype=torch.bool)
-    high[alpha.topk(int(beta * alpha.numel())).indices] = True
+    high[alpha.topk(high_count(alpha, beta)).indices] = True
     return high
 
 
 def rank_loss(alpha: torch.Tensor, beta: float, margin: float) -> torch.Tensor:
-    """max(0, margin - (mean alpha_H - mean alpha_L)); zero when a group would be empty."""
-    high = rank_split(alpha, beta)
-    if high.all() or not high.any():
+    """max(0, margin - (mean alpha_H - mean alpha_L)); zero when a group would be empty
+    (told by the group's size, not by reading the mask back from the device)."""
+    if high_count(alpha, beta) in (0, alpha.numel()):
         return alpha.sum() * 0.0
+    high = rank_split(alpha, beta)
     return F.relu(margin - (alpha[high].mean() - alpha[~high].mean()))
 
 
@@ -153,9 +158,9 @@ class SCN(Method):
             candidates = low if hp.relabel_scope == "low" else torch.ones_like(low)
             self._pending = (batch.index, logits.detach().softmax(1), candidates)
         logs = {
-            "wce": wce.item(),
-            "rank": rr.item(),
-            "alpha": alpha.mean().item(),
+            "wce": wce.detach(),
+            "rank": rr.detach(),
+            "alpha": alpha.mean().detach(),
             "relabelled": self.table.changed_fraction(),
         }
         return StepOutput(loss=wce + rr, logs=logs, scores=alpha.detach())

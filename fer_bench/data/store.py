@@ -52,7 +52,10 @@ class ImageStore:
     def batches(
         self, order: torch.Tensor, batch_size: int, steps: int
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """(index, images on the device) of each of an epoch's ``steps`` batches."""
+        """(index, images on the device) of each of an epoch's ``steps`` batches; the index
+        is on the device too for images held there, on the CPU for a map."""
+        if isinstance(self.images, torch.Tensor):
+            order = order.to(self.images.device)  # once: each batch's index stays there
         indices = [order[s * batch_size : (s + 1) * batch_size] for s in range(steps)]
         if isinstance(self.images, torch.Tensor) or not indices:
             for idx in indices:

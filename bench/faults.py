@@ -34,7 +34,7 @@ from fer_bench.results import RunState, run_state
 
 PLUGIN = '''
 from fer_bench.data.base import DatasetBundle
-from fer_bench.data.synthetic import CLASSES, generate_split
+from fer_bench.data.loaders.synthetic import CLASSES, generate_split
 from fer_bench.registry import DATASETS
 
 

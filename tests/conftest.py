@@ -12,7 +12,7 @@ import torch
 import fer_bench.engine as engine
 from fer_bench.config import RunConfig
 from fer_bench.data.base import DatasetBundle
-from fer_bench.data.synthetic import CLASSES, generate_split
+from fer_bench.data.loaders.synthetic import CLASSES, generate_split
 from fer_bench.profiles import load_profile, with_overrides
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))

@@ -8,19 +8,19 @@ and counted.
 
 from __future__ import annotations
 
-import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from fer_bench.config import DataConfig
-from fer_bench.data.base import DatasetBundle, Split
-from fer_bench.data.cache import ImageSink, cached, source_key
-from fer_bench.data.files import IMAGE_SUFFIXES, require_dir, require_root
-from fer_bench.data.imaging import ImageRef, check_format
+from fer_bench.data.base import Split
+from fer_bench.data.cache import ImageSink
+from fer_bench.data.files import IMAGE_SUFFIXES, require_dir
+from fer_bench.data.imaging import ImageRef
+from fer_bench.data.loaders.base import Catalog, Loader
 from fer_bench.data.splits import carve_val
 from fer_bench.expressions import EXPRESSIONS, canonical
-from fer_bench.registry import DATASETS
 
 VAL_NAMES = ("val", "valid", "validation")
 
@@ -58,53 +58,62 @@ def _val_folder(root: Path) -> Path | None:
     return found[0] if found else None
 
 
-@DATASETS.register("folder")
-def load(cfg: DataConfig) -> DatasetBundle:
-    root = require_root(cfg, "folder").resolve()
-    check_format(cfg.image_size, cfg.channels)
-    folders = {"train": require_dir(root / "train"), "test": require_dir(root / "test")}
-    val_folder = _val_folder(root)
-    if val_folder is not None:
-        folders["val"] = val_folder
-    scanned = {s: scan_split(f) for s, f in folders.items()}
-    classes = tuple(c for c in EXPRESSIONS if c in scanned["train"][0])
-    for split, (found, _) in scanned.items():
-        extra = sorted(set(found) - set(classes))
-        if extra:
-            raise ValueError(f"{folders[split]}: classes {', '.join(extra)} have no train folder")
-    items = {
-        s: [(path, classes.index(c)) for c in classes for path in found.get(c, [])]
-        for s, (found, _) in scanned.items()
-    }
-    listing = "".join(
-        f"{s}/{p.relative_to(folders[s])}\t{c}\n" for s, pairs in items.items() for p, c in pairs
-    )
-    hashes = {"listing": hashlib.sha256(listing.encode()).hexdigest()}
-    refs = {s: [ImageRef(p, str(p.parent)) for p, _ in pairs] for s, pairs in items.items()}
-    options = {
-        "loader": "folder",
-        "root": str(root),
-        "image_size": cfg.image_size,
-        "channels": cfg.channels,
-    }
-    key = source_key(options, hashes, [r for s in refs.values() for r in s])
+@dataclass(kw_only=True)
+class _Folders(Catalog):
+    folders: dict[str, Path]  # split -> its folder
+    labels: dict[str, list[int]]  # split -> class index of each of its refs
+    skipped: dict[str, int]  # split -> files that are not images
 
-    def build(sink: ImageSink) -> DatasetBundle:
+
+class Folder(Loader[_Folders], name="folder"):
+    source = "class folders"
+
+    def read(self, root: Path, mode: str | None) -> _Folders:
+        folders = {"train": require_dir(root / "train"), "test": require_dir(root / "test")}
+        val_folder = _val_folder(root)
+        if val_folder is not None:
+            folders["val"] = val_folder
+        scanned = {s: scan_split(f) for s, f in folders.items()}
+        classes = tuple(c for c in EXPRESSIONS if c in scanned["train"][0])
+        for split, (found, _) in scanned.items():
+            extra = sorted(set(found) - set(classes))
+            if extra:
+                raise ValueError(
+                    f"{folders[split]}: classes {', '.join(extra)} have no train folder"
+                )
+        items = {
+            s: [(path, classes.index(c)) for c in classes for path in found.get(c, [])]
+            for s, (found, _) in scanned.items()
+        }
+        # The listing of files and their classes stands for a label file.
+        listing = "".join(
+            f"{s}/{p.relative_to(folders[s])}\t{c}\n"
+            for s, pairs in items.items()
+            for p, c in pairs
+        )
+        return _Folders(
+            classes=classes,
+            label_files={"listing": listing.encode()},
+            refs={s: [ImageRef(p, str(p.parent)) for p, _ in pairs] for s, pairs in items.items()},
+            folders=folders,
+            labels={s: [c for _, c in pairs] for s, pairs in items.items()},
+            skipped={s: n for s, (_, n) in scanned.items()},
+        )
+
+    def build(
+        self, catalog: _Folders, cfg: DataConfig, sink: ImageSink
+    ) -> tuple[dict[str, Split], dict]:
         splits = {}
-        for split, pairs in items.items():
+        for split, refs in catalog.refs.items():
             splits[split] = Split(
-                images=sink.decode(refs[split], cfg.image_size, cfg.channels),
-                labels=np.array([c for _, c in pairs], dtype=np.int64),
-                names=[str(p.relative_to(folders[split])) for p, _ in pairs],
+                images=sink.decode(refs, cfg.image_size, cfg.channels),
+                labels=np.array(catalog.labels[split], dtype=np.int64),
+                names=[str(r.path.relative_to(catalog.folders[split])) for r in refs],
             )
         info = {
-            "source": "class folders",
-            "label_files_sha256": hashes,
-            "splits": {s: f.name for s, f in folders.items()},
-            "skipped_files": {s: n for s, (_, n) in scanned.items()},
+            "splits": {s: f.name for s, f in catalog.folders.items()},
+            "skipped_files": catalog.skipped,
         }
         if "val" not in splits:
             splits["train"], splits["val"], info["val_split"] = carve_val(splits["train"], "train/")
-        return DatasetBundle(name="folder", class_names=classes, info=info, **splits)
-
-    return cached("folder", key, build)
+        return splits, info

@@ -10,30 +10,25 @@ in the same format (EAC's noise01/02/03.txt) can be matched row by row;
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from fer_bench.config import DataConfig
-from fer_bench.data.base import DatasetBundle
-from fer_bench.data.cache import ImageSink, cached, source_key
-from fer_bench.data.files import (
-    check_unique,
-    parse_int,
-    require_dir,
-    require_file,
-    require_root,
-    sha256_file,
-)
-from fer_bench.data.imaging import ImageRef, check_format
+from fer_bench.data.base import Split
+from fer_bench.data.cache import ImageSink
+from fer_bench.data.files import check_unique, parse_int, require_dir, require_file
+from fer_bench.data.imaging import ImageRef
+from fer_bench.data.loaders.base import Catalog, Loader
 from fer_bench.data.splits import decode_train_test
 from fer_bench.expressions import RAFDB_ORDER
-from fer_bench.registry import DATASETS
 
 LABEL_FILE = "EmoLabel/list_patition_label.txt"  # sic: the published spelling
 IMAGE_DIR = "Image/aligned"
+Entry = tuple[str, int, str]  # (image name, class index in RAFDB_ORDER, "path:line")
 
 
-def read_label_list(path: Path) -> list[tuple[str, int, str]]:
-    """(image name, class index in RAFDB_ORDER, "path:line") of each line."""
+def read_label_list(path: Path) -> list[Entry]:
+    """The entry of each line."""
     entries = []
     with path.open(encoding="utf-8") as f:
         for line_no, line in enumerate(f, start=1):
@@ -56,51 +51,48 @@ def image_path(root: Path, name: str) -> Path:
     return root / IMAGE_DIR / f"{stem}_aligned.jpg"
 
 
-@DATASETS.register("rafdb")
-def load(cfg: DataConfig) -> DatasetBundle:
-    root = require_root(cfg, "rafdb").resolve()
-    check_format(cfg.image_size, cfg.channels)
-    if cfg.label_mode not in (None, "basic7"):
-        raise ValueError(
-            f"rafdb has one label mode, basic7 (got {cfg.label_mode!r}); noisy "
-            "training labels come from a noise protocol (file:PATH)"
-        )
-    label_path = require_file(root / LABEL_FILE)
-    require_dir(root / IMAGE_DIR)
-    entries = read_label_list(label_path)
-    by_split: dict[str, list[tuple[str, int, str]]] = {"train": [], "test": []}
-    for name, label, where in entries:
-        prefix = name.split("_", 1)[0]
-        if prefix not in by_split:
-            raise ValueError(f"{where}: image name {name!r} starts with neither train_ nor test_")
-        by_split[prefix].append((name, label, where))
-    for split, items in by_split.items():
-        if not items:
-            raise ValueError(f"{label_path}: no {split}_ images (empty split)")
-    refs = {
-        s: [ImageRef(image_path(root, n), w) for n, _, w in items] for s, items in by_split.items()
-    }
-    hashes = {LABEL_FILE: sha256_file(label_path)}
-    options = {
-        "loader": "rafdb",
-        "root": str(root),
-        "image_size": cfg.image_size,
-        "channels": cfg.channels,
-    }
-    key = source_key(options, hashes, refs["train"] + refs["test"])
+@dataclass(kw_only=True)
+class _Lists(Catalog):
+    entries: dict[str, list[Entry]]  # per split
 
-    def build(sink: ImageSink) -> DatasetBundle:
-        train, val, test, note = decode_train_test(
-            refs, by_split, cfg, f"{LABEL_FILE} train_ images", sink
-        )
-        info = {
-            "source": "RAF-DB basic, aligned images",
-            "label_files_sha256": hashes,
-            "rows": {"train": len(refs["train"]), "test": len(test)},
-            "val_split": note,
+
+class RafDB(Loader[_Lists], name="rafdb"):
+    source = "RAF-DB basic, aligned images"
+
+    def label_mode(self, cfg: DataConfig) -> None:
+        if cfg.label_mode not in (None, "basic7"):
+            raise ValueError(
+                f"rafdb has one label mode, basic7 (got {cfg.label_mode!r}); noisy "
+                "training labels come from a noise protocol (file:PATH)"
+            )
+
+    def read(self, root: Path, mode: str | None) -> _Lists:
+        label_path = require_file(root / LABEL_FILE)
+        require_dir(root / IMAGE_DIR)
+        by_split: dict[str, list[Entry]] = {"train": [], "test": []}
+        for name, label, where in read_label_list(label_path):
+            prefix = name.split("_", 1)[0]
+            if prefix not in by_split:
+                raise ValueError(
+                    f"{where}: image name {name!r} starts with neither train_ nor test_"
+                )
+            by_split[prefix].append((name, label, where))
+        for split, items in by_split.items():
+            if not items:
+                raise ValueError(f"{label_path}: no {split}_ images (empty split)")
+        refs = {
+            s: [ImageRef(image_path(root, n), w) for n, _, w in items]
+            for s, items in by_split.items()
         }
-        return DatasetBundle(
-            name="rafdb", class_names=RAFDB_ORDER, info=info, train=train, val=val, test=test
+        return _Lists(
+            classes=RAFDB_ORDER, label_files={LABEL_FILE: label_path}, refs=refs, entries=by_split
         )
 
-    return cached("rafdb", key, build)
+    def build(
+        self, catalog: _Lists, cfg: DataConfig, sink: ImageSink
+    ) -> tuple[dict[str, Split], dict]:
+        train, val, test, note = decode_train_test(
+            catalog.refs, catalog.entries, cfg, f"{LABEL_FILE} train_ images", sink
+        )
+        info = {"rows": {"train": len(catalog.refs["train"]), "test": len(test)}, "val_split": note}
+        return {"train": train, "val": val, "test": test}, info

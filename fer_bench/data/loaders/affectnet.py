@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fer_bench.config import DataConfig
-from fer_bench.data.base import Split
 from fer_bench.data.cache import ImageSink
 from fer_bench.data.files import IMAGE_SUFFIXES, check_unique, csv_rows, parse_int
 from fer_bench.data.imaging import ImageRef
-from fer_bench.data.loaders.base import Catalog, Loader
+from fer_bench.data.loaders.base import Catalog, Loader, Splits
 from fer_bench.data.splits import decode_train_test
 from fer_bench.expressions import AFFECTNET_ORDER
 
@@ -123,9 +122,7 @@ class AffectNet(Loader[_Lists], name="affectnet"):
             dropped=dropped,
         )
 
-    def build(
-        self, catalog: _Lists, cfg: DataConfig, sink: ImageSink
-    ) -> tuple[dict[str, Split], dict]:
+    def build(self, catalog: _Lists, cfg: DataConfig, sink: ImageSink) -> tuple[Splits, dict]:
         train, val, test, note = decode_train_test(
             catalog.refs, catalog.kept, cfg, CSV_NAMES["train"], sink
         )

@@ -48,6 +48,7 @@ class Catalog:
 
 
 C = TypeVar("C", bound=Catalog)
+Splits = dict[str, Split]  # "train", "val" and "test"
 
 
 class Loader(Generic[C]):
@@ -71,10 +72,11 @@ class Loader(Generic[C]):
         return mode
 
     def read(self, root: Path, mode: str | None) -> C:
+        """The label files under ``root``, checked, as a catalog; decodes no image."""
         raise NotImplementedError
 
-    def build(self, catalog: C, cfg: DataConfig, sink: ImageSink) -> tuple[dict[str, Split], dict]:
-        """(the train, val and test splits, the loader's notes for ``bundle.info``)."""
+    def build(self, catalog: C, cfg: DataConfig, sink: ImageSink) -> tuple[Splits, dict]:
+        """(the splits, the loader's notes for ``bundle.info``)."""
         raise NotImplementedError
 
     def __call__(self, cfg: DataConfig) -> DatasetBundle:

@@ -27,7 +27,7 @@ from fer_bench.data.base import Split
 from fer_bench.data.cache import ImageSink
 from fer_bench.data.files import csv_rows, parse_int, require_file
 from fer_bench.data.imaging import array_to_chw
-from fer_bench.data.loaders.base import Catalog, Loader
+from fer_bench.data.loaders.base import Catalog, Loader, Splits
 from fer_bench.data.votes import LABEL_MODES, VOTE_COLUMNS, majority_labels
 from fer_bench.expressions import FER2013_ORDER
 
@@ -144,9 +144,7 @@ class Fer2013(Loader[_Csv], name="fer2013"):
             votes=votes,
         )
 
-    def build(
-        self, catalog: _Csv, cfg: DataConfig, _sink: ImageSink
-    ) -> tuple[dict[str, Split], dict]:
+    def build(self, catalog: _Csv, cfg: DataConfig, _sink: ImageSink) -> tuple[Splits, dict]:
         rows = read_fer2013(catalog.csv)
         usage = np.array(rows.usage)
         info: dict = {

@@ -20,7 +20,7 @@ from fer_bench.data.base import UNDETERMINED, Split
 from fer_bench.data.cache import ImageSink
 from fer_bench.data.files import check_unique, csv_rows, parse_int, require_file
 from fer_bench.data.imaging import ImageRef
-from fer_bench.data.loaders.base import Catalog, Loader
+from fer_bench.data.loaders.base import Catalog, Loader, Splits
 from fer_bench.data.votes import LABEL_MODES, VOTE_COLUMNS, classes_for, majority_labels
 from fer_bench.expressions import FER2013_ORDER, canonical
 
@@ -141,9 +141,7 @@ class FerPlus(Loader[_Votes], name="ferplus"):
             original=original,
         )
 
-    def build(
-        self, catalog: _Votes, cfg: DataConfig, sink: ImageSink
-    ) -> tuple[dict[str, Split], dict]:
+    def build(self, catalog: _Votes, cfg: DataConfig, sink: ImageSink) -> tuple[Splits, dict]:
         mode, rows, refs = catalog.mode, catalog.rows, catalog.refs
         ruled = {s: majority_labels(r.votes, mode) for s, r in rows.items()}
         for split, v in ruled.items():

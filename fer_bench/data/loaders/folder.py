@@ -18,7 +18,7 @@ from fer_bench.data.base import Split
 from fer_bench.data.cache import ImageSink
 from fer_bench.data.files import IMAGE_SUFFIXES, require_dir
 from fer_bench.data.imaging import ImageRef
-from fer_bench.data.loaders.base import Catalog, Loader
+from fer_bench.data.loaders.base import Catalog, Loader, Splits
 from fer_bench.data.splits import carve_val
 from fer_bench.expressions import EXPRESSIONS, canonical
 
@@ -100,9 +100,7 @@ class Folder(Loader[_Folders], name="folder"):
             skipped={s: n for s, (_, n) in scanned.items()},
         )
 
-    def build(
-        self, catalog: _Folders, cfg: DataConfig, sink: ImageSink
-    ) -> tuple[dict[str, Split], dict]:
+    def build(self, catalog: _Folders, cfg: DataConfig, sink: ImageSink) -> tuple[Splits, dict]:
         splits = {}
         for split, refs in catalog.refs.items():
             splits[split] = Split(

@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fer_bench.config import DataConfig
-from fer_bench.data.base import Split
 from fer_bench.data.cache import ImageSink
 from fer_bench.data.files import check_unique, parse_int, require_dir, require_file
 from fer_bench.data.imaging import ImageRef
-from fer_bench.data.loaders.base import Catalog, Loader
+from fer_bench.data.loaders.base import Catalog, Loader, Splits
 from fer_bench.data.splits import decode_train_test
 from fer_bench.expressions import RAFDB_ORDER
 
@@ -88,9 +87,7 @@ class RafDB(Loader[_Lists], name="rafdb"):
             classes=RAFDB_ORDER, label_files={LABEL_FILE: label_path}, refs=refs, entries=by_split
         )
 
-    def build(
-        self, catalog: _Lists, cfg: DataConfig, sink: ImageSink
-    ) -> tuple[dict[str, Split], dict]:
+    def build(self, catalog: _Lists, cfg: DataConfig, sink: ImageSink) -> tuple[Splits, dict]:
         train, val, test, note = decode_train_test(
             catalog.refs, catalog.entries, cfg, f"{LABEL_FILE} train_ images", sink
         )

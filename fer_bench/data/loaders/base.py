@@ -42,8 +42,8 @@ class Catalog:
     # name -> label file, or the bytes that stand for one (a folder listing); the hashes
     # enter the cache key and info["label_files_sha256"]
     label_files: dict[str, Path | bytes]
-    # each split's image files in decode order: their sizes and mtimes enter the key, so
-    # keep the order the entry's images are in (a loader decoding none passes {})
+    # each split's image files in decode order: their sizes and mtimes enter the key (a
+    # loader whose images are not files, fer2013's CSV pixels, passes {})
     refs: dict[str, list[ImageRef]]
 
 

@@ -33,21 +33,14 @@ import torch
 from fer_bench.results import RunState, run_state
 
 PLUGIN = '''
-from fer_bench.data.base import DatasetBundle
-from fer_bench.data.synthetic import CLASSES, generate_split
+from fer_bench.data.testing import synthetic_bundle
 from fer_bench.registry import DATASETS
 
 
 @DATASETS.register("faults-tiny")
 def load(cfg):
     """256/64/64 synthetic faces at 24 px."""
-    return DatasetBundle(
-        name="faults-tiny",
-        class_names=CLASSES,
-        train=generate_split(256, 1, 24),
-        val=generate_split(64, 2, 24),
-        test=generate_split(64, 3, 24),
-    )
+    return synthetic_bundle(256, 64, 64, size=24, name="faults-tiny")
 '''
 VOLATILE = ("time_s", "train_time_s")  # wall times differ between any two runs
 ORPHAN_GRACE_S = 3.0

@@ -12,7 +12,7 @@ import torch
 import fer_bench.engine as engine
 from fer_bench.config import RunConfig
 from fer_bench.data.base import DatasetBundle
-from fer_bench.data.synthetic import CLASSES, generate_split
+from fer_bench.data.testing import synthetic_bundle
 from fer_bench.profiles import load_profile, with_overrides
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
@@ -21,13 +21,7 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 @pytest.fixture(scope="session")
 def tiny_bundle() -> DatasetBundle:
     """600/200/300 synthetic faces: enough to learn something in a few seconds."""
-    return DatasetBundle(
-        name="synthetic",
-        class_names=CLASSES,
-        train=generate_split(600, 1),
-        val=generate_split(200, 2),
-        test=generate_split(300, 3),
-    )
+    return synthetic_bundle(600, 200, 300)
 
 
 TINY = {"epochs": 2, "batch_size": 64, "eval_batch_size": 256}
@@ -41,13 +35,7 @@ def tiny_config() -> RunConfig:
 @pytest.fixture(scope="session")
 def micro_bundle() -> DatasetBundle:
     """192/64/64 synthetic faces at 24 px: for tests of run mechanics, not of learning."""
-    return DatasetBundle(
-        name="synthetic",
-        class_names=CLASSES,
-        train=generate_split(192, 1, 24),
-        val=generate_split(64, 2, 24),
-        test=generate_split(64, 3, 24),
-    )
+    return synthetic_bundle(192, 64, 64, size=24)
 
 
 def _micro(cfg: RunConfig) -> RunConfig:

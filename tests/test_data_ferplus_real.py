@@ -15,7 +15,7 @@ from PIL import Image
 from fer_bench.config import DataConfig
 from fer_bench.data import load_dataset
 from fer_bench.data.base import DatasetBundle
-from fer_bench.data.ferplus import read_label_csv, read_original_labels
+from fer_bench.data.loaders.ferplus import read_label_csv, read_original_labels
 from fer_bench.data.summary import summarize
 from fer_bench.data.votes import FERPLUS_CLASSES
 

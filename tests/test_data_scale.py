@@ -15,10 +15,10 @@ from fer_bench.data import decoding, load_dataset
 from fer_bench.data import testing as fx
 from fer_bench.data.base import DatasetBundle
 from fer_bench.data.cache import ImageSink, read_entry, write_entry
+from fer_bench.data.loaders.synthetic import CLASSES, generate_split
 from fer_bench.data.mapped import MappedImages
 from fer_bench.data.placement import PATH_ENV
 from fer_bench.data.store import ImageStore, channel_stats
-from fer_bench.data.synthetic import CLASSES, generate_split
 from fer_bench.identity import run_hash
 from fer_bench.profiles import with_overrides
 from fer_bench.sampling import epoch_order

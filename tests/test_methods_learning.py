@@ -28,7 +28,7 @@ import pytest
 
 from fer_bench import engine
 from fer_bench.data.base import DatasetBundle
-from fer_bench.data.synthetic import CLASSES, generate_split
+from fer_bench.data.loaders.synthetic import CLASSES, generate_split
 from fer_bench.profiles import load_profile, with_overrides
 from fer_bench.registry import METHODS
 

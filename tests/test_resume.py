@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 import fer_bench.checkpoint as checkpoint
 import fer_bench.engine as engine
 from fer_bench.cli import app
-from fer_bench.data.synthetic import CLASSES
+from fer_bench.data.loaders.synthetic import CLASSES
 from fer_bench.methods.base import Method
 from fer_bench.registry import METHODS
 

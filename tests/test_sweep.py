@@ -308,7 +308,7 @@ def _tiny_dataset_plugin(tmp_path: Path) -> Path:
     path = tmp_path / "tiny_data.py"
     path.write_text(
         "from fer_bench.data.base import DatasetBundle\n"
-        "from fer_bench.data.synthetic import CLASSES, generate_split\n"
+        "from fer_bench.data.loaders.synthetic import CLASSES, generate_split\n"
         "from fer_bench.registry import DATASETS\n\n\n"
         "@DATASETS.register('tiny-synthetic')\n"
         "def load(cfg):\n"

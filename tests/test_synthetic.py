@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from fer_bench.data.synthetic import CLASSES, generate_split
+from fer_bench.data.loaders.synthetic import CLASSES, generate_split
 
 
 def test_deterministic_and_seed_dependent():

@@ -1,15 +1,7 @@
-"""Dataset loaders; importing this package registers the built-in ones."""
+"""Datasets: the loaders (``loaders/``, registered on import) and what they share."""
 
 from fer_bench.config import DataConfig
-from fer_bench.data import (  # noqa: F401
-    affectnet,
-    fer2013,
-    ferplus,
-    folder,
-    hf,
-    rafdb,
-    synthetic,
-)
+from fer_bench.data import loaders  # noqa: F401
 from fer_bench.data.base import DatasetBundle
 from fer_bench.registry import DATASETS
 

@@ -1,8 +1,9 @@
-"""Tiny datasets written in each published layout, for tests and demos.
+"""Tiny datasets for tests and demos: in memory (:func:`synthetic_bundle`), or written in
+each published layout.
 
-Image ``i`` (numbered across the whole dataset) is a flat patch of grey
-level :func:`pixel_value` ``(i)``, so a test can tell which image landed in
-which row after any resizing or colour conversion.
+In a written layout, image ``i`` (numbered across the whole dataset) is a flat patch of
+grey level :func:`pixel_value` ``(i)``, so a test can tell which image landed in which
+row after any resizing or colour conversion.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from fer_bench.data.base import DatasetBundle
+from fer_bench.data.loaders.synthetic import CLASSES, generate_split
 from fer_bench.data.votes import VOTE_COLUMNS
 from fer_bench.expressions import FER2013_ORDER, canonical
 
@@ -52,6 +55,19 @@ FERPLUS_ORIGINAL = [
     "neutral",
 ]
 FERPLUS_FOLDERS = {"train": "FER2013Train", "val": "FER2013Valid", "test": "FER2013Test"}
+
+
+def synthetic_bundle(
+    train: int, val: int, test: int, size: int = 48, name: str = "synthetic"
+) -> DatasetBundle:
+    """Synthetic faces, ``size`` px, in splits of the given sizes (seeds 1, 2 and 3)."""
+    return DatasetBundle(
+        name=name,
+        class_names=CLASSES,
+        train=generate_split(train, 1, size),
+        val=generate_split(val, 2, size),
+        test=generate_split(test, 3, size),
+    )
 
 
 def pixel_value(i: int) -> int:

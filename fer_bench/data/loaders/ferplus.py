@@ -16,20 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from fer_bench.config import DataConfig
-from fer_bench.data.base import UNDETERMINED, DatasetBundle, Split
-from fer_bench.data.cache import ImageSink, cached, source_key
-from fer_bench.data.files import (
-    check_unique,
-    csv_rows,
-    parse_int,
-    require_file,
-    require_root,
-    sha256_file,
-)
-from fer_bench.data.imaging import ImageRef, check_format
-from fer_bench.data.votes import VOTE_COLUMNS, VoteLabels, classes_for, majority_labels
+from fer_bench.data.base import UNDETERMINED, Split
+from fer_bench.data.cache import ImageSink
+from fer_bench.data.files import check_unique, csv_rows, parse_int, require_file
+from fer_bench.data.imaging import ImageRef
+from fer_bench.data.loaders.base import Catalog, Loader, Splits
+from fer_bench.data.votes import LABEL_MODES, VOTE_COLUMNS, classes_for, majority_labels
 from fer_bench.expressions import FER2013_ORDER, canonical
-from fer_bench.registry import DATASETS
 
 SPLIT_FOLDERS = {"train": "FER2013Train", "val": "FER2013Valid", "test": "FER2013Test"}
 LABEL_FILE = "label.csv"
@@ -39,6 +32,7 @@ ORIGINAL_HEADER = ["image", "split", "fer2013_label"]
 
 @dataclass
 class _LabelRows:
+    path: Path  # the label.csv read
     names: list[str]
     origins: list[str]  # "path:line" of each row
     votes: np.ndarray  # int64 (N, 10)
@@ -62,7 +56,7 @@ def read_label_csv(path: Path) -> _LabelRows:
         votes.append(row)
     if not names:
         raise ValueError(f"{path}: no rows (empty split)")
-    return _LabelRows(names, origins, np.array(votes, dtype=np.int64))
+    return _LabelRows(path, names, origins, np.array(votes, dtype=np.int64))
 
 
 def read_original_labels(path: Path, classes: tuple[str, ...]) -> dict[str, int]:
@@ -101,53 +95,63 @@ def _original_for(names: list[str], table: dict[str, int], path: Path) -> np.nda
     return np.array([table[n] for n in names], dtype=np.int64)
 
 
-@DATASETS.register("ferplus")
-def load(cfg: DataConfig) -> DatasetBundle:
-    root = require_root(cfg, "ferplus").resolve()
-    check_format(cfg.image_size, cfg.channels)
-    mode = cfg.label_mode or "majority"
-    classes = classes_for(mode)
-    rows: dict[str, _LabelRows] = {}
-    hashes: dict[str, str] = {}
-    for split, folder in SPLIT_FOLDERS.items():
-        label_path = require_file(root / folder / LABEL_FILE)
-        rows[split] = read_label_csv(label_path)
-        hashes[f"{folder}/{LABEL_FILE}"] = sha256_file(label_path)
-    check_unique(
-        [n for r in rows.values() for n in r.names],
-        [o for r in rows.values() for o in r.origins],
-        "image name",
-    )
-    original_path = root / ORIGINAL_FILE
-    has_original = original_path.is_file()
-    if has_original:
-        hashes[ORIGINAL_FILE] = sha256_file(original_path)
+@dataclass(kw_only=True)
+class _Votes(Catalog):
+    mode: str
+    rows: dict[str, _LabelRows]
+    original: Path | None  # fer2013_labels.csv, where present
 
-    refs = {
-        s: [
-            ImageRef(root / SPLIT_FOLDERS[s] / n, o)
-            for n, o in zip(r.names, r.origins, strict=True)
-        ]
-        for s, r in rows.items()
-    }
-    options = {
-        "loader": "ferplus",
-        "root": str(root),
-        "label_mode": mode,
-        "image_size": cfg.image_size,
-        "channels": cfg.channels,
-    }
-    key = source_key(options, hashes, [ref for s in refs.values() for ref in s])
 
-    def build(sink: ImageSink) -> DatasetBundle:
-        ruled: dict[str, VoteLabels] = {s: majority_labels(r.votes, mode) for s, r in rows.items()}
+class FerPlus(Loader[_Votes], name="ferplus"):
+    source = "FER+ votes on FER2013 images"
+    label_modes = LABEL_MODES
+
+    def label_mode(self, cfg: DataConfig) -> str | None:
+        classes_for(cfg.label_mode)  # an unknown mode's error names FER+, as the rule's does
+        return super().label_mode(cfg)
+
+    def read(self, root: Path, mode: str | None) -> _Votes:
+        rows: dict[str, _LabelRows] = {}
+        label_files: dict[str, Path | bytes] = {}
+        for split, folder in SPLIT_FOLDERS.items():
+            label_path = require_file(root / folder / LABEL_FILE)
+            rows[split] = read_label_csv(label_path)
+            label_files[f"{folder}/{LABEL_FILE}"] = label_path
+        check_unique(
+            [n for r in rows.values() for n in r.names],
+            [o for r in rows.values() for o in r.origins],
+            "image name",
+        )
+        original = root / ORIGINAL_FILE if (root / ORIGINAL_FILE).is_file() else None
+        if original is not None:
+            label_files[ORIGINAL_FILE] = original
+        refs = {
+            s: [
+                ImageRef(root / SPLIT_FOLDERS[s] / n, o)
+                for n, o in zip(r.names, r.origins, strict=True)
+            ]
+            for s, r in rows.items()
+        }
+        return _Votes(
+            classes=classes_for(mode),
+            label_files=label_files,
+            refs=refs,
+            mode=mode,
+            rows=rows,
+            original=original,
+        )
+
+    def build(self, catalog: _Votes, cfg: DataConfig, sink: ImageSink) -> tuple[Splits, dict]:
+        mode, rows, refs = catalog.mode, catalog.rows, catalog.refs
+        ruled = {s: majority_labels(r.votes, mode) for s, r in rows.items()}
         for split, v in ruled.items():
             if not v.keep.any():
                 raise ValueError(
-                    f"{root / SPLIT_FOLDERS[split] / LABEL_FILE}: no image has a "
+                    f"{rows[split].path}: no image has a "
                     f"FER+ label under the {mode!r} rule (empty split)"
                 )
-        table = read_original_labels(original_path, classes) if has_original else None
+        path = catalog.original
+        table = None if path is None else read_original_labels(path, catalog.classes)
         kept_refs = {
             s: [ref for ref, k in zip(refs[s], ruled[s].keep, strict=True) if k] for s in rows
         }
@@ -157,7 +161,7 @@ def load(cfg: DataConfig) -> DatasetBundle:
         splits, start = {}, 0
         for split, v in ruled.items():
             names = [ref.path.name for ref in kept_refs[split]]
-            original = None if table is None else _original_for(names, table, original_path)
+            original = None if table is None else _original_for(names, table, path)
             splits[split] = Split(
                 images=images.subset(np.arange(start, start + len(names))),
                 labels=v.labels,
@@ -167,12 +171,9 @@ def load(cfg: DataConfig) -> DatasetBundle:
             )
             start += len(names)
         info = {
-            "source": "FER+ votes on FER2013 images",
-            "label_mode": mode,
             "splits": dict(SPLIT_FOLDERS),
             "rows": {s: len(r.names) for s, r in rows.items()},
             "dropped": {s: v.dropped for s, v in ruled.items()},
-            "label_files_sha256": hashes,
             "original_labels": None,
         }
         if table is not None:
@@ -180,6 +181,4 @@ def load(cfg: DataConfig) -> DatasetBundle:
                 s: int((sp.original_labels == UNDETERMINED).sum()) for s, sp in splits.items()
             }
             info["original_labels"] = {"file": ORIGINAL_FILE, "undetermined": undetermined}
-        return DatasetBundle(name="ferplus", class_names=classes, info=info, **splits)
-
-    return cached("ferplus", key, build)
+        return splits, info

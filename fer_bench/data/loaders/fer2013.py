@@ -23,13 +23,13 @@ import numpy as np
 import torch
 
 from fer_bench.config import DataConfig
-from fer_bench.data.base import DatasetBundle, Split
-from fer_bench.data.cache import ImageSink, cached, source_key
-from fer_bench.data.files import csv_rows, parse_int, require_file, require_root, sha256_file
-from fer_bench.data.imaging import array_to_chw, check_format
+from fer_bench.data.base import Split
+from fer_bench.data.cache import ImageSink
+from fer_bench.data.files import csv_rows, parse_int, require_file
+from fer_bench.data.imaging import array_to_chw
+from fer_bench.data.loaders.base import Catalog, Loader, Splits
 from fer_bench.data.votes import LABEL_MODES, VOTE_COLUMNS, majority_labels
 from fer_bench.expressions import FER2013_ORDER
-from fer_bench.registry import DATASETS
 
 CSV_FILE = "fer2013.csv"
 VOTES_FILE = "fer2013new.csv"
@@ -117,61 +117,63 @@ def decode_pixels(text: str, where: str, size: int, channels: int) -> np.ndarray
     return array_to_chw(values.astype(np.uint8).reshape(SIDE, SIDE), size, channels)
 
 
-@DATASETS.register("fer2013")
-def load(cfg: DataConfig) -> DatasetBundle:
-    root = require_root(cfg, "fer2013").resolve()
-    check_format(cfg.image_size, cfg.channels)
-    mode = cfg.label_mode or "original"
-    if mode != "original" and mode not in LABEL_MODES:
-        raise ValueError(
-            f"unknown fer2013 label mode {mode!r}; known: original, {', '.join(LABEL_MODES)}"
-        )
-    csv_path = require_file(root / CSV_FILE)
-    votes_path = root / VOTES_FILE
-    hashes = {CSV_FILE: sha256_file(csv_path)}
-    if mode != "original":
-        hashes[VOTES_FILE] = sha256_file(require_file(votes_path))
-    options = {
-        "loader": "fer2013",
-        "root": str(root),
-        "label_mode": mode,
-        "image_size": cfg.image_size,
-        "channels": cfg.channels,
-    }
+@dataclass(kw_only=True)
+class _Csv(Catalog):
+    mode: str
+    csv: Path
+    votes: Path | None  # fer2013new.csv, read for a FER+ mode only
 
-    def build(_sink: ImageSink) -> DatasetBundle:  # decoded in memory; cached() stores it
-        rows = read_fer2013(csv_path)
+
+class Fer2013(Loader[_Csv], name="fer2013"):
+    source = CSV_FILE
+    label_modes = {"original": FER2013_ORDER, **LABEL_MODES}
+
+    def read(self, root: Path, mode: str | None) -> _Csv:
+        # The CSV holds the pixels: it is parsed when building, so a cache hit skips it.
+        csv_path = require_file(root / CSV_FILE)
+        votes = None if mode == "original" else require_file(root / VOTES_FILE)
+        label_files: dict[str, Path | bytes] = {CSV_FILE: csv_path}
+        if votes is not None:
+            label_files[VOTES_FILE] = votes
+        return _Csv(
+            classes=self.label_modes[mode],
+            label_files=label_files,
+            refs={},  # decoded in memory; cached() stores it
+            mode=mode,
+            csv=csv_path,
+            votes=votes,
+        )
+
+    def build(self, catalog: _Csv, cfg: DataConfig, _sink: ImageSink) -> tuple[Splits, dict]:
+        rows = read_fer2013(catalog.csv)
         usage = np.array(rows.usage)
-        classes = FER2013_ORDER if mode == "original" else LABEL_MODES[mode]
         info: dict = {
-            "source": CSV_FILE,
-            "label_mode": mode,
-            "label_files_sha256": hashes,
             "splits": {split: name for name, split in USAGE.items()},
             "rows": {split: int((usage == split).sum()) for split in USAGE.values()},
         }
-        if mode != "original":
-            votes, named = read_votes(votes_path, rows)
+        if catalog.votes is not None:
+            votes, named = read_votes(catalog.votes, rows)
             info["dropped"] = {}
         splits = {}
         for name, split in USAGE.items():
             rows_in = np.flatnonzero(usage == split)
             soft = original = None
-            if mode == "original":
+            if catalog.votes is None:
                 kept, labels = rows_in, rows.labels[rows_in]
             else:
                 named_rows = rows_in[named[rows_in]]
-                ruled = majority_labels(votes[named_rows], mode)
+                ruled = majority_labels(votes[named_rows], catalog.mode)
                 kept, labels, soft = named_rows[ruled.keep], ruled.labels, ruled.soft
                 original = np.array(
-                    [classes.index(FER2013_ORDER[x]) for x in rows.labels[kept]], dtype=np.int64
+                    [catalog.classes.index(FER2013_ORDER[x]) for x in rows.labels[kept]],
+                    dtype=np.int64,
                 )
                 info["dropped"][split] = {
                     "not_in_ferplus": len(rows_in) - len(named_rows),
                     **ruled.dropped,
                 }
             if len(kept) == 0:
-                raise ValueError(f"{csv_path}: no usable rows with Usage {name} (empty split)")
+                raise ValueError(f"{catalog.csv}: no usable rows with Usage {name} (empty split)")
             images = np.stack(
                 [
                     decode_pixels(rows.pixels[i], rows.origins[i], cfg.image_size, cfg.channels)
@@ -185,6 +187,4 @@ def load(cfg: DataConfig) -> DatasetBundle:
                 original_labels=original,
                 names=[f"fer{i:07d}.png" for i in kept],
             )
-        return DatasetBundle(name="fer2013", class_names=classes, info=info, **splits)
-
-    return cached("fer2013", source_key(options, hashes, []), build)
+        return splits, info

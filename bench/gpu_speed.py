@@ -12,8 +12,11 @@ Writes one JSON file (``--out``) naming the device, with what was measured on it
   * ``official_loop``: the papers' setting as the official codes run it, on the same
     images (PNG files of the training split), model, batch, optimiser and precision:
     one PNG decoded per sample, resized and transformed by torchvision (flip,
-    normalisation, erasing) in a DataLoader with workers; its images/s and the
-    engine's ratio to it.
+    normalisation, erasing) in a DataLoader with workers; its images/s and, with the
+    ``rafdb-paper`` stage, the engine's ratio to it.
+
+The report is rewritten after every stage (``--stages`` picks them), so what a device
+measured survives a later failure.
 
     python bench/gpu_speed.py --data-root ../shared/data/ferplus       # on a GPU
     python bench/gpu_speed.py --device cpu --quick --out /tmp/speed.json  # tiny check
@@ -30,6 +33,7 @@ import itertools
 import json
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +52,7 @@ from fer_bench.benchmarking import (
 )
 from fer_bench.config import RunConfig
 from fer_bench.data import load_dataset
+from fer_bench.data.base import DatasetBundle
 from fer_bench.data.synthetic import CLASSES, generate_split
 from fer_bench.engine import train
 from fer_bench.executors import Job, LocalExecutor
@@ -56,18 +61,15 @@ from fer_bench.precision import resolve_precision
 from fer_bench.profiles import load_profile, with_overrides
 
 PACKED, GPU, PAPER = "ferplus-cpu", "ferplus-gpu", "rafdb-paper"
+PROFILES = (PACKED, GPU, PAPER)
+STAGES = ("packed", GPU, PAPER, "official")
 
 
 def stage_overrides(quick_root: Path | None, data_root: str | None) -> dict[str, dict]:
     """Each profile's overrides: FERPlus at ``data_root``, or the quick folder's faces
     with sizes and batches a CPU trains in seconds."""
     if quick_root is None:
-        ferplus = {"name": "ferplus", "root": data_root}
-        return {
-            PACKED: {"data": ferplus},
-            GPU: {"data": ferplus},
-            PAPER: {"data": ferplus},
-        }
+        return {name: {"data": {"name": "ferplus", "root": data_root}} for name in PROFILES}
     folder = {"name": "folder", "root": str(quick_root)}
     small = {"eval_batch_size": 64}
     return {
@@ -164,7 +166,8 @@ class DecodedPerSample(Dataset):
 
 
 def official_transform(side: int) -> Any:
-    """RUL's and SCN's torchvision training transforms (ImageNet normalisation)."""
+    """Training transforms in the official codes' torchvision style: resize to the input
+    side, a mirror, ImageNet normalisation, random erasing up to a quarter."""
     from torchvision import transforms
 
     return transforms.Compose(
@@ -244,31 +247,37 @@ def main() -> None:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--data-root", default="../shared/data/ferplus")
     parser.add_argument("--quick", action="store_true", help="tiny synthetic sizes (CPU check)")
+    parser.add_argument("--stages", default=",".join(STAGES), help="a comma list of these")
     parser.add_argument("--pack", default=None, help="jobs at once, e.g. 1,8 (default 8; quick 2)")
     parser.add_argument("--epochs", type=int, default=2, help="engine epochs; the last is timed")
     parser.add_argument("--official-workers", type=int, default=8, help="DataLoader workers")
     parser.add_argument("--official-steps", type=int, default=100)
     parser.add_argument("--out", type=Path, default=Path("bench/gpu_speed.json"))
     args = parser.parse_args()
-    pack = [int(k) for k in (args.pack or ("2" if args.quick else "8")).split(",")]
+    stages = args.stages.split(",")
+    unknown = sorted(set(stages) - set(STAGES))
+    if unknown:
+        parser.error(f"unknown stage(s) {', '.join(unknown)}; known: {', '.join(STAGES)}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         quick_root = Path(tmp) / "faces" if args.quick else None
         if quick_root is not None:
             write_quick_folder(quick_root)
-        report = measure(args, pack, Path(tmp), quick_root)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1) + "\n")
+        for report in measure(args, stages, Path(tmp), quick_root):
+            # Written after every stage: what a device measured survives a later failure.
+            args.out.write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report, indent=1))
 
 
 def measure(
-    args: argparse.Namespace, pack: list[int], tmp: Path, quick_root: Path | None
-) -> dict[str, Any]:
+    args: argparse.Namespace, stages: list[str], tmp: Path, quick_root: Path | None
+) -> Iterator[dict[str, Any]]:
+    """The report, yielded again after each stage it measures."""
     overrides = stage_overrides(quick_root, args.data_root)
     common = {"device": args.device, "epochs": 1 if args.quick else args.epochs}
     configs = {
         name: with_overrides(with_overrides(load_profile(name), overrides[name]), common)
-        for name in (PACKED, GPU, PAPER)
+        for name in PROFILES
     }
     # The faces at their own size: decoded (and cached) once before the packed workers
     # read them, and the official loop's PNG files.
@@ -281,19 +290,38 @@ def measure(
         "quick": args.quick,
         "torch": torch.__version__,
         "bf16_matmul_peak_tflops": peak / 1e12,
-        "packed": [packed(configs[PACKED], args.device, k, tmp / f"pack{k}") for k in pack],
     }
+    yield report
+    if "packed" in stages:
+        pack = [int(k) for k in (args.pack or ("2" if args.quick else "8")).split(",")]
+        report["packed"] = []
+        for k in pack:
+            report["packed"].append(packed(configs[PACKED], args.device, k, tmp / f"pack{k}"))
+            yield report
     for name in (GPU, PAPER):
-        report[name] = engine_speed(configs[name], peak, tmp / name)
-    paper, source = configs[PAPER], bundle.train
+        if name in stages:
+            report[name] = engine_speed(configs[name], peak, tmp / name)
+            yield report
+    if "official" in stages:
+        report["official_loop"] = official_speed(args, configs[PAPER], bundle, tmp / "png")
+        if PAPER in report:
+            engine = report[PAPER]["train_images_per_s"]
+            report["official_loop"]["engine_ratio"] = (
+                engine / report["official_loop"]["train_images_per_s"]
+            )
+        yield report
+
+
+def official_speed(
+    args: argparse.Namespace, paper: RunConfig, bundle: DatasetBundle, folder: Path
+) -> dict[str, Any]:
+    """The official-style loop in the papers' setting on PNG files of the training faces."""
+    source = bundle.train
     steps = 3 if args.quick else args.official_steps
     kept = min(len(source), paper.batch_size * (steps + 2))
-    files = write_pngs(source.images[:kept], tmp / "png")
+    files = write_pngs(source.images[:kept], folder)
     workers = 1 if args.quick else args.official_workers
-    official = official_loop(paper, files, source.labels[:kept], bundle.num_classes, workers, steps)
-    official["engine_ratio"] = report[PAPER]["train_images_per_s"] / official["train_images_per_s"]
-    report["official_loop"] = official
-    return report
+    return official_loop(paper, files, source.labels[:kept], bundle.num_classes, workers, steps)
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ def test_jobs_per_device_must_be_a_count_or_auto(text):
 
 def test_sweep_devices_reads_the_visible_gpus_and_their_free_memory(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    monkeypatch.setattr(gpu_slots, "free_memory", lambda devices: [31 * GIB] * len(devices))
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (31 * GIB, 141 * GIB))
     assert sweep_devices("cuda", 2, cores=16) == ["cuda:0", "cuda:1"] * 2
     per_device = 31 // (gpu_slots.AUTO_JOB_BYTES // GIB)
     assert sweep_devices("cuda", "auto", cores=64) == ["cuda:0", "cuda:1"] * per_device

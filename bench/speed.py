@@ -21,23 +21,18 @@ import time
 from pathlib import Path
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from fer_bench.backbones import create_backbone
+from fer_bench.benchmarking import (
+    last_epoch,
+    matmul_peak,
+    train_images_per_s,
+    training_flops_per_image,
+)
 from fer_bench.data import load_dataset
 from fer_bench.engine import train
-from fer_bench.identity import run_name
 from fer_bench.precision import native_bf16, resolve_precision
 from fer_bench.profiles import load_profile, with_overrides
-
-
-def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 10) -> float:
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    a @ b
-    t = time.perf_counter()
-    for _ in range(reps):
-        a @ b
-    return 2 * n**3 * reps / (time.perf_counter() - t)
 
 
 def bare_step_time(
@@ -52,9 +47,7 @@ def bare_step_time(
         net = net.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
-    with FlopCounterMode(display=False) as counter:
-        torch.nn.functional.cross_entropy(net(x), y).backward()
-    flops_per_image = counter.get_total_flops() / cfg.batch_size
+    flops_per_image = training_flops_per_image(net, x, y)
 
     def step() -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
@@ -107,12 +100,9 @@ def main() -> None:
         for method in args.methods.split(","):
             cfg = with_overrides(base, {"method": method})
             final = train(cfg, Path(tmp), progress=False, bundle=bundle)
-            last = json.loads(
-                (Path(tmp) / run_name(cfg) / "metrics.jsonl").read_text().splitlines()[-1]
-            )
-            n = final["labels"]["n_train"] // cfg.batch_size * cfg.batch_size
+            last = last_epoch(cfg, Path(tmp))
             report["methods"][method] = {
-                "train_images_per_s": n / last["train_time_s"],
+                "train_images_per_s": train_images_per_s(cfg, final, Path(tmp)),
                 "epoch_train_s": last["train_time_s"],
                 "epoch_with_eval_s": last["time_s"],
             }

@@ -161,6 +161,15 @@ class Backbone(nn.Module):
         return self.model(x)
 
 
+def compile_backbones(module: nn.Module) -> None:
+    """``torch.compile`` the feature extractor of every backbone in ``module`` (a method),
+    in place. ``forward_features`` is what each method's pass goes through (logits and
+    ``feature_map`` alike), and the state dict keeps its keys, so checkpoints are those
+    of an uncompiled run."""
+    for backbone in [m for m in module.modules() if isinstance(m, Backbone)]:
+        backbone.model.forward_features = torch.compile(backbone.model.forward_features)
+
+
 def check_backbone_name(name: str) -> None:
     if name not in BACKBONES and not timm.is_model(name):
         raise RegistryError(

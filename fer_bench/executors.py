@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Protocol
@@ -106,52 +106,79 @@ class Executor(Protocol):
 
 
 class LocalExecutor:
-    """``workers`` spawned processes; each gets cores // workers torch threads."""
+    """``workers`` spawned processes; each gets cores // workers torch threads.
 
-    def __init__(self, workers: int = 1, cores: int | None = None) -> None:
+    ``devices``: the device of each worker (a GPU sweep, :mod:`fer_bench.gpu_slots`),
+    which then replaces ``workers``; a worker trains every job it takes on its device.
+    Without it jobs keep their own device. Each worker is a pool of its own, so a
+    worker holds one device for its whole life and one that dies (killed, out of
+    memory) fails only the job it held: it is replaced and the rest continue.
+    """
+
+    def __init__(
+        self, workers: int = 1, cores: int | None = None, devices: list[str] | None = None
+    ) -> None:
         if workers < 1:
             raise ValueError(f"--workers must be at least 1 (got {workers})")
-        self.workers = workers
-        self.threads = max(1, (cores or available_cores()) // workers)
+        self.devices: list[str | None] = list(devices) if devices else [None] * workers
+        self.threads = max(1, (cores or available_cores()) // len(self.devices))
 
     def run(self, jobs: list[Job], trainer: str = DEFAULT_TRAINER) -> Iterator[JobResult]:
         pending = list(jobs)
         context = multiprocessing.get_context("spawn")  # fork + torch threads can deadlock
-        while pending:
-            # A worker that dies (killed, out of memory) breaks the pool: the jobs it held
-            # are reported failed and the rest continue in a fresh pool.
-            with ProcessPoolExecutor(
-                self.workers,
-                mp_context=context,
-                initializer=die_with_parent,
-                initargs=(os.getpid(),),
-            ) as pool:
-                yield from self._drain(pool, pending, trainer)
+        pools = [_worker(context) for _ in self.devices]
+        running: dict[Future, tuple[int, Job]] = {}
+        try:
+            while running or pending:
+                self._submit(pools, pending, running, trainer)
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    slot, job = running.pop(future)
+                    try:
+                        yield future.result()
+                    except BrokenProcessPool:
+                        pools[slot].shutdown(wait=False)
+                        pools[slot] = _worker(context)
+                        yield JobResult(
+                            job.name,
+                            "failed",
+                            "worker process died while this job "
+                            "ran (killed or out of memory?); rerun the sweep to resume",
+                            0.0,
+                        )
+        finally:
+            for pool in pools:
+                pool.shutdown(wait=True, cancel_futures=True)
 
-    def _drain(
-        self, pool: ProcessPoolExecutor, pending: list[Job], trainer: str
-    ) -> Iterator[JobResult]:
-        running: dict[Future, Job] = {}
-        broken = False
-        while running or (pending and not broken):
-            # Never more submitted than workers: a submitted job is a running job.
-            while pending and not broken and len(running) < self.workers:
-                job = pending.pop(0)
-                running[pool.submit(run_job, job, trainer, self.threads)] = job
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in finished:
-                job = running.pop(future)
-                try:
-                    yield future.result()
-                except BrokenProcessPool:
-                    broken = True
-                    yield JobResult(
-                        job.name,
-                        "failed",
-                        "worker process died while this job "
-                        "ran (killed or out of memory?); rerun the sweep to resume",
-                        0.0,
-                    )
+    def _submit(
+        self,
+        pools: list[ProcessPoolExecutor],
+        pending: list[Job],
+        running: dict[Future, tuple[int, Job]],
+        trainer: str,
+    ) -> None:
+        """The next pending jobs to the idle workers: a submitted job is a running job."""
+        busy = {slot for slot, _ in running.values()}
+        for slot in range(len(pools)):
+            if slot in busy or not pending:
+                continue
+            job = pending.pop(0)
+            placed = _on_device(job, self.devices[slot])
+            running[pools[slot].submit(run_job, placed, trainer, self.threads)] = (slot, job)
+
+
+def _worker(context: multiprocessing.context.BaseContext) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(
+        1, mp_context=context, initializer=die_with_parent, initargs=(os.getpid(),)
+    )
+
+
+def _on_device(job: Job, device: str | None) -> Job:
+    """``job`` trained on ``device``: the same run directory, the device being no part
+    of the experiment."""
+    if device is None:
+        return job
+    return replace(job, cfg=replace(job.cfg, device=device))
 
 
 class RayExecutor:

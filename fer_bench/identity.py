@@ -5,7 +5,7 @@ hyperparameters resolved through the method's typed defaults (``q=0.7``,
 ``q=0.70`` and no override are one experiment), the canonical protocol (every
 rate-based protocol at rate 0 is the clean set; a label file is named by its
 content) and the recipe. Where things live or run (``data.root``, ``device``,
-``plugin``, evaluation batching, memory layout) is not part of it, and a
+``plugin``, evaluation batching, memory layout, compilation) is not part of it, and a
 pretrained checkpoint is named by its content, not its path.
 
 A method's code is not in the identity either (editing a docstring must not
@@ -32,7 +32,7 @@ from fer_bench.config import ProtocolConfig, RunConfig
 from fer_bench.registry import METHODS, NOISE, RegistryError, load_plugin_file
 
 # Settings that do not change what is computed, only where or how fast.
-_NOT_IDENTITY = ("device", "plugin", "eval_batch_size", "channels_last")
+_NOT_IDENTITY = ("device", "plugin", "eval_batch_size", "channels_last", "torch_compile")
 _NOT_IDENTITY_DATA = ("root",)
 # Fields added after runs were recorded (dotted keys): at these values, which reproduce
 # what ran before they existed, they are left out of the identity, so adding a knob

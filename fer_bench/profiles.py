@@ -53,6 +53,7 @@ OPTION_KEYS: dict[str, str] = {
     "bf16": "bf16",
     "recipe": "recipe",
     "channels_last": "channels_last",
+    "torch_compile": "torch_compile",
     "sampler": "sampler",
     "dataset": "data.name",
     "data_root": "data.root",

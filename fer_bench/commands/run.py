@@ -174,6 +174,12 @@ def register(app: typer.Typer) -> None:
         tta_flip: Annotated[bool | None, Opt("--tta-flip/--no-tta-flip")] = None,
         bf16: Annotated[bool | None, Opt("--bf16/--no-bf16")] = None,
         channels_last: Annotated[bool | None, Opt("--channels-last/--no-channels-last")] = None,
+        torch_compile: Annotated[
+            bool | None,
+            Opt(
+                "--compile/--no-compile", help="torch.compile the backbones (pays on long GPU runs)"
+            ),
+        ] = None,
         plugin: Annotated[str | None, Opt(help="Python file registering extra methods")] = None,
         sampler: Annotated[
             str | None, Opt(help="uniform | balanced (1/count of the observed label)")

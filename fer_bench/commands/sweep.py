@@ -19,7 +19,14 @@ from fer_bench.commands.common import (
     profile_default,
 )
 from fer_bench.config import RunConfig
-from fer_bench.executors import Executor, JobResult, LocalExecutor, RayExecutor
+from fer_bench.executors import (
+    Executor,
+    JobResult,
+    LocalExecutor,
+    RayExecutor,
+    available_cores,
+)
+from fer_bench.gpu_slots import AUTO_JOB_BYTES, parse_jobs_per_device, sweep_devices
 from fer_bench.profiles import dotted_overrides, joined, option_overrides
 from fer_bench.results import RunState
 from fer_bench.sweep import (
@@ -53,14 +60,23 @@ def _split(text: str | None, convert: Callable[[str], Any], option: str) -> list
 
 def _make_executor(
     kind: str,
-    workers: int,
+    workers: int | None,
+    jobs_per_device: str | None,
     address: str | None,
     cpus: float | None,
     gpus: float | None,
     device: str,
 ) -> Executor:
+    if jobs_per_device is not None and (kind != "local" or workers is not None):
+        raise ValueError(
+            "--jobs-per-device sets the local executor's workers: give it without "
+            "--workers (with --executor ray, pack jobs with --gpus-per-job 1/N)"
+        )
     if kind == "local":
-        return LocalExecutor(workers)
+        if jobs_per_device is None:
+            return LocalExecutor(workers or 1)
+        per_device = parse_jobs_per_device(jobs_per_device)
+        return LocalExecutor(devices=sweep_devices(device, per_device, available_cores()))
     if kind == "ray":
         default_gpus = 1.0 if device.startswith("cuda") else 0.0
         return RayExecutor(address, cpus or 1.0, default_gpus if gpus is None else gpus)
@@ -155,6 +171,12 @@ def register(app: typer.Typer) -> None:
         batch_size: Annotated[int | None, Opt(help=profile_default(lambda c: c.batch_size))] = None,
         lr: Annotated[float | None, Opt(help=profile_default(lambda c: c.optim.lr))] = None,
         device: Annotated[str | None, Opt(help="cpu | cuda")] = None,
+        torch_compile: Annotated[
+            bool | None,
+            Opt(
+                "--compile/--no-compile", help="torch.compile the backbones (pays on long GPU runs)"
+            ),
+        ] = None,
         set_: Annotated[list[str] | None, Opt("--set", help="[METHOD.]KEY=VALUE")] = None,
         cfg_: Annotated[
             list[str] | None, Opt("--cfg", help="any config value by its dotted key: optim.lr=3e-3")
@@ -164,7 +186,18 @@ def register(app: typer.Typer) -> None:
             Path | None, Opt(help="results directory (one run directory per job)")
         ] = None,
         executor: Annotated[str, Opt(help="local | ray")] = "local",
-        workers: Annotated[int, Opt(help="local: parallel jobs (cores are split)")] = 1,
+        workers: Annotated[
+            int | None, Opt(help="local: parallel jobs (cores are split; default 1)")
+        ] = None,
+        jobs_per_device: Annotated[
+            str | None,
+            Opt(
+                help="local, on cuda: N jobs on each visible GPU (on the one named by "
+                "--device cuda:I), each worker on its own GPU; auto: as many as the GPU "
+                f"with the least free memory holds at {AUTO_JOB_BYTES / 2**30:.0f} GiB a "
+                "job (an estimate, not a measurement), at most one per CPU core"
+            ),
+        ] = None,
         ray_address: Annotated[
             str | None, Opt(help="ray: auto | HOST:PORT; none = start a local Ray")
         ] = None,
@@ -203,6 +236,7 @@ def register(app: typer.Typer) -> None:
                 "epochs": epochs,
                 "batch_size": batch_size,
                 "device": device,
+                "torch_compile": torch_compile,
                 "plugin": plugin,
                 "dataset": dataset,
                 "data_root": data_root,
@@ -254,7 +288,13 @@ def register(app: typer.Typer) -> None:
                 console.print(estimate(board_runs, todo), highlight=False)
             return
         runner = _make_executor(
-            executor, workers, ray_address, cpus_per_job, gpus_per_job, spec.base.device
+            executor,
+            workers,
+            jobs_per_device,
+            ray_address,
+            cpus_per_job,
+            gpus_per_job,
+            spec.base.device,
         )
         try:
             with sweep_lock(out, wait):

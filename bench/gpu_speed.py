@@ -53,7 +53,7 @@ from fer_bench.benchmarking import (
 from fer_bench.config import RunConfig
 from fer_bench.data import load_dataset
 from fer_bench.data.base import DatasetBundle
-from fer_bench.data.synthetic import CLASSES, generate_split
+from fer_bench.data.loaders.synthetic import CLASSES, generate_split
 from fer_bench.engine import train
 from fer_bench.executors import Job, LocalExecutor
 from fer_bench.identity import run_name

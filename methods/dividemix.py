@@ -18,8 +18,8 @@ labelled, MSE on the unlabelled, lambda_u ramping linearly from the end of the
 warm-up (:192-203), and the prior term ``KL(uniform || mean prediction)`` (:107-113).
 
 Defaults are Train_cifar.py's (alpha 4, lambda_u 25, p_threshold 0.5, T 0.5). The
-paper tunes lambda_u to the noise rate (0 at low noise), which a method never knows,
-so it is in the search space. Adaptations to the harness, each stated:
+paper sets lambda_u per noise level, which a method never knows, so it is in the
+search space. Adaptations to the harness, each stated:
 * Schedule in shares of the run: the warm-up is ``round(warmup * epochs)`` epochs, at
   least 1 (official 10 of 300 on CIFAR-10, :219), and the lambda_u ramp lasts
   ``rampup * epochs`` (official 16 epochs of 300, :192). A warm-up that leaves no
@@ -30,9 +30,10 @@ so it is in the search space. Adaptations to the harness, each stated:
   optimiser over both stands for the two identical SGD optimisers (:232-233). The
   guesses are made with both networks in training mode (the official puts the peer
   in eval mode, :43), since both are being trained.
-* Warm-up: network 1 trains on view 1 and network 2 on view 2 (the official gives
-  each its own shuffle); ``conf_penalty`` adds the negative-entropy term the official
-  uses for asymmetric noise (:132-134), off by default as for symmetric noise.
+* Warm-up: network 1 trains on view 1 and network 2 on view 2 of the run's batch (the
+  official gives each its own shuffle of twice the batch, dataloader_cifar.py:171);
+  ``conf_penalty`` adds the negative entropy the official uses for asymmetric noise
+  (:132-134), off by default as for symmetric noise.
 * The mixture is also fitted during the warm-up, for the noise diagnostics only.
 * Prediction: the mean of the two networks' logits (the official test sums them,
   :153-156: the same argmax, a single network's scale for the probabilities).
@@ -40,7 +41,8 @@ so it is in the search space. Adaptations to the harness, each stated:
   does only at 90 % noise (:178-180).
 
 Noise diagnostics: ``scores`` are network 1's clean probabilities (the division that
-network 2 trains on), kept with network 2's as a registered buffer.
+network 2 trains on), kept with network 2's as a registered buffer. The MixMatch draws
+use the global torch streams, which the checkpoint saves, so a resume is bit-identical.
 """
 
 from __future__ import annotations
@@ -69,8 +71,8 @@ class DividemixHparams(Hparams):
     conf_penalty: bool = False  # warm-up negative entropy (official for asymmetric noise)
 
     search_space: ClassVar[dict[str, Dist]] = {
-        "lambda_u": Uniform(0.0, 50.0),  # the paper's values run 0-25 on CIFAR-10
-        "p_threshold": Uniform(0.5, 0.6),  # 0.6 at 90 % noise in the paper
+        "lambda_u": Uniform(0.0, 50.0),  # official default 25; the paper sets it per noise
+        "p_threshold": Uniform(0.5, 0.7),  # official 0.5 and stricter divisions
     }
 
     def __post_init__(self) -> None:

@@ -5,6 +5,7 @@ from fer_bench.methods import (  # noqa: F401
     bsoftmax,
     ce,
     coteach,
+    dmue,
     eac,
     elr,
     gce,

@@ -1,47 +1,44 @@
-"""DMUE (She et al., CVPR 2021), after JDAI-CV/FaceX-Zoo at 16b793a, addition_module/DMUE/
-(paths below are relative to it).
+"""DMUE (She et al., CVPR 2021), after JDAI-CV/FaceX-Zoo at 16b793a, addition_module/DMUE/.
 
-The network is the backbone's trunk shared by K + 1 copies of its last stage
-(models/resnet_multibranch.py:97-102, config.py:57): K auxiliary branches and the
-target branch (the backbone itself). Auxiliary branch c never learns class c: it is
-trained with cross-entropy on the samples not labelled c, over the other K - 1 classes
-(labels above c shifted down; resnet_multibranch.py:146-156, make_model.py:88-92), and
-gives the samples labelled c their latent label distribution: its softmax sharpened by
-1/T, renormalised, detached, 0 at the label (train.py:96-108). The target branch learns
-* ``ce``: cross-entropy of its logits scaled by a confidence s_i = sigmoid(MLP([m_i,
-  onehot(y_i)])), m_i,c the mean cosine similarity of sample i's pooled feature to the
-  batch's samples labelled c, min-max scaled per sample (make_model.py:126-131, 153-165);
-* ``soft``: mean squared gap between its softmax off the label and the latent
+The backbone's trunk is shared by K + 1 copies of its last stage (models/
+resnet_multibranch.py:97-102, config.py:57): K auxiliary branches and the target (the
+backbone itself). Auxiliary branch c never learns class c: cross-entropy over the other
+K - 1 classes on the samples not labelled c, labels above c shifted down
+(resnet_multibranch.py:146-156, make_model.py:88-92). To each sample labelled c it gives
+the latent label distribution: its softmax sharpened by 1/T, renormalised, detached, 0 at
+the label (train.py:96-108). The target branch learns from
+* ``ce``: cross-entropy of its logits times s_i = sigmoid(MLP([m_i, onehot(y_i)])), m_i,c
+  the mean cosine similarity of i's pooled feature to the batch's samples labelled c,
+  min-max scaled per sample (make_model.py:126-131, 153-165);
+* ``soft``: the mean squared gap between its softmax off the label and the latent
   distribution (losses/softLoss.py:10-14);
-* ``sp``: for each branch c, the MSE between the row-normalised Gram matrices of branch
-  c's and the target's features over the samples not labelled c, averaged over branches
-  (make_model.py:141-147, losses/SP_KD_Loss.py:10-13).
-Loss = up(e) (ce + w soft + gamma sp) + down(e) aux, with the ramps of utils/ramp.py:3-15
-over 0-based epochs (train.py:80, 110-116). Inference: the target branch alone, unscaled
-(models/make_target_model.py:39-45). Defaults: w 0.5, T 1.2, gamma 1000, ramp_a 6
-(config.py:27-29; its comment: AffectNet 4/6, FERPlus 10/12/14, RAF 9/10).
+* ``sp``: per branch c, the MSE of the row-normalised Gram matrices of branch c's and the
+  target's features over the samples not labelled c, averaged (make_model.py:141-147,
+  losses/SP_KD_Loss.py:10-13).
+Loss = up(e) (ce + w soft + gamma sp) + down(e) aux, ramps of utils/ramp.py:3-15 over
+0-based epochs (train.py:80, 110-116). Inference: the target branch alone, unscaled
+(models/make_target_model.py:39-45). Defaults w 0.5, T 1.2, gamma 1000, ramp_a 6
+(config.py:27-29, whose comment gives AffectNet 4/6, FERPlus 10/12/14, RAF 9/10).
 
 Options and adaptations:
-* ``train_uncertainty_head=False`` (official): the confidence MLP is not in the
-  optimiser (train.py:55-57 holds the trunk, branches and classifiers only), so it keeps
-  its initial draw and its gradient reaches only the features; True trains it (paper).
-* Each branch runs once over the whole batch; the official code runs it twice, on the
-  samples not labelled c and on those labelled c, so its BatchNorm statistics are those
-  of the two subsets. The official loop skips any batch with fewer than 2 samples of a
-  class (train.py:89-91, 188-193), workable with its class-balanced sampler
-  (datasets/make_dataloader.py:38; ``sampler=balanced`` here) but not with rare classes.
-  Here every batch trains: a class absent from the batch gets similarity 0 and the
-  scaling runs over the present classes; a branch with no sample to learn from gives a
-  zero term (still divided by K); a flat similarity row scales to 0, not NaN.
-* Heads: the backbone's own pooling and classifier for the target branch, a fresh
-  ``nn.Linear`` (with bias) per auxiliary branch; the official 0.5 dropout and shared
-  BatchNorm neck before bias-free classifiers (make_model.py:94, 102-106, 119-123) are
-  not reproduced, so the tested network is every other method's. Auxiliary branches
-  start as copies of the backbone's last stage (as the official pretrained load does,
-  make_model.py:184-189). The official two-group step schedule (config.py:34-35) is not
-  reproduced: the run's optimiser and schedule apply.
-Scores: the confidence s_i ("confidence", higher = believed cleaner). Per step: one
-trunk forward/backward and K + 1 last-stage ones (CE: one each); no per-sample state.
+* ``train_uncertainty_head=False`` (official): the MLP giving s is not in the optimiser
+  (train.py:55-57: trunk, branches, classifiers), so it keeps its initial draw and its
+  gradient reaches the features only; True trains it (the paper's reading).
+* A branch runs once over the whole batch; the official code runs it on the samples not
+  labelled c and on those labelled c apart (BatchNorm statistics of each subset) and skips
+  any batch with under 2 samples of some class (train.py:89-91, 188-193), workable with
+  its class-balanced sampler (datasets/make_dataloader.py:38; ``sampler=balanced`` here),
+  not with rare classes. Here every batch trains: a class absent from the batch has
+  similarity 0 and the scaling runs over the present ones (a flat row scales to 0); a
+  branch with nothing to learn from adds a zero term (still divided by K).
+* Heads: the backbone's pooling and classifier for the target, a new ``nn.Linear`` per
+  auxiliary branch, so the tested network is every other method's; the official 0.5
+  dropout and shared BatchNorm neck before bias-free classifiers (make_model.py:94,
+  102-106, 119-123) are left out. Branches start as copies of the backbone's last stage,
+  as the official pretrained load (make_model.py:184-189). The official two-group step
+  schedule (config.py:34-35) is not reproduced: the run's optimiser and schedule apply.
+Scores: s ("confidence", higher = believed cleaner). No per-sample state. Per step: one
+trunk forward/backward and K + 1 last-stage ones (CE: one of each).
 """
 
 from __future__ import annotations
@@ -97,28 +94,29 @@ def latent_distribution(aux_logits: torch.Tensor, y: torch.Tensor, T: float) -> 
     return torch.zeros(others.shape, device=y.device).masked_scatter(others, sharp)
 
 
+def not_labelled(y: torch.Tensor, k: int) -> torch.Tensor:
+    """(K, B) float mask: 1 where sample b is not labelled c, what branch c learns from."""
+    return (y[None] != torch.arange(k, device=y.device)[:, None]).float()
+
+
 def aux_loss(aux_logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean over branches c of the cross-entropy on the samples not labelled c."""
-    terms = []
-    for c, logits in enumerate(aux_logits):
-        keep = y != c
-        target = y[keep] - (y[keep] > c).long()
-        terms.append(F.cross_entropy(logits[keep], target) if keep.any() else logits.sum() * 0)
-    return sum(terms) / len(terms)
+    """Mean over branches c of the cross-entropy on the samples not labelled c (0 for none)."""
+    k, b, _ = aux_logits.shape
+    keep = not_labelled(y, k)
+    classes = torch.arange(k, device=y.device)[:, None]
+    shifted = torch.where(keep.bool(), y[None] - (y[None] > classes).long(), 0)
+    ce = F.cross_entropy(aux_logits.reshape(k * b, -1), shifted.reshape(-1), reduction="none")
+    return ((ce.view(k, b) * keep).sum(1) / keep.sum(1).clamp_min(1)).mean()
 
 
 def pairwise_loss(aux_feats: torch.Tensor, feats: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean over branches c of the MSE of row-normalised Gram matrices, samples not labelled c."""
-    gram = feats @ feats.T
-    terms = []
-    for c, aux in enumerate(aux_feats):
-        keep = (y != c).nonzero().squeeze(1)
-        if not len(keep):
-            terms.append(aux.sum() * 0)
-            continue
-        own = F.normalize(aux[keep] @ aux[keep].T, dim=1)
-        terms.append(F.mse_loss(own, F.normalize(gram[keep][:, keep], dim=1)))
-    return sum(terms) / len(terms)
+    """Mean over branches c of the MSE of row-normalised Gram matrices, samples not labelled c
+    (masked: the dropped rows and columns are zero on both sides)."""
+    keep = not_labelled(y, len(aux_feats))
+    pairs = keep[:, :, None] * keep[:, None, :]
+    own = F.normalize(aux_feats @ aux_feats.transpose(1, 2) * pairs, dim=2)
+    target = F.normalize((feats @ feats.T)[None] * pairs, dim=2)
+    return (((own - target) ** 2).sum((1, 2)) / keep.sum(1).clamp_min(1) ** 2).mean()
 
 
 def class_similarity(feats: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:

@@ -108,6 +108,25 @@ def test_pairwise_loss_compares_row_normalised_gram_matrices_without_the_branch_
     assert pairwise_loss(aux, feats, y).item() == pytest.approx(expected, rel=1e-6)
 
 
+def official_pairwise(aux: torch.Tensor, feats: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """make_model.py:141-147 + SP_KD_Loss.py:10-11 on the subsets not labelled c."""
+    gram = feats @ feats.T
+    terms = []
+    for c in range(len(aux)):
+        ind = (y != c).nonzero()[:, 0]
+        own = F.normalize(aux[c][ind] @ aux[c][ind].T, p=2, dim=1)
+        terms.append(F.mse_loss(own, F.normalize(gram[ind][:, ind], p=2, dim=1)))
+    return sum(terms) / len(terms)
+
+
+def test_masked_pairwise_loss_equals_the_official_loop_over_subsets():
+    gen = torch.Generator().manual_seed(3)
+    y = torch.tensor([0, 1, 1, 0, 1, 0, 0])  # class 2 absent: branch 2 keeps every sample
+    aux, feats = torch.randn(K, 7, 5, generator=gen), torch.randn(7, 5, generator=gen)
+    ours = pairwise_loss(aux, feats, y)
+    assert ours.item() == pytest.approx(official_pairwise(aux, feats, y).item(), rel=1e-5)
+
+
 def test_branches_never_learn_from_their_own_class_and_the_head_stays_official():
     method = make(torch.zeros(8).long())
     assert not any(p.requires_grad for p in method.uncertainty.parameters())

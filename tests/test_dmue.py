@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import replace
@@ -35,6 +36,16 @@ def make(labels: torch.Tensor, **overrides: str) -> DMUE:
     backbone = create_backbone(RunConfig().backbone, num_classes=K, in_chans=1)
     info = TrainInfo(K, len(labels), labels, epochs=4, steps_per_epoch=1, batch_size=len(labels))
     return DMUE(backbone, info, build_hparams(DMUE, overrides))
+
+
+def test_defaults_are_the_official_config():
+    assert dataclasses.asdict(DmueHparams()) == {  # config.py:27-29, train.py:55-57
+        "w": 0.5,
+        "T": 1.2,
+        "gamma": 1000.0,
+        "ramp_a": 6,
+        "train_uncertainty_head": False,
+    }
 
 
 def test_ramps_follow_the_official_formulas():

@@ -59,6 +59,7 @@ class FerResNet(nn.Module):
         self.num_classes = num_classes
         self.num_features = widths[-1]
         self.drop_rate = drop_rate
+        self.last_stage_depth = layers[-1]  # blocks of the last stage, for split_last_stage
         self.stem = nn.Sequential(
             nn.Conv2d(in_chans, widths[0], 3, stem_stride, 1, bias=False),
             nn.BatchNorm2d(widths[0]),
@@ -159,6 +160,19 @@ class Backbone(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
+
+    def split_last_stage(self) -> tuple[nn.Module, nn.Module]:
+        """(trunk, last stage) of the feature extractor, built from this backbone's own
+        modules (shared, not copied): ``last(trunk(x))`` is ``feature_map(x)``. For methods
+        that branch the last stage (DMUE); the project's FerResNets and timm ResNets."""
+        model = self.model
+        if isinstance(model, FerResNet):
+            depth = model.last_stage_depth
+            return nn.Sequential(model.stem, *model.stages[:-depth]), model.stages[-depth:]
+        if isinstance(model, timm.models.ResNet):
+            stem = (model.conv1, model.bn1, model.act1, model.maxpool)
+            return nn.Sequential(*stem, model.layer1, model.layer2, model.layer3), model.layer4
+        raise TypeError(f"cannot split the last stage off a {type(model).__name__} backbone")
 
 
 def compile_backbones(module: nn.Module) -> None:

@@ -6,6 +6,7 @@ from fer_bench.methods import (  # noqa: F401
     ce,
     coteach,
     dividemix,
+    dmue,
     eac,
     elr,
     gce,

@@ -8,7 +8,7 @@ import timm
 import torch
 import torchvision
 
-from fer_bench.backbones import create_backbone
+from fer_bench.backbones import Backbone, create_backbone
 from fer_bench.registry import BACKBONES, RegistryError
 
 
@@ -27,6 +27,28 @@ def test_backbone_interface_parts_agree():
     feat = net.pool(fmap)
     assert feat.shape == (3, net.num_features)
     torch.testing.assert_close(net.classifier(feat), net(x))
+
+
+@pytest.mark.parametrize(
+    ("name", "in_chans", "last_blocks"),
+    [("fer_resnet10_w16", 1, 1), ("fer_resnet18", 1, 2), ("resnet18", 3, 2)],
+)
+def test_split_last_stage_shares_modules_and_gives_the_same_logits(name, in_chans, last_blocks):
+    net = create_backbone(name, num_classes=7, in_chans=in_chans).eval()
+    trunk, last = net.split_last_stage()
+    assert len(last) == last_blocks
+    x = torch.randn(2, in_chans, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(last(trunk(x)), net.feature_map(x))
+        assert torch.equal(net.classifier(net.pool(last(trunk(x)))), net(x))
+    split = {id(p) for p in [*trunk.parameters(), *last.parameters()]}
+    head = {id(p) for p in net.classifier.parameters()}
+    assert split == {id(p) for p in net.parameters()} - head  # shared, nothing left out
+
+
+def test_split_last_stage_refuses_an_unknown_architecture():
+    with pytest.raises(TypeError, match="Linear"):
+        Backbone(torch.nn.Linear(4, 7)).split_last_stage()
 
 
 def test_timm_model_by_name():

@@ -179,7 +179,7 @@ class DivideMix(Method):
         own_views: list[torch.Tensor],
         guessed: torch.Tensor,
         lambda_u: float,
-    ) -> tuple[torch.Tensor, dict[str, float]]:
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """One network's loss: co-refined labelled and co-guessed unlabelled targets,
         both views of each sample, mixed with a permutation of them (:76-113)."""
         hp = self.hparams
@@ -193,14 +193,14 @@ class DivideMix(Method):
         logits = net(mix * x + (1 - mix) * x[perm]).float()
         n_labelled = 2 * int(lab.sum())
         loss, lx, lu = semi_loss(logits, mix * t + (1 - mix) * t[perm], n_labelled, lambda_u)
-        return loss, {"lx": lx.item(), "lu": lu.item(), "labelled": lab.float().mean().item()}
+        return loss, {"lx": lx.detach(), "lu": lu.detach(), "labelled": lab.float().mean()}
 
     def _warmup_loss(self, batch: Batch, scores: torch.Tensor) -> StepOutput:
         total, logs = 0.0, {}
         for k, (net, x) in enumerate(zip(self.nets, (batch.x, batch.x2), strict=True)):
             logits = net(x).float()
             ce = F.cross_entropy(logits, batch.y)
-            logs[f"ce_{k + 1}"] = ce.item()
+            logs[f"ce_{k + 1}"] = ce.detach()
             if self.hparams.conf_penalty:  # NegEntropy (:205-208)
                 probs = logits.softmax(1)
                 ce = ce + (probs.log() * probs).sum(1).mean()

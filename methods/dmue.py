@@ -163,5 +163,5 @@ class DMUE(Method):
         sp, aux = pairwise_loss(aux_feats, feats, y), aux_loss(aux_logits, y)
         up, down = ramp_up(epoch, hp.ramp_a), ramp_down(epoch, hp.ramp_a)
         loss = up * (ce + hp.w * soft + hp.gamma * sp) + down * aux
-        logs = {"ce": ce.item(), "soft": soft.item(), "sp": sp.item(), "aux": aux.item()}
+        logs = {"ce": ce.detach(), "soft": soft.detach(), "sp": sp.detach(), "aux": aux.detach()}
         return StepOutput(loss=loss, logs=logs, scores=confidence.detach())

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from resume_helpers import crash_after_save, rows_without_times, same_method_state
 
-import fer_bench.checkpoint as checkpoint
 import fer_bench.engine as engine
 import fer_bench.methods.dividemix as dividemix
 from fer_bench.backbones import create_backbone
@@ -168,30 +166,13 @@ def test_a_run_resumed_after_a_kill_is_bit_identical(
     cfg = replace(micro_config, method="dividemix", epochs=3)
     cfg.protocol.noise_rate = 0.3
     engine.train(cfg, tmp_path / "full", progress=False, bundle=micro_bundle)
-    real_save, saves = checkpoint.save, []
-
-    def die_after_second(*args, **kwargs):  # after the first DivideMix epoch
-        real_save(*args, **kwargs)
-        saves.append(1)
-        if len(saves) == 2:
-            monkeypatch.setattr(checkpoint, "save", real_save)
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(checkpoint, "save", die_after_second)
+    crash_after_save(monkeypatch, at=2)  # after the first DivideMix epoch
     with pytest.raises(KeyboardInterrupt):
         engine.train(cfg, tmp_path / "cut", progress=False, bundle=micro_bundle)
     engine.train(cfg, tmp_path / "cut", progress=False, bundle=micro_bundle)
     full, cut = (engine.run_dir(cfg, tmp_path / d) for d in ("full", "cut"))
-    a, b = (torch.load(d / checkpoint.CHECKPOINT)["method"] for d in (full, cut))
-    assert a.keys() == b.keys() and "clean_prob" in a
-    for key, value in a.items():
-        assert torch.equal(value, b[key]), key
-    rows = [_rows_without_times(d) for d in (full, cut)]
+    assert "clean_prob" in same_method_state(full, cut)
+    rows = [rows_without_times(d) for d in (full, cut)]
     assert rows[0] == rows[1]
     assert all(r["noise"]["score_name"] == "clean_prob" for r in rows[0])
     assert rows[0][-1]["train"]["labelled_1"] < 1  # the mixture divided the data
-
-
-def _rows_without_times(run: Path) -> list[dict]:
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").open()]
-    return [{k: v for k, v in r.items() if k not in ("time_s", "train_time_s")} for r in rows]

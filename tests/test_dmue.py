@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from resume_helpers import crash_after_save, rows_without_times, same_method_state
 
-import fer_bench.checkpoint as checkpoint
 import fer_bench.engine as engine
 from fer_bench.backbones import create_backbone
 from fer_bench.config import RunConfig
@@ -171,25 +169,11 @@ def test_resume_is_bit_identical(micro_bundle, micro_config, tmp_path, monkeypat
     cfg = replace(micro_config, method="dmue", epochs=2)
     cfg.protocol.noise_rate = 0.3
     engine.train(cfg, tmp_path / "full", progress=False, bundle=micro_bundle)
-    real_save = checkpoint.save
-
-    def die_after_first(*args, **kwargs):
-        real_save(*args, **kwargs)
-        monkeypatch.setattr(checkpoint, "save", real_save)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(checkpoint, "save", die_after_first)
+    crash_after_save(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         engine.train(cfg, tmp_path / "cut", progress=False, bundle=micro_bundle)
     engine.train(cfg, tmp_path / "cut", progress=False, bundle=micro_bundle)
     full, cut = (engine.run_dir(cfg, tmp_path / d) for d in ("full", "cut"))
-    a, b = (torch.load(d / checkpoint.CHECKPOINT)["method"] for d in (full, cut))
-    assert a.keys() == b.keys() and any(k.startswith("branches.") for k in a)
-    for key, value in a.items():
-        assert torch.equal(value, b[key]), key
-    assert _rows(full) == _rows(cut) and _rows(full)[-1]["noise"]["score_name"] == "confidence"
-
-
-def _rows(run: Path) -> list[dict]:
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").open()]
-    return [{k: v for k, v in r.items() if k not in ("time_s", "train_time_s")} for r in rows]
+    assert any(k.startswith("branches.") for k in same_method_state(full, cut))
+    rows = [rows_without_times(d) for d in (full, cut)]
+    assert rows[0] == rows[1] and rows[0][-1]["noise"]["score_name"] == "confidence"

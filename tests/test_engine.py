@@ -8,8 +8,8 @@ from dataclasses import fields, replace
 import numpy as np
 import pytest
 import torch
+from resume_helpers import crash_after_save
 
-import fer_bench.checkpoint as checkpoint
 import fer_bench.engine as engine
 import fer_bench.precision as precision
 from fer_bench.identity import run_hash
@@ -60,21 +60,11 @@ def test_resume_reaches_the_same_numbers(micro_bundle, micro_config, tmp_path, m
     cfg.protocol.noise_rate = 0.2
     full = engine.train(cfg, tmp_path / "full", progress=False, bundle=micro_bundle)
 
-    real_save = checkpoint.save
-    calls = {"n": 0}
-
-    def crash_after_first_epoch(*args, **kwargs):
-        real_save(*args, **kwargs)
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise KeyboardInterrupt  # the process dies after epoch 1's checkpoint
-
-    monkeypatch.setattr(checkpoint, "save", crash_after_first_epoch)
+    crash_after_save(monkeypatch)  # the process dies after epoch 1's checkpoint
     with pytest.raises(KeyboardInterrupt):
         engine.train(cfg, tmp_path / "cut", progress=False, bundle=micro_bundle)
     out = engine.run_dir(cfg, tmp_path / "cut")
     assert not (out / "done").exists() and (out / "checkpoint.pt").exists()
-    monkeypatch.setattr(checkpoint, "save", real_save)
     # The wall time before the crash counts: pretend it was 1000 s.
     state = torch.load(out / "checkpoint.pt", weights_only=False)
     torch.save({**state, "elapsed_s": 1000.0}, out / "checkpoint.pt")
@@ -106,16 +96,9 @@ def test_bf16_without_native_support_trains_in_fp32(
 def test_resume_refuses_to_switch_precision(micro_bundle, micro_config, tmp_path, monkeypatch):
     cfg = replace(micro_config, bf16=True)
     monkeypatch.setattr(precision, "native_bf16", lambda device: False)
-    real_save = checkpoint.save
-
-    def crash_after_saving(*args, **kwargs):
-        real_save(*args, **kwargs)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(checkpoint, "save", crash_after_saving)
+    crash_after_save(monkeypatch)
     with pytest.raises(KeyboardInterrupt), pytest.warns(UserWarning):
         engine.train(cfg, tmp_path, progress=False, bundle=micro_bundle)
-    monkeypatch.setattr(checkpoint, "save", real_save)
     monkeypatch.setattr(precision, "native_bf16", lambda device: True)
     with pytest.raises(
         RuntimeError, match="trained for 1 epochs in fp32; here it would go on in bf16"

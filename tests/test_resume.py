@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 from filelock import FileLock
+from resume_helpers import crash_after_save
 from typer.testing import CliRunner
 
 import fer_bench.checkpoint as checkpoint
@@ -31,23 +32,8 @@ def _train(cfg, root: Path, bundle, messages: list[str] | None = None, **kwargs)
     return engine.train(cfg, root, progress=False, bundle=bundle, notify=say, **kwargs)
 
 
-def _crash_after_save(monkeypatch, at: int) -> None:
-    """The process dies right after the ``at``-th checkpoint is written."""
-    real_save = checkpoint.save
-    calls = {"n": 0}
-
-    def save(*args, **kwargs):
-        real_save(*args, **kwargs)
-        calls["n"] += 1
-        if calls["n"] == at:
-            monkeypatch.setattr(checkpoint, "save", real_save)
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(checkpoint, "save", save)
-
-
 def _interrupted(cfg, root, bundle, monkeypatch, at: int = 1) -> Path:
-    _crash_after_save(monkeypatch, at)
+    crash_after_save(monkeypatch, at)
     with pytest.raises(KeyboardInterrupt):
         _train(cfg, root, bundle)
     return engine.run_dir(cfg, root)

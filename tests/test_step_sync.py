@@ -4,7 +4,6 @@ numbers are what reading every step gave."""
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from resume_helpers import rows_without_times
 
 import fer_bench.engine as engine
 import fer_bench.trainer as trainer
@@ -51,11 +51,7 @@ class LogsAsTensors(_LogsAsNumbers):
 
 def _rows(root: Path) -> list[dict]:
     (run,) = [p for p in root.iterdir() if p.is_dir()]
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").open()]
-    for row in rows:
-        for key in ("time_s", "train_time_s"):
-            row.pop(key)
-    return rows
+    return rows_without_times(run)
 
 
 def test_tensor_logs_record_the_numbers_python_numbers_did(micro_bundle, micro_config, tmp_path):

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from resume_helpers import crash_after_save, rows_without_times, same_method_state
 
 import fer_bench.checkpoint as checkpoint
 import fer_bench.engine as engine
@@ -88,31 +88,15 @@ def test_resume_of_a_two_network_method_is_bit_identical(
     cfg = replace(micro_config, method="test-peers", epochs=3)
     cfg.protocol.noise_rate = 0.3
     engine.train(cfg, tmp_path / "full", progress=False, bundle=micro_bundle)
-    real_save = checkpoint.save
-
-    def die_after_first(*args, **kwargs):
-        real_save(*args, **kwargs)
-        monkeypatch.setattr(checkpoint, "save", real_save)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(checkpoint, "save", die_after_first)
+    crash_after_save(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         engine.train(cfg, tmp_path / "cut", progress=False, bundle=micro_bundle)
     Peers.calls.clear()
     engine.train(cfg, tmp_path / "cut", progress=False, bundle=micro_bundle)
     assert ("before", 192) not in Peers.calls and Peers.calls[0] == ("start", 1)
     full, cut = (engine.run_dir(cfg, tmp_path / d) for d in ("full", "cut"))
-    a = torch.load(full / checkpoint.CHECKPOINT)
-    b = torch.load(cut / checkpoint.CHECKPOINT)
-    assert a["method"].keys() == b["method"].keys()
-    for key, value in a["method"].items():
-        assert torch.equal(value, b["method"][key]), key
-    assert _rows_without_times(full) == _rows_without_times(cut)
-
-
-def _rows_without_times(run: Path) -> list[dict]:
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").open()]
-    return [{k: v for k, v in r.items() if k not in ("time_s", "train_time_s")} for r in rows]
+    same_method_state(full, cut)
+    assert rows_without_times(full) == rows_without_times(cut)
 
 
 def _augmenter(cfg: AugConfig) -> BatchAugmenter:

@@ -54,12 +54,11 @@ class _EpochTally:
     recorded."""
 
     def __init__(self, n: int, scored: bool, device: str) -> None:
-        self.device = torch.device(device)
-        zero = torch.zeros((), dtype=torch.float64, device=self.device)
+        zero = torch.zeros((), dtype=torch.float64, device=device)
         self.loss, self.bad_loss, self.bad_step = zero, zero.clone(), zero.clone() - 1
         # Each log's sum: a float64 tensor for a tensor log, a float for a Python number.
         self.logs: dict[str, torch.Tensor | float] = {}
-        self._scores = torch.full((n,), float("nan"), device=self.device) if scored else None
+        self._scores = torch.full((n,), float("nan"), device=device) if scored else None
         self.steps = 0
 
     def add(

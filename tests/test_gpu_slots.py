@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from fer_bench import gpu_slots
 from fer_bench.cli import app
+from fer_bench.commands.common import local_executor
 from fer_bench.executors import LocalExecutor
 from fer_bench.gpu_slots import (
     auto_jobs_per_device,
@@ -65,6 +66,13 @@ def test_sweep_devices_reads_the_visible_gpus_and_their_free_memory(monkeypatch)
     assert sweep_devices("cuda:1", 1, cores=16) == ["cuda:1"]
 
 
+def test_sweep_and_tune_build_their_local_workers_from_the_same_options(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert local_executor(None, "3", "cuda").devices == ["cuda:0", "cuda:1"] * 3
+    assert local_executor(2, None, "cpu").devices == [None, None]
+    assert local_executor(None, None, "cuda").devices == [None]
+
+
 def test_each_worker_trains_on_its_device_into_the_usual_run_directory(tmp_path):
     jobs = expand(build_spec({}, {"methods": ["ce", "nla"], "seeds": [0, 1]}, {"epochs": 2}))
     planned = plan(jobs, tmp_path, FAKE)
@@ -90,9 +98,12 @@ def test_each_worker_trains_on_its_device_into_the_usual_run_directory(tmp_path)
         (["--jobs-per-device", "many", "--device", "cuda"], "positive integer or auto"),
     ],
 )
-def test_jobs_per_device_without_a_gpu_is_one_clear_line(tmp_path, args, message):
+@pytest.mark.parametrize("command", ["sweep", "tune"])
+def test_jobs_per_device_without_a_gpu_is_one_clear_line(tmp_path, args, message, command):
     out = tmp_path / "o"
-    result = CliRunner().invoke(app, ["sweep", "--methods", "ce", "--out", str(out), *args])
+    grid = tmp_path / "grid.toml"
+    grid.write_text('methods = ["ce"]\n')
+    result = CliRunner().invoke(app, [command, "--file", str(grid), "--out", str(out), *args])
     assert result.exit_code == 2, result.output
     assert message in " ".join(result.output.split()) and "Traceback" not in result.output
     assert not out.exists()

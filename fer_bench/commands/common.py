@@ -13,6 +13,8 @@ from rich.markup import escape
 
 from fer_bench.aggregate import DEFAULT_METRICS, METRICS
 from fer_bench.config import RunConfig
+from fer_bench.executors import LocalExecutor, available_cores
+from fer_bench.gpu_slots import AUTO_JOB_BYTES, parse_jobs_per_device, sweep_devices
 from fer_bench.profiles import load_profile, profile_names
 from fer_bench.records import write_text_atomic
 from fer_bench.tables import SUFFIX_FORMATS
@@ -30,6 +32,40 @@ def profile_default(value: Callable[[RunConfig], object]) -> str:
     """Help text naming an option's default in each profile, e.g. for --epochs."""
     shown = ", ".join(f"{name}: {value(load_profile(name))}" for name in profile_names())
     return f"default: from the profile; {shown}"
+
+
+def split_list(text: str | None, convert: Callable[[str], Any], option: str) -> list | None:
+    """A comma-list option as typed values; None when the option was not given."""
+    if text is None:
+        return None
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    try:
+        return [convert(item) for item in items]
+    except ValueError:
+        kind = convert.__name__
+        raise ValueError(f"{option}: expected a comma list of {kind}, got {text!r}") from None
+
+
+JOBS_PER_DEVICE_HELP = (
+    "local, on cuda: N jobs on each visible GPU (on the one named by --device cuda:I), "
+    "each worker on its own GPU; auto: as many as the GPU with the least free memory "
+    f"holds at {AUTO_JOB_BYTES / 2**30:.0f} GiB a job (an estimate, not a measurement), "
+    "at most one per CPU core"
+)
+
+
+def local_executor(workers: int | None, jobs_per_device: str | None, device: str) -> LocalExecutor:
+    """The local executor of --workers (CPU jobs in parallel, default 1) or of
+    --jobs-per-device (workers placed on the visible GPUs); not both."""
+    if jobs_per_device is None:
+        return LocalExecutor(workers or 1)
+    if workers is not None:
+        raise ValueError(
+            "--jobs-per-device sets the local executor's workers: give it without "
+            "--workers (with --executor ray, pack jobs with --gpus-per-job 1/N)"
+        )
+    per_device = parse_jobs_per_device(jobs_per_device)
+    return LocalExecutor(devices=sweep_devices(device, per_device, available_cores()))
 
 
 def parse_metrics(metric: str | None) -> list[str]:

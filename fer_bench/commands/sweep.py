@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,21 +11,21 @@ from rich.table import Table
 from fer_bench.board_grid import board_spec, check_grid, check_out
 from fer_bench.board_time import estimate
 from fer_bench.commands.common import (
+    JOBS_PER_DEVICE_HELP,
     console,
     err_console,
     fail,
+    local_executor,
     one_line_errors,
     profile_default,
+    split_list,
 )
 from fer_bench.config import RunConfig
 from fer_bench.executors import (
     Executor,
     JobResult,
-    LocalExecutor,
     RayExecutor,
-    available_cores,
 )
-from fer_bench.gpu_slots import AUTO_JOB_BYTES, parse_jobs_per_device, sweep_devices
 from fer_bench.profiles import dotted_overrides, joined, option_overrides
 from fer_bench.results import RunState
 from fer_bench.sweep import (
@@ -47,17 +46,6 @@ Opt = typer.Option
 EXECUTORS = ("local", "ray")
 
 
-def _split(text: str | None, convert: Callable[[str], Any], option: str) -> list | None:
-    if text is None:
-        return None
-    items = [item.strip() for item in text.split(",") if item.strip()]
-    try:
-        return [convert(item) for item in items]
-    except ValueError:
-        kind = convert.__name__
-        raise ValueError(f"{option}: expected a comma list of {kind}, got {text!r}") from None
-
-
 def _make_executor(
     kind: str,
     workers: int | None,
@@ -67,16 +55,13 @@ def _make_executor(
     gpus: float | None,
     device: str,
 ) -> Executor:
-    if jobs_per_device is not None and (kind != "local" or workers is not None):
-        raise ValueError(
-            "--jobs-per-device sets the local executor's workers: give it without "
-            "--workers (with --executor ray, pack jobs with --gpus-per-job 1/N)"
-        )
     if kind == "local":
-        if jobs_per_device is None:
-            return LocalExecutor(workers or 1)
-        per_device = parse_jobs_per_device(jobs_per_device)
-        return LocalExecutor(devices=sweep_devices(device, per_device, available_cores()))
+        return local_executor(workers, jobs_per_device, device)
+    if jobs_per_device is not None:
+        raise ValueError(
+            "--jobs-per-device sets the local executor's workers "
+            "(with --executor ray, pack jobs with --gpus-per-job 1/N)"
+        )
     if kind == "ray":
         default_gpus = 1.0 if device.startswith("cuda") else 0.0
         return RayExecutor(address, cpus or 1.0, default_gpus if gpus is None else gpus)
@@ -189,15 +174,7 @@ def register(app: typer.Typer) -> None:
         workers: Annotated[
             int | None, Opt(help="local: parallel jobs (cores are split; default 1)")
         ] = None,
-        jobs_per_device: Annotated[
-            str | None,
-            Opt(
-                help="local, on cuda: N jobs on each visible GPU (on the one named by "
-                "--device cuda:I), each worker on its own GPU; auto: as many as the GPU "
-                f"with the least free memory holds at {AUTO_JOB_BYTES / 2**30:.0f} GiB a "
-                "job (an estimate, not a measurement), at most one per CPU core"
-            ),
-        ] = None,
+        jobs_per_device: Annotated[str | None, Opt(help=JOBS_PER_DEVICE_HELP)] = None,
         ray_address: Annotated[
             str | None, Opt(help="ray: auto | HOST:PORT; none = start a local Ray")
         ] = None,
@@ -220,12 +197,12 @@ def register(app: typer.Typer) -> None:
         """Run every method x protocol x seed; done runs are skipped, interrupted ones resume."""
         file_values = read_sweep_file(file) if file else {}
         cli = {
-            "methods": _split(methods, str, "--methods"),
-            "noise": _split(noise, float, "--noise"),
-            "noise_type": _split(noise_type, str, "--noise-type"),
-            "imbalance": _split(imbalance, float, "--imbalance"),
+            "methods": split_list(methods, str, "--methods"),
+            "noise": split_list(noise, float, "--noise"),
+            "noise_type": split_list(noise_type, str, "--noise-type"),
+            "imbalance": split_list(imbalance, float, "--imbalance"),
             "imbalance_type": imbalance_type,
-            "seeds": _split(seeds, int, "--seeds"),
+            "seeds": split_list(seeds, int, "--seeds"),
             "noise_seed": noise_seed,
             "profile": profile,
             "hparams": parse_sets(set_) if set_ else None,

@@ -7,9 +7,17 @@ from typing import Annotated
 
 import typer
 
-from fer_bench.commands.common import console, err_console, fail, one_line_errors
-from fer_bench.commands.sweep import _split
-from fer_bench.executors import JobResult, LocalExecutor
+from fer_bench.commands.common import (
+    JOBS_PER_DEVICE_HELP,
+    console,
+    err_console,
+    fail,
+    local_executor,
+    one_line_errors,
+    split_list,
+)
+from fer_bench.executors import Executor, JobResult
+from fer_bench.profiles import option_overrides
 from fer_bench.records import write_json_atomic
 from fer_bench.sweep import (
     SweepBusy,
@@ -26,7 +34,7 @@ from fer_bench.tune import TUNING_FILE, TuneSpec, final_jobs, pick, trial_jobs, 
 Opt = typer.Option
 
 
-def _run_phase(name: str, jobs: list, out: Path, workers: int, dry_run: bool) -> int:
+def _run_phase(name: str, jobs: list, out: Path, runner: Executor, dry_run: bool) -> int:
     """Train what is not done of one phase; the number of runs not finished after it."""
     planned = plan(jobs, out)
     left = [p for p in planned if p.state.value != "done"]
@@ -37,7 +45,7 @@ def _run_phase(name: str, jobs: list, out: Path, workers: int, dry_run: bool) ->
     def progress(result: JobResult, k: int, n: int) -> None:
         console.print(f"  [{k}/{n}] {result.status} {result.name} ({result.time_s:.0f} s)")
 
-    report = run_sweep(planned, out, LocalExecutor(workers), on_result=progress)
+    report = run_sweep(planned, out, runner, on_result=progress)
     return len(report.failures) + len(report.kept_failed) + len(report.kept_stale)
 
 
@@ -53,29 +61,34 @@ def register(app: typer.Typer) -> None:
         search_training_seed: Annotated[int, Opt(help="training seed of the trials")] = 100,
         final_seeds: Annotated[str, Opt(help="fresh training seeds of the pick")] = "0,1,2",
         rule: Annotated[str, Opt(help="pick by: val | val_mca (validation labels)")] = "val",
-        workers: Annotated[int, Opt(help="parallel jobs (cores are split)")] = 1,
+        device: Annotated[str | None, Opt(help="cpu | cuda (default: the profile's)")] = None,
+        workers: Annotated[
+            int | None, Opt(help="parallel jobs (cores are split; default 1)")
+        ] = None,
+        jobs_per_device: Annotated[str | None, Opt(help=JOBS_PER_DEVICE_HELP)] = None,
         dry_run: Annotated[bool, Opt(help="list the phases, run nothing")] = False,
     ) -> None:
         """Random search with N trials for every method, pick on validation, rerun on
         fresh seeds. Resumable: rerun the same command."""
-        cli = {"methods": _split(methods, str, "--methods"), "seeds": [search_training_seed]}
-        sweep = build_spec(read_sweep_file(file), cli, {})
+        cli = {"methods": split_list(methods, str, "--methods"), "seeds": [search_training_seed]}
+        sweep = build_spec(read_sweep_file(file), cli, option_overrides({"device": device}))
         spec = TuneSpec(
             bases=expand(sweep),
             trials=trials,
             search_seed=search_seed,
             search_training_seed=search_training_seed,
-            final_seeds=_split(final_seeds, int, "--final-seeds") or [],
+            final_seeds=split_list(final_seeds, int, "--final-seeds") or [],
             rule=rule,
         )
+        runner = local_executor(workers, jobs_per_device, sweep.base.device)
         check_out_dir(out, sweep.base.data.name)
         try:
             with sweep_lock(out):
                 left = _run_phase(
-                    "search", [c for c, _, _ in trial_jobs(spec)], out, workers, dry_run
+                    "search", [c for c, _, _ in trial_jobs(spec)], out, runner, dry_run
                 )
                 groups = pick(spec, out)
-                left += _run_phase("confirm", final_jobs(spec, groups), out, workers, dry_run)
+                left += _run_phase("confirm", final_jobs(spec, groups), out, runner, dry_run)
                 if not dry_run:
                     write_json_atomic(out / TUNING_FILE, tuning_record(spec, groups))
         except SweepBusy as err:

@@ -61,8 +61,7 @@ def local_executor(workers: int | None, jobs_per_device: str | None, device: str
         return LocalExecutor(workers or 1)
     if workers is not None:
         raise ValueError(
-            "--jobs-per-device sets the local executor's workers: give it without "
-            "--workers (with --executor ray, pack jobs with --gpus-per-job 1/N)"
+            "--jobs-per-device sets the local executor's workers: give it without --workers"
         )
     per_device = parse_jobs_per_device(jobs_per_device)
     return LocalExecutor(devices=sweep_devices(device, per_device, available_cores()))

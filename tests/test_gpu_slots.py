@@ -73,6 +73,7 @@ def test_sweep_and_tune_build_their_local_workers_from_the_same_options(monkeypa
     assert local_executor(None, None, "cuda").devices == [None]
 
 
+@pytest.mark.slow  # spawns worker processes that import torch: over 7 s
 def test_each_worker_trains_on_its_device_into_the_usual_run_directory(tmp_path):
     jobs = expand(build_spec({}, {"methods": ["ce", "nla"], "seeds": [0, 1]}, {"epochs": 2}))
     planned = plan(jobs, tmp_path, FAKE)

@@ -199,6 +199,7 @@ def test_failed_runs_are_kept_unless_retried(tmp_path):
     assert plan(jobs, tmp_path, FAKE)[0].state is RunState.DONE
 
 
+@pytest.mark.slow  # spawns worker processes that import torch: over 7 s
 def test_local_executor_runs_in_parallel_processes_and_collects_failures(tmp_path):
     jobs = expand(spec(methods=["ce", "nla"], noise=[0.0, 0.3], seeds=[0, fake_engine.FAIL_SEED]))
     planned = plan(jobs, tmp_path, FAKE)
@@ -224,6 +225,7 @@ def test_local_executor_runs_in_parallel_processes_and_collects_failures(tmp_pat
     assert all(r.reason == "last attempt raised RuntimeError: fake failure" for r in partial)
 
 
+@pytest.mark.slow  # spawns worker processes that import torch: over 7 s
 def test_a_dying_worker_fails_its_job_only(tmp_path):
     jobs = expand(spec(methods=["ce"], seeds=[fake_engine.CRASH_SEED, 0]))
     report = run_sweep(plan(jobs, tmp_path, FAKE), tmp_path, LocalExecutor(workers=1), FAKE)
@@ -319,6 +321,7 @@ def _tiny_dataset_plugin(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow  # spawns worker processes that import torch: over 7 s
 def test_real_engine_two_job_sweep_end_to_end(tmp_path):
     pytest.importorskip("fer_bench.engine")
     plugin = _tiny_dataset_plugin(tmp_path)
@@ -425,6 +428,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"  # a zombie has stopped; only its parent has yet to reap it
 
 
+@pytest.mark.slow  # spawns worker processes that import torch: over 7 s
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_workers_end_when_the_sweep_is_killed(tmp_path):
     env = {**os.environ, "PYTHONPATH": TESTS}

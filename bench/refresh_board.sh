@@ -2,8 +2,8 @@
 # Regenerate a leaderboard's tables, plots and compute summary from its finished runs:
 #   bench/refresh_board.sh results/ferplus-cpu [ROW]
 # ROW: the table row compare_nla.md compares with every other (default nla; a board holding
-# NLA under several settings names one, e.g. "nla [defaults]"); compare_ce.md does
-# the same for ce.
+# NLA under several settings names one, e.g. "nla [defaults]", a tuned board "nla (tuned)");
+# compare_ce.md does the same for ce.
 # Runs still in progress are left out (they are not committed either): the tables read a
 # directory of links to the run directories that have their done marker.
 set -euo pipefail
@@ -17,9 +17,12 @@ trap 'rm -rf "$finished"' EXIT
 for run in "$here"/runs/*/; do
     [ -e "$run/done" ] && ln -s "$run" "$finished/$(basename "$run")"
 done
+tuned=""  # a tuned board: its tuning.json turns the confirming runs into "(tuned)" rows
+[ -e "$here/runs/tuning.json" ] && ln -s "$here/runs/tuning.json" "$finished/" && tuned=1
 cd "$here"
 grid=()  # with a sweep file, the tables show the whole grid: cells with no run say "not run"
-[ -e sweep.toml ] && grid=(--sweep sweep.toml)
+# (a tuned board's sweep file is the search's grid, not rows of its own)
+[ -e sweep.toml ] && [ -z "$tuned" ] && grid=(--sweep sweep.toml)
 fer-bench table "$finished" "${grid[@]}" --out table.md
 fer-bench table "$finished" "${grid[@]}" --out table.tex
 fer-bench table "$finished" "${grid[@]}" --select last --out table_last.md
@@ -30,8 +33,11 @@ from pathlib import Path
 
 from fer_bench.aggregate import row_labels
 from fer_bench.results import scan_runs
+from fer_bench.tune import apply_tuning
 
-print("\n".join(sorted(set(row_labels(scan_runs(Path(sys.argv[1])).runs).values()))))
+runset = scan_runs(Path(sys.argv[1]))
+labels, _ = apply_tuning(runset)
+print("\n".join(sorted(set(row_labels(runset.runs, labels).values()))))
 PY
 )"
 compare() {  # ROW FILE: ROW minus every other row, when the board has ROW and another row

@@ -20,6 +20,7 @@ from scipy.stats import ttest_rel
 from fer_bench.comparable import flatten
 from fer_bench.identity import resolved_hparams, row_identity
 from fer_bench.metrics import collapse_note
+from fer_bench.recipes import OFFICIAL
 from fer_bench.registry import RegistryError
 from fer_bench.results import Problem, ProtocolKey, Run, RunSet, RunState
 from fer_bench.selection import SELECTIONS, rule
@@ -45,6 +46,8 @@ _HEADER_KEYS = (
     ("optim.lr", "lr"),
     ("optim.schedule", "schedule"),
 )
+
+OFFICIAL_SUFFIX = " (official recipe)"  # the row of a method's official-recipe runs
 
 
 @dataclass
@@ -116,26 +119,32 @@ def _method_defaults(method: str) -> dict[str, Any]:
         return {}  # a method not registered here: every differing value is shown
 
 
-def row_labels(runs: list[Run]) -> dict[str, str]:
-    """Run name -> row label: the method, plus what differs when a method ran as several
-    experiments (e.g. ``ce [epochs=30]``, ``nla [lam_c=0.125]``; a hyperparameter only
-    where it departs from the method's default), so different experiments never pool
-    and equal ones (``q=0.7`` and the default) do."""
-    settings = {r.name: _row_setting(r) for r in runs}
-    by_method: dict[str, list[Run]] = defaultdict(list)
+def row_labels(runs: list[Run], given: dict[str, str] | None = None) -> dict[str, str]:
+    """Run name -> row label: the method (``(official recipe)`` added for a run of its
+    official recipe), plus what differs when a method ran as several experiments (e.g.
+    ``ce [epochs=30]``, ``nla [lam_c=0.125]``; a hyperparameter only where it departs from
+    the method's default), so different experiments never pool and equal ones (``q=0.7``
+    and the default) do. ``given`` labels (tuned rows) are kept, and their runs are left
+    out of what the others are told apart from."""
+    given = given or {}
+    settings = {r.name: _row_setting(r) for r in runs if r.name not in given}
+    by_row: dict[str, list[Run]] = defaultdict(list)
     for run in runs:
-        by_method[run.method].append(run)
+        if run.name in given:
+            continue
+        official = run.config.get("recipe") == OFFICIAL
+        by_row[run.method + (OFFICIAL_SUFFIX if official else "")].append(run)
     labels: dict[str, str] = {}
-    for method, group in by_method.items():
+    for base, group in by_row.items():
         keys = sorted({k for r in group for k in settings[r.name]})
         differing = [k for k in keys if len({_show(settings[r.name].get(k)) for r in group}) > 1]
-        defaults = _method_defaults(method)
+        defaults = _method_defaults(group[0].method)
         for run in group:
             s = settings[run.name]
             shown = [k for k in differing if k not in defaults or s.get(k) != defaults[k]]
             extra = ", ".join(f"{k}={_show(s.get(k))}" for k in shown)
-            labels[run.name] = f"{method} [{extra or 'defaults'}]" if differing else method
-    return labels
+            labels[run.name] = f"{base} [{extra or 'defaults'}]" if differing else base
+    return {**labels, **given}
 
 
 def _shared_setting(runs: list[Run]) -> list[tuple[str, str]]:
@@ -321,7 +330,7 @@ def build_leaderboard(
             f"{runset.root} mixes datasets ({', '.join(runset.datasets)}); "
             "a table compares runs on one dataset"
         )
-    labels = {**row_labels(runs), **(labels or {})}
+    labels = row_labels(runs, labels)
     column_of = _columns(runs)
     rows = sorted(set(labels.values()))
     columns = sorted(set(column_of.values()), key=ProtocolKey.sort_key)

@@ -86,8 +86,8 @@ def check_grid(board: Path, jobs: list[RunConfig]) -> RunSet:
         )
     comparable.check(
         [
-            (str(board_runs.root), [r.identity for r in board_runs.runs]),
-            (f"the jobs {SWEEP_FILE} plans", planned),
+            (str(board_runs.root), [comparable.settings(r.identity) for r in board_runs.runs]),
+            (f"the jobs {SWEEP_FILE} plans", [comparable.settings(i) for i in planned]),
         ]
     )
     return board_runs

@@ -7,6 +7,11 @@ protocol column and the training seed: the dataset and label mode, the recipe
 (backbone, image size, augmentation, optimiser, schedule, batch, epochs, the
 shared or official recipe, the sampler), the protocol seed and the precision.
 
+A merge may also hold a tuned board and an untuned one, or official-recipe runs:
+what a tuning search drew (learning rate, weight decay) and what an official
+recipe sets are then the run's row (``(tuned)``, ``(official recipe)``), not a
+setting (:func:`row_keys`); everything else must still agree.
+
 Precision is the arithmetic the experiment asked for (the identity's ``bf16``):
 a run asked for bf16 autocast on hardware without native bf16 trains in fp32
 and says so in ``final.json``, but it is the same experiment, as it is for its
@@ -22,6 +27,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from fer_bench.identity import HASH_NEUTRAL
+from fer_bench.recipes import OFFICIAL
+from fer_bench.registry import METHODS
+from fer_bench.search import RECIPE_SPACE
 
 # Parts of an identity that make rows and cells, not the setting.
 _NOT_SETTINGS = ("method", "hparams", "seed", "protocol")
@@ -68,40 +76,59 @@ def _show(key: str, value: Any) -> str:
     return str(value)
 
 
-def settings(identity: dict[str, Any]) -> dict[str, str]:
-    """Setting name -> value of one experiment identity, as a table holds them fixed.
-    A knob recorded before it existed counts at the value that reproduces those runs."""
+def row_keys(identity: dict[str, Any], searched: bool = False) -> set[str]:
+    """Recipe keys that are a run's row, not the board's setting: all its method's
+    official recipe sets, for a run of that recipe (its row says "(official recipe)"),
+    and the searched knobs of a tuning search's run (its row says "(tuned)")."""
+    keys = set(RECIPE_SPACE) if searched else set()
+    if identity.get("recipe") == OFFICIAL:
+        recipe = getattr(METHODS.get(identity["method"]), "official_recipe", None)
+        if recipe is not None:
+            keys |= {"recipe", *flatten(recipe.overrides)}
+    return keys
+
+
+def settings(identity: dict[str, Any], searched: bool = False) -> dict[str, str]:
+    """Setting name -> value of one experiment identity, as a table holds them fixed
+    (its :func:`row_keys` left out). A knob recorded before it existed counts at the
+    value that reproduces those runs."""
     flat = {
         **HASH_NEUTRAL,
         **flatten({k: v for k, v in identity.items() if k not in _NOT_SETTINGS}),
     }
     flat["protocol.noise_seed"] = identity["protocol"]["noise_seed"]
+    for key in row_keys(identity, searched):
+        flat.pop(key, None)
     return {_name(key): _show(key, value) for key, value in sorted(flat.items())}
 
 
-def setting_values(identities: Iterable[dict[str, Any]]) -> dict[str, set[str]]:
-    """Every value each setting takes over a group of runs."""
+def _values(group: Iterable[dict[str, str]]) -> dict[str, set[str]]:
     values: dict[str, set[str]] = {}
-    for identity in identities:
-        for name, value in settings(identity).items():
+    for one in group:
+        for name, value in one.items():
             values.setdefault(name, set()).add(value)
     return values
 
 
+def setting_values(identities: Iterable[dict[str, Any]]) -> dict[str, set[str]]:
+    """Every value each setting takes over a group of runs."""
+    return _values(map(settings, identities))
+
+
 def _listed(values: set[str]) -> str:
-    return " and ".join(sorted(values)) if values else "nothing"
+    return " and ".join(sorted(values))
 
 
-def check(groups: list[tuple[str, list[dict[str, Any]]]]) -> None:
-    """Refuse groups of runs (label, identities) whose settings differ from the first
-    group's, naming each differing setting with both values."""
-    (first, reference), *others = [(label, setting_values(ids)) for label, ids in groups]
+def check(groups: list[tuple[str, list[dict[str, str]]]]) -> None:
+    """Refuse groups of runs (label, each run's :func:`settings`) whose settings differ
+    from the first group's, naming each differing setting with both values."""
+    (first, reference), *others = [(label, _values(group)) for label, group in groups]
     for label, values in others:
+        # A setting only one group has is every one of the other's runs' row (row_keys).
         differing = [
-            f"{name} {_listed(reference.get(name, set()))} in {first}, "
-            f"{_listed(values.get(name, set()))} in {label}"
-            for name in sorted(set(reference) | set(values), key=_order)
-            if reference.get(name) != values.get(name)
+            f"{name} {_listed(reference[name])} in {first}, {_listed(values[name])} in {label}"
+            for name in sorted(set(reference) & set(values), key=_order)
+            if reference[name] != values[name]
         ]
         if differing:
             raise Incomparable(f"{label} is not comparable with {first}: " + "; ".join(differing))

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from fer_bench import comparable
 from fer_bench.results import RunSet, scan_runs
+from fer_bench.tune import searched_runs, tuning_records
 
 
 def scan_boards(directories: list[Path]) -> RunSet:
@@ -21,10 +22,16 @@ def scan_boards(directories: list[Path]) -> RunSet:
         if (real := runset.root.resolve()) in seen:
             raise ValueError(f"{runset.root} is read twice (also as {seen[real]})")
         seen[real] = runset.root
-    comparable.check([(str(s.root), [r.identity for r in s.runs]) for s in sets])
+    comparable.check([(str(s.root), _settings(s)) for s in sets])
     return RunSet(
         root=sets[0].root,
         runs=[run for s in sets for run in s.runs],
         problems=[problem for s in sets for problem in s.problems],
         sources=[s.root for s in sets],
     )
+
+
+def _settings(runset: RunSet) -> list[dict[str, str]]:
+    """Each run's settings; a tuning search's runs leave their searched knobs to their rows."""
+    searched = set().union(*map(searched_runs, tuning_records(runset).values()))
+    return [comparable.settings(r.identity, r.name in searched) for r in runset.runs]

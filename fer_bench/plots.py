@@ -288,15 +288,22 @@ def tuning_spread(record: dict, runs: dict[str, Run], metric: str = "acc") -> Fi
     return fig
 
 
-def plot_all(runset: RunSet, out: Path, metric: str = "acc", selection: str = "val") -> list[Path]:
-    """Write every figure the records allow; returns the files written."""
+def plot_all(
+    runset: RunSet,
+    out: Path,
+    metric: str = "acc",
+    selection: str = "val",
+    labels: dict[str, str] | None = None,
+) -> list[Path]:
+    """Write every figure the records allow (``labels``: row labels beyond the methods',
+    e.g. tuned rows); returns the files written."""
     runs = [r for r in runset.runs if r.state is RunState.DONE]
     if not runs:
         raise ValueError(f"no finished runs in {runset.root}")
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
     out.mkdir(parents=True, exist_ok=True)
-    labels = row_labels(runs)
+    labels = row_labels(runs, labels)
     written = []
     fig = accuracy_vs_noise(runs, labels, metric, selection)
     if fig is not None:

@@ -25,9 +25,12 @@ def _shift(board: Leaderboard, ref: Leaderboard, row: str, col) -> str:
     return f"{diff * 100:+.2f}"
 
 
-def selection_report(runset: RunSet, metric: str = "acc") -> str:
-    """Markdown: one table per convention, points added to ``val`` per method and column."""
-    ref = build_leaderboard(runset, metric, REFERENCE)
+def selection_report(
+    runset: RunSet, metric: str = "acc", labels: dict[str, str] | None = None
+) -> str:
+    """Markdown: one table per convention, points added to ``val`` per method and column
+    (``labels``: row labels beyond the methods', e.g. tuned rows)."""
+    ref = build_leaderboard(runset, metric, REFERENCE, labels)
     out = [
         f"## Selection report: {metric}, points each convention adds to `{REFERENCE}`",
         "",
@@ -36,7 +39,7 @@ def selection_report(runset: RunSet, metric: str = "acc") -> str:
         "",
     ]
     for name in CONVENTIONS:
-        board = build_leaderboard(runset, metric, name)
+        board = build_leaderboard(runset, metric, name, labels)
         out += [f"### {name}: {rule(name).description}", ""]
         out.append("| Method | " + " | ".join(c.label for c in ref.columns) + " |")
         out.append("| :-- | " + " | ".join("--:" for _ in ref.columns) + " |")

@@ -30,7 +30,7 @@ from fer_bench.config import RunConfig
 from fer_bench.identity import run_name
 from fer_bench.profiles import with_overrides
 from fer_bench.registry import METHODS
-from fer_bench.results import ProtocolKey
+from fer_bench.results import ProtocolKey, RunSet
 from fer_bench.search import RECIPE_SPACE, draw, trial_rng
 
 TUNING_FILE = "tuning.json"
@@ -180,3 +180,33 @@ def tuned_view(record: dict[str, Any]) -> tuple[set[str], dict[str, str], list[s
             runs.add(run)
             labels[run] = f"{group['method']} (tuned)"
     return runs, labels, lines
+
+
+def searched_runs(record: dict[str, Any]) -> set[str]:
+    """Every run a tuning search trained: its trials and its confirming runs."""
+    groups = record["groups"].values()
+    return {t["run"] for g in groups for t in g["trials"]} | {
+        run for g in groups for run in g.get("final_runs", [])
+    }
+
+
+def tuning_records(runset: RunSet) -> dict[Path, dict[str, Any]]:
+    """Each merged directory's tuning.json, by directory."""
+    paths = [root / TUNING_FILE for root in runset.sources or [runset.root]]
+    return {path.parent: json.loads(path.read_text()) for path in paths if path.is_file()}
+
+
+def apply_tuning(runset: RunSet) -> tuple[dict[str, str], list[str]]:
+    """Where a merged directory holds a tuning.json, its confirming runs become tuned rows
+    and its trials leave ``runset`` (a trial is one configuration on one seed, not a
+    result), so tables, comparisons and plots all show the same rows. Returns the row
+    labels and the lines stating budget, rule and picks."""
+    labels: dict[str, str] = {}
+    preamble: list[str] = []
+    for root, record in tuning_records(runset).items():
+        finals, tuned_labels, tuned_preamble = tuned_view(record)
+        trials = searched_runs(record) - finals  # other runs beside them stay (official ones)
+        runset.runs = [r for r in runset.runs if r.path.parent != root or r.name not in trials]
+        labels.update(tuned_labels)
+        preamble += tuned_preamble
+    return labels, preamble

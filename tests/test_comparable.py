@@ -14,6 +14,7 @@ import pytest
 from fer_bench.comparable import Incomparable, check, setting_values, settings
 from fer_bench.config import RunConfig
 from fer_bench.identity import experiment
+from fer_bench.recipes import apply_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests/golden/expected/board_settings.json"
@@ -49,7 +50,7 @@ def test_committed_boards_settings_are_golden():
 
 
 def test_committed_boards_are_not_comparable_with_each_other():
-    groups = [(board, _board_identities(board)) for board in BOARDS]
+    groups = [(board, list(map(settings, _board_identities(board)))) for board in BOARDS]
     with pytest.raises(Incomparable) as refused:
         check(groups)
     message = str(refused.value)
@@ -62,17 +63,17 @@ def test_rows_and_cells_are_not_settings():
     """Method, hyperparameters, protocol column and training seed make rows and cells."""
     other = RunConfig(method="gce", seed=3, epochs=2, hparams={"q": "0.5"})
     other.protocol.noise_rate = 0.3
-    check([("a", [_identity()]), ("b", [experiment(other)])])
+    check([("a", [settings(_identity())]), ("b", [settings(experiment(other))])])
 
 
 def test_refusal_names_the_setting_and_both_values():
     with pytest.raises(Incomparable, match="^b is not comparable with a: epochs 2 in a, 3 in b$"):
-        check([("a", [_identity()]), ("b", [_identity(epochs=3)])])
+        check([("a", [settings(_identity())]), ("b", [settings(_identity(epochs=3))])])
 
 
 def test_precision_is_what_the_experiment_asked_for():
     with pytest.raises(Incomparable, match="precision bf16 in a, fp32 in b"):
-        check([("a", [_identity()]), ("b", [_identity(bf16=False)])])
+        check([("a", [settings(_identity())]), ("b", [settings(_identity(bf16=False))])])
     assert settings(_identity())["precision"] == "bf16"
 
 
@@ -80,23 +81,51 @@ def test_protocol_seed_and_several_settings_are_all_named():
     seeded = RunConfig(method="ce", seed=0, epochs=3)
     seeded.protocol.noise_seed = 1
     with pytest.raises(Incomparable) as refused:
-        check([("a", [_identity()]), ("b", [experiment(seeded)])])
+        check([("a", [settings(_identity())]), ("b", [settings(experiment(seeded))])])
     assert str(refused.value).endswith("epochs 2 in a, 3 in b; protocol seed 0 in a, 1 in b")
 
 
 def test_a_knob_recorded_before_it_existed_counts_at_its_neutral_value():
     recorded = _identity()
     older = {k: v for k, v in recorded.items() if k not in ("sampler", "recipe")}
-    check([("a", [recorded]), ("b", [older])])
+    check([("a", [settings(recorded)]), ("b", [settings(older)])])
     official = {**recorded, "recipe": "official"}
     with pytest.raises(Incomparable, match="recipe shared in a, official in b"):
-        check([("a", [recorded]), ("b", [official])])
+        check([("a", [settings(recorded)]), ("b", [settings(official)])])
 
 
 def test_a_directory_that_varies_lists_its_values():
     with pytest.raises(Incomparable, match="epochs 2 and 3 in a, 2 in b"):
-        check([("a", [_identity(), _identity(epochs=3)]), ("b", [_identity()])])
+        check(
+            [
+                ("a", [settings(i) for i in (_identity(), _identity(epochs=3))]),
+                ("b", [settings(_identity())]),
+            ]
+        )
 
 
 if __name__ == "__main__":
     GOLDEN.write_text(json.dumps(_board_settings(), indent=1, sort_keys=True) + "\n")
+
+
+def _nla(**changes) -> RunConfig:
+    cfg = RunConfig(method="nla", seed=0, epochs=2)
+    for key, value in changes.items():
+        setattr(cfg, key, value)
+    return cfg
+
+
+def test_an_official_recipe_and_searched_knobs_are_the_rows_not_the_setting():
+    shared = settings(experiment(_nla()))
+    official = settings(experiment(apply_recipe(_nla(recipe="official"))))
+    check([("a", [shared]), ("b", [shared, official])])  # epochs, optimiser... are its row's
+    tuned = _nla()
+    tuned.optim.lr = 7e-4
+    with pytest.raises(Incomparable, match=r"recipe \(optim.lr\) 0.002 in a, 0.0007 in b$"):
+        check([("a", [shared]), ("b", [settings(experiment(tuned))])])
+    check([("a", [shared]), ("b", [settings(experiment(tuned), searched=True)])])
+    # what neither the recipe nor the search sets must still agree
+    other_size = _nla(recipe="official")
+    other_size.data.image_size = 64
+    with pytest.raises(Incomparable, match="image size"):
+        check([("a", [shared]), ("b", [settings(experiment(apply_recipe(other_size)))])])

@@ -101,3 +101,21 @@ def test_missing_marker_is_an_error(tmp_path):
 def test_bad_board_argument(args):
     result = _refresh(*args)
     assert result.returncode != 0 and (not args or "nonexistent" in result.stderr)
+
+
+@pytest.mark.slow
+def test_tuned_board_shows_tuned_rows_not_trials(tmp_path):
+    from test_tuning_report import _boards
+
+    _, tuned, _ = _boards(tmp_path)
+    board = _board(tmp_path, 'methods = ["ce", "nla"]\n')  # the search's grid: no rows of its own
+    tuned.rename(board / "runs")
+    result = _refresh(board, "nla (tuned)")
+    assert result.returncode == 0, result.stderr
+    table = (board / "table.md").read_text()
+    assert "| ce (tuned) |" in table and "| nla (official recipe) |" in table
+    rows = {line.split("|")[1].strip() for line in table.splitlines() if line.startswith("| ")}
+    assert not any("optim.lr=" in row for row in rows)  # a trial would be labelled by lr
+    assert "planned runs" not in table
+    assert "nla (tuned) minus each method" in (board / "compare_nla.md").read_text()
+    assert (board / "plots" / "tuning_spread.png").stat().st_size > 0

@@ -19,6 +19,7 @@ from fer_bench.compare import RENDERERS
 from fer_bench.compare import compare as compare_rows
 from fer_bench.merge import scan_boards
 from fer_bench.selection import SELECTIONS
+from fer_bench.tune import apply_tuning
 
 Opt = typer.Option
 
@@ -31,7 +32,7 @@ def register(app: typer.Typer) -> None:
             list[Path],
             typer.Argument(help="results directories (a board, a sweep's --out), merged"),
         ],
-        method: Annotated[str, typer.Argument(help="the row to compare, e.g. nla")],
+        method: Annotated[str, typer.Argument(help='the row, e.g. nla or "nla (tuned)"')],
         metric: MetricsOption = None,
         select: Annotated[str, Opt(help=" | ".join(SELECTIONS))] = "val",
         format_: Annotated[
@@ -45,8 +46,9 @@ def register(app: typer.Typer) -> None:
         if fmt not in RENDERERS:
             raise ValueError(f"unknown comparison format {fmt!r}; known: {', '.join(RENDERERS)}")
         runset = scan_boards(directories)
+        labels, _ = apply_tuning(runset)
         parts = []
         for name in parse_metrics(metric):
-            board = build_leaderboard(runset, name, select)
+            board = build_leaderboard(runset, name, select, labels)
             parts.append(RENDERERS[fmt](board, method, compare_rows(board, method)))
         emit("\n".join(parts), out)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -11,10 +10,10 @@ import typer
 from fer_bench.aggregate import METRICS
 from fer_bench.commands.common import console, err_console, one_line_errors
 from fer_bench.merge import scan_boards
-from fer_bench.plots import plot_all, save_png, tuning_spread
+from fer_bench.plots import plot_all, save_png, slug, tuning_spread
 from fer_bench.results import RunState
 from fer_bench.selection import SELECTIONS
-from fer_bench.tune import TUNING_FILE
+from fer_bench.tune import apply_tuning, tuning_records
 
 Opt = typer.Option
 
@@ -35,12 +34,16 @@ def register(app: typer.Typer) -> None:
         if select not in SELECTIONS:
             raise ValueError(f"unknown selection rule {select!r}; known: {', '.join(SELECTIONS)}")
         runset = scan_boards(directories)
-        written = plot_all(runset, out, metric, select)
-        if len(directories) == 1 and (tuning := directories[0] / TUNING_FILE).is_file():
-            runs = {r.name: r for r in runset.runs if r.state is RunState.DONE}
-            fig = tuning_spread(json.loads(tuning.read_text()), runs, metric)
+        records = tuning_records(runset)
+        done = [r for r in runset.runs if r.state is RunState.DONE]  # trials included
+        labels, _ = apply_tuning(runset)
+        written = plot_all(runset, out, metric, select, labels)
+        for root, record in records.items():
+            trials = {r.name: r for r in done if r.path.parent == root}
+            fig = tuning_spread(record, trials, metric)
+            name = "tuning_spread" if len(records) == 1 else f"tuning_spread_{_board_name(root)}"
             if fig is not None:
-                written.append(save_png(fig, out / "tuning_spread.png"))
+                written.append(save_png(fig, out / f"{name}.png"))
         problems = runset.problems + [p for run in runset.runs for p in run.problems]
         for problem in problems:
             err_console.print(
@@ -48,3 +51,8 @@ def register(app: typer.Typer) -> None:
             )
         for path in written:
             console.print(str(path), highlight=False)
+
+
+def _board_name(root: Path) -> str:
+    """A board's name from its runs directory (results/NAME/runs) or a sweep's --out."""
+    return slug(root.parent.name if root.name == "runs" else root.name)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -18,12 +17,12 @@ from fer_bench.commands.common import (
     parse_metrics,
 )
 from fer_bench.merge import scan_boards
-from fer_bench.results import RunSet
 from fer_bench.selection import SELECTIONS
 from fer_bench.selection_report import selection_report as report
 from fer_bench.sweep import build_spec, expand, planned_runs, read_sweep_file
 from fer_bench.tables import FORMATS, render
-from fer_bench.tune import TUNING_FILE, tuned_view
+from fer_bench.tune import apply_tuning
+from fer_bench.tuning_report import tuning_report
 
 Opt = typer.Option
 
@@ -51,6 +50,13 @@ def register(app: typer.Typer) -> None:
             bool,
             Opt(help="instead: points each paper's selection convention adds to val selection"),
         ] = False,
+        tuning: Annotated[
+            bool,
+            Opt(
+                "--tuning-report",
+                help="instead: what equal tuning moved, per method (merge the untuned board in)",
+            ),
+        ] = False,
     ) -> None:
         """Methods x protocols, mean ± std over seeds, best in bold, ties marked."""
         metrics = parse_metrics(metric)
@@ -67,27 +73,16 @@ def register(app: typer.Typer) -> None:
             err_console.print(
                 f"[yellow]warning:[/] unreadable record {problem.describe()}", highlight=False
             )
+        if selection_report and tuning:
+            raise ValueError("--selection-report and --tuning-report are two reports: give one")
+        labels, preamble = apply_tuning(runset)
         if selection_report:
-            emit("\n".join(report(runset, m) for m in metrics), out)
+            emit("\n".join(report(runset, m, labels) for m in metrics), out)
             return
-        labels, preamble = _tuned(runset)
+        if tuning:
+            emit("\n".join(tuning_report(runset, m, labels, select) for m in metrics), out)
+            return
         boards = [build_leaderboard(runset, m, select, labels) for m in metrics]
         for board in boards:
             board.preamble = preamble
         emit(render(boards, fmt, directories[0]), out)
-
-
-def _tuned(runset: RunSet) -> tuple[dict[str, str], list[str]]:
-    """With a tuning.json: the table shows the confirming runs as tuned rows and leaves
-    the search's trials out (a trial is one configuration on one seed, not a result)."""
-    labels: dict[str, str] = {}
-    preamble: list[str] = []
-    for root in runset.sources or [runset.root]:
-        path = root / TUNING_FILE
-        if not path.is_file():
-            continue
-        finals, tuned_labels, tuned_preamble = tuned_view(json.loads(path.read_text()))
-        runset.runs = [r for r in runset.runs if r.path.parent != root or r.name in finals]
-        labels.update(tuned_labels)
-        preamble += tuned_preamble
-    return labels, preamble

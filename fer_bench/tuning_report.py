@@ -1,0 +1,118 @@
+"""What an equal tuning budget changed, on a board that holds tuned rows.
+
+Per protocol column with a tuned row, per method: its shared-recipe row (untuned),
+its tuned row and its official-recipe row, the points tuning moved it and the
+points its official recipe gives against the tuned shared one (paired over the
+seeds both rows have, with the paired t-test's p), and its rank among those
+methods before and after tuning. Merge the untuned board in to get the first
+column: ``fer-bench table FAIR_BOARD UNTUNED_BOARD --tuning-report``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from fer_bench.aggregate import Cell, Leaderboard, build_leaderboard, paired_p, row_labels
+from fer_bench.recipes import OFFICIAL
+from fer_bench.results import ProtocolKey, RunSet
+from fer_bench.selection import rule
+
+KINDS = ("shared", "tuned", "official")
+
+
+def row_kinds(runset: RunSet, labels: dict[str, str]) -> dict[str, dict[str, list[str]]]:
+    """Method -> kind -> its row labels. Tuned rows are those ``labels`` names (the tuning
+    view's); official ones ran their method's official recipe; the rest, shared-recipe."""
+    full = row_labels(runset.runs, labels)
+    kinds: dict[str, dict[str, list[str]]] = defaultdict(lambda: {k: [] for k in KINDS})
+    for run in runset.runs:
+        row = full[run.name]
+        if run.name in labels:
+            kind = "tuned"
+        elif run.config.get("recipe") == OFFICIAL:
+            kind = "official"
+        else:
+            kind = "shared"
+        if row not in kinds[run.method][kind]:
+            kinds[run.method][kind].append(row)
+    return kinds
+
+
+def _mean(cell: Cell | None) -> str:
+    if cell is None or not cell.values:
+        return "–"
+    spread = f" ± {cell.std * 100:.2f}" if cell.std is not None else ""
+    return f"{cell.mean * 100:.2f}{spread} (n={cell.n})"
+
+
+def _shift(cell: Cell | None, base: Cell | None) -> str:
+    """Mean over shared seeds of cell - base, in points, and the paired p."""
+    if cell is None or base is None:
+        return "–"
+    seeds = sorted(set(cell.values) & set(base.values))
+    if not seeds:
+        return "–"
+    diff = sum(cell.values[s] - base.values[s] for s in seeds) / len(seeds)
+    p = paired_p(cell.values, base.values)
+    return f"{diff * 100:+.2f}" + (f" (p={p:.3f})" if p is not None else " (untested)")
+
+
+def ranks(means: dict[str, float]) -> dict[str, int]:
+    """1 = best; equal means share the better rank."""
+    return {m: 1 + sum(other > v for other in means.values()) for m, v in means.items()}
+
+
+def _column(board: Leaderboard, col: ProtocolKey, kinds: dict) -> list[str] | None:
+    def cell(method: str, kind: str) -> Cell | None:
+        rows = kinds[method][kind]  # several rows of one kind: no single figure to report
+        found = board.cells.get((rows[0], col)) if len(rows) == 1 else None
+        return found if found is not None and found.values else None
+
+    methods = sorted(m for m in kinds if cell(m, "tuned") is not None)
+    if not methods:
+        return None
+    before = ranks({m: c.mean for m in methods if (c := cell(m, "shared")) is not None})
+    after = ranks({m: cell(m, "tuned").mean for m in methods})  # type: ignore[union-attr]
+    out = [
+        f"### {col.label}",
+        "",
+        "| Method | shared recipe | tuned | tuning moved | official recipe "
+        "| official - tuned | rank: shared → tuned |",
+        "| :-- | --: | --: | --: | --: | --: | :-: |",
+    ]
+    for m in methods:
+        shared, tuned, official = (cell(m, k) for k in KINDS)
+        rank = f"{before.get(m, '–')} → {after[m]}"
+        out.append(
+            f"| {m} | {_mean(shared)} | {_mean(tuned)} | {_shift(tuned, shared)} "
+            f"| {_mean(official)} | {_shift(official, tuned)} | {rank} |"
+        )
+    return out + [""]
+
+
+def tuning_report(
+    runset: RunSet, metric: str = "acc", labels: dict[str, str] | None = None, select: str = "val"
+) -> str:
+    """Markdown: per column with tuned rows, what tuning and the official recipes moved."""
+    labels = labels or {}
+    board = build_leaderboard(runset, metric, select, labels)
+    kinds = row_kinds(runset, labels)
+    out = [
+        f"## Tuning report: {metric}, {rule(select).description}",
+        "",
+        "Means over seeds in %; moves are paired over the seeds both rows have, in points "
+        "(paired t-test p); ranks are among the methods with a tuned row (1 = best).",
+        "",
+    ]
+    columns = [part for col in board.columns if (part := _column(board, col, kinds))]
+    if not columns:
+        raise ValueError(f"no tuned rows in {runset.root}: the report needs a tuning.json")
+    for part in columns:
+        out += part
+    several = [
+        f"{m}: {len(rows)} {kind}-recipe rows ({'; '.join(rows)}), so no single figure"
+        for m, by_kind in sorted(kinds.items())
+        for kind, rows in by_kind.items()
+        if len(rows) > 1
+    ]
+    return "\n".join(out + several).rstrip() + "\n"

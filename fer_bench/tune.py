@@ -146,14 +146,49 @@ def tuning_record(spec: TuneSpec, groups: dict[str, dict[str, Any]]) -> dict[str
             else []
         )
     return {
+        **budget(spec),
+        "rule_metric": f"best validation {VAL_RULES[spec.rule]} over epochs (noisy val labels)",
+        "groups": groups,
+    }
+
+
+def budget(spec: TuneSpec) -> dict[str, Any]:
+    """What makes two searches the same budget: trials, draws, seeds and the pick rule."""
+    return {
         "trials": spec.trials,
         "search_seed": spec.search_seed,
         "search_training_seed": spec.search_training_seed,
         "final_seeds": spec.final_seeds,
         "rule": spec.rule,
-        "rule_metric": f"best validation {VAL_RULES[spec.rule]} over epochs (noisy val labels)",
-        "groups": groups,
     }
+
+
+def check_budget(spec: TuneSpec, out: Path) -> dict[str, Any] | None:
+    """The tuning.json already in ``out``, if any; ValueError when it records another
+    budget: one directory's tuned rows all come from one budget."""
+    path = out / TUNING_FILE
+    if not path.is_file():
+        return None
+    previous = json.loads(path.read_text())
+    differing = [
+        f"{key} {previous.get(key)} there, {value} here"
+        for key, value in budget(spec).items()
+        if previous.get(key) != value
+    ]
+    if differing:
+        raise ValueError(
+            f"{path} records a search of another budget ({'; '.join(differing)}): "
+            "give another --out, or the same options"
+        )
+    return previous
+
+
+def merged_record(previous: dict[str, Any] | None, record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` keeping the groups an earlier search of the same budget recorded in the
+    directory (other --methods, a method added later), so no search is forgotten."""
+    if previous is None:
+        return record
+    return {**record, "groups": {**previous["groups"], **record["groups"]}}
 
 
 def tuned_view(record: dict[str, Any]) -> tuple[set[str], dict[str, str], list[str]]:
@@ -209,4 +244,9 @@ def apply_tuning(runset: RunSet) -> tuple[dict[str, str], list[str]]:
         runset.runs = [r for r in runset.runs if r.path.parent != root or r.name not in trials]
         labels.update(tuned_labels)
         preamble += tuned_preamble
+        if not runset.runs:
+            raise ValueError(
+                f"{root} holds a tuning search with no confirming run yet, and trials are no "
+                "rows: `fer-bench tune ... --dry-run` lists what is left"
+            )
     return labels, preamble

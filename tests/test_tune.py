@@ -115,3 +115,52 @@ def test_table_shows_tuned_rows_with_budget_and_picks_and_plot_shows_trials(tmp_
     result = CliRunner().invoke(app, ["plot", str(tmp_path), "--out", str(plots)])
     assert result.exit_code == 0, result.output
     assert (plots / "tuning_spread.png").stat().st_size > 0
+
+
+def test_a_directory_keeps_every_search_of_its_budget_and_refuses_another(tmp_path):
+    from fer_bench.tune import TUNING_FILE, check_budget, merged_record
+
+    first, later = _spec(trials=2, methods=("ce",)), _spec(trials=2, methods=("gce",))
+    assert check_budget(first, tmp_path) is None
+    _train([c for c, _, _ in trial_jobs(first)], tmp_path)
+    (tmp_path / TUNING_FILE).write_text(json.dumps(tuning_record(first, pick(first, tmp_path))))
+    previous = check_budget(later, tmp_path)  # the same budget, another method: kept
+    record = merged_record(previous, tuning_record(later, pick(later, tmp_path)))
+    assert sorted(g["method"] for g in record["groups"].values()) == ["ce", "gce"]
+    assert record["groups"]["ce / clean"]["best"] is not None  # ce's finished search stays
+    other = TuneSpec(bases=later.bases, trials=3, final_seeds=[0, 1])
+    with pytest.raises(ValueError, match="another budget \\(trials 2 there, 3 here\\)"):
+        check_budget(other, tmp_path)
+
+
+def test_tables_of_an_unfinished_search_show_no_trial(tmp_path):
+    from typer.testing import CliRunner
+
+    from fer_bench.cli import app
+    from fer_bench.tune import TUNING_FILE
+
+    spec = _spec(trials=2, methods=("ce",))
+    _train([c for c, _, _ in trial_jobs(spec)][:1], tmp_path)
+    (tmp_path / TUNING_FILE).write_text(json.dumps(tuning_record(spec, pick(spec, tmp_path))))
+    result = CliRunner().invoke(app, ["table", str(tmp_path)])
+    assert result.exit_code != 0 and "no confirming run yet" in result.output
+    assert result.output.count("\n") == 1
+
+
+def test_tune_refuses_another_budget_before_training(tmp_path):
+    from typer.testing import CliRunner
+
+    from fer_bench.cli import app
+    from fer_bench.tune import TUNING_FILE
+
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text('methods = ["ce"]\n')
+    out = tmp_path / "out"
+    out.mkdir()
+    spec = _spec(trials=8, methods=("ce",))
+    (out / TUNING_FILE).write_text(json.dumps(tuning_record(spec, pick(spec, out))))
+    before = sorted(p.name for p in out.iterdir())
+    args = ["tune", "--file", str(sweep), "--out", str(out), "--trials", "4"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "trials 8 there, 4 here" in result.output
+    assert sorted(p.name for p in out.iterdir()) == before  # nothing trained or rewritten

@@ -29,7 +29,16 @@ from fer_bench.sweep import (
     run_sweep,
     sweep_lock,
 )
-from fer_bench.tune import TUNING_FILE, TuneSpec, final_jobs, pick, trial_jobs, tuning_record
+from fer_bench.tune import (
+    TUNING_FILE,
+    TuneSpec,
+    check_budget,
+    final_jobs,
+    merged_record,
+    pick,
+    trial_jobs,
+    tuning_record,
+)
 
 Opt = typer.Option
 
@@ -47,6 +56,15 @@ def _run_phase(name: str, jobs: list, out: Path, runner: Executor, dry_run: bool
 
     report = run_sweep(planned, out, runner, on_result=progress)
     return len(report.failures) + len(report.kept_failed) + len(report.kept_stale)
+
+
+def _record(spec: TuneSpec, out: Path, previous: dict | None, dry_run: bool) -> dict:
+    """The groups as they stand, written to tuning.json before and after each phase, so a
+    table of an interrupted search shows no trial as a row."""
+    groups = pick(spec, out)
+    if not dry_run:
+        write_json_atomic(out / TUNING_FILE, merged_record(previous, tuning_record(spec, groups)))
+    return groups
 
 
 def register(app: typer.Typer) -> None:
@@ -82,15 +100,16 @@ def register(app: typer.Typer) -> None:
         )
         runner = local_executor(workers, jobs_per_device, sweep.base.device)
         check_out_dir(out, sweep.base.data.name)
+        previous = check_budget(spec, out)
         try:
             with sweep_lock(out):
+                _record(spec, out, previous, dry_run)
                 left = _run_phase(
                     "search", [c for c, _, _ in trial_jobs(spec)], out, runner, dry_run
                 )
-                groups = pick(spec, out)
+                groups = _record(spec, out, previous, dry_run)
                 left += _run_phase("confirm", final_jobs(spec, groups), out, runner, dry_run)
-                if not dry_run:
-                    write_json_atomic(out / TUNING_FILE, tuning_record(spec, groups))
+                groups = _record(spec, out, previous, dry_run)
         except SweepBusy as err:
             fail(str(err))
         for name, group in groups.items():

@@ -59,6 +59,8 @@ def register(app: typer.Typer) -> None:
         ] = False,
     ) -> None:
         """Methods x protocols, mean ± std over seeds, best in bold, ties marked."""
+        if selection_report and tuning:
+            raise ValueError("--selection-report and --tuning-report are two reports: give one")
         metrics = parse_metrics(metric)
         fmt = format_for(format_, out)
         if fmt not in FORMATS:
@@ -73,8 +75,6 @@ def register(app: typer.Typer) -> None:
             err_console.print(
                 f"[yellow]warning:[/] unreadable record {problem.describe()}", highlight=False
             )
-        if selection_report and tuning:
-            raise ValueError("--selection-report and --tuning-report are two reports: give one")
         labels, preamble = apply_tuning(runset)
         if selection_report:
             emit("\n".join(report(runset, m, labels) for m in metrics), out)

@@ -68,11 +68,11 @@ def _column(board: Leaderboard, col: ProtocolKey, kinds: dict) -> list[str] | No
         found = board.cells.get((rows[0], col)) if len(rows) == 1 else None
         return found if found is not None and found.values else None
 
-    methods = sorted(m for m in kinds if cell(m, "tuned") is not None)
-    if not methods:
+    tuned = {m: c for m in sorted(kinds) if (c := cell(m, "tuned")) is not None}
+    if not tuned:
         return None
-    before = ranks({m: c.mean for m in methods if (c := cell(m, "shared")) is not None})
-    after = ranks({m: cell(m, "tuned").mean for m in methods})  # type: ignore[union-attr]
+    before = ranks({m: c.mean for m in tuned if (c := cell(m, "shared")) is not None})
+    after = ranks({m: c.mean for m, c in tuned.items()})
     out = [
         f"### {col.label}",
         "",
@@ -80,12 +80,12 @@ def _column(board: Leaderboard, col: ProtocolKey, kinds: dict) -> list[str] | No
         "| official - tuned | rank: shared → tuned |",
         "| :-- | --: | --: | --: | --: | --: | :-: |",
     ]
-    for m in methods:
-        shared, tuned, official = (cell(m, k) for k in KINDS)
+    for m, picked in tuned.items():
+        shared, official = cell(m, "shared"), cell(m, "official")
         rank = f"{before.get(m, '–')} → {after[m]}"
         out.append(
-            f"| {m} | {_mean(shared)} | {_mean(tuned)} | {_shift(tuned, shared)} "
-            f"| {_mean(official)} | {_shift(official, tuned)} | {rank} |"
+            f"| {m} | {_mean(shared)} | {_mean(picked)} | {_shift(picked, shared)} "
+            f"| {_mean(official)} | {_shift(official, picked)} | {rank} |"
         )
     return out + [""]
 

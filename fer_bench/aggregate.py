@@ -20,7 +20,7 @@ from scipy.stats import ttest_rel
 from fer_bench.comparable import flatten
 from fer_bench.identity import resolved_hparams, row_identity
 from fer_bench.metrics import collapse_note
-from fer_bench.recipes import OFFICIAL
+from fer_bench.recipes import is_official
 from fer_bench.registry import RegistryError
 from fer_bench.results import Problem, ProtocolKey, Run, RunSet, RunState
 from fer_bench.selection import SELECTIONS, rule
@@ -132,7 +132,7 @@ def row_labels(runs: list[Run], given: dict[str, str] | None = None) -> dict[str
     for run in runs:
         if run.name in given:
             continue
-        official = run.config.get("recipe") == OFFICIAL
+        official = is_official(run.config)
         by_row[run.method + (OFFICIAL_SUFFIX if official else "")].append(run)
     labels: dict[str, str] = {}
     for base, group in by_row.items():

@@ -27,8 +27,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from fer_bench.identity import HASH_NEUTRAL
-from fer_bench.recipes import OFFICIAL
-from fer_bench.registry import METHODS
+from fer_bench.recipes import is_official
+from fer_bench.registry import METHODS, RegistryError
 from fer_bench.search import RECIPE_SPACE
 
 # Parts of an identity that make rows and cells, not the setting.
@@ -81,11 +81,23 @@ def row_keys(identity: dict[str, Any], searched: bool = False) -> set[str]:
     official recipe sets, for a run of that recipe (its row says "(official recipe)"),
     and the searched knobs of a tuning search's run (its row says "(tuned)")."""
     keys = set(RECIPE_SPACE) if searched else set()
-    if identity.get("recipe") == OFFICIAL:
-        recipe = getattr(METHODS.get(identity["method"]), "official_recipe", None)
+    if is_official(identity):
+        recipe = getattr(_method(identity["method"]), "official_recipe", None)
         if recipe is not None:
             keys |= {"recipe", *flatten(recipe.overrides)}
     return keys
+
+
+def _method(name: str) -> type:
+    """The registered method class; an official-recipe run of one not registered here
+    (its plugin file not at hand) cannot say which settings its recipe set."""
+    try:
+        return METHODS.get(name)
+    except RegistryError:
+        raise ValueError(
+            f"an official-recipe run of {name!r}, a method not registered here (its plugin "
+            "file is not at hand), cannot be compared: which settings its recipe set is unknown"
+        ) from None
 
 
 def settings(identity: dict[str, Any], searched: bool = False) -> dict[str, str]:

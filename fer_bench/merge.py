@@ -6,7 +6,7 @@ from pathlib import Path
 
 from fer_bench import comparable
 from fer_bench.results import RunSet, scan_runs
-from fer_bench.tune import searched_runs, tuning_records
+from fer_bench.tune import searched_runs
 
 
 def scan_boards(directories: list[Path]) -> RunSet:
@@ -28,10 +28,11 @@ def scan_boards(directories: list[Path]) -> RunSet:
         runs=[run for s in sets for run in s.runs],
         problems=[problem for s in sets for problem in s.problems],
         sources=[s.root for s in sets],
+        tuning={root: record for s in sets for root, record in s.tuning.items()},
     )
 
 
 def _settings(runset: RunSet) -> list[dict[str, str]]:
     """Each run's settings; a tuning search's runs leave their searched knobs to their rows."""
-    searched = set().union(*map(searched_runs, tuning_records(runset).values()))
+    searched = set().union(*map(searched_runs, runset.tuning.values()))
     return [comparable.settings(r.identity, r.name in searched) for r in runset.runs]

@@ -26,6 +26,12 @@ OFFICIAL = "official"
 RECIPES = (SHARED, OFFICIAL)
 
 
+def is_official(config: dict[str, Any]) -> bool:
+    """Whether a run config or experiment identity trained its method's official recipe
+    (its row is then ``method (official recipe)``; records before recipes: shared)."""
+    return config.get("recipe") == OFFICIAL
+
+
 @dataclass(frozen=True)
 class Recipe:
     """A method's official recipe, read from its official code.

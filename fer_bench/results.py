@@ -19,6 +19,7 @@ from typing import Any
 
 from fer_bench.identity import CannotCheck, experiment_of, staleness, takes_rate
 
+TUNING_FILE = "tuning.json"  # a tuning search's record (fer_bench.tune)
 ERROR_FILE = "error.txt"  # traceback of a sweep job whose engine call raised
 
 # Short names for protocol labels in table headers.
@@ -212,6 +213,8 @@ class RunSet:
     problems: list[Problem]
     # The directories read when several were merged into one board (the first is root).
     sources: list[Path] = field(default_factory=list)
+    # Each directory's tuning.json (fer_bench.tune), by directory: read once, here.
+    tuning: dict[Path, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def datasets(self) -> list[str]:
@@ -251,7 +254,19 @@ def scan_runs(root: Path) -> RunSet:
             except CannotCheck as err:
                 problems.append(Problem(config_path, f"{err}; shown as current"))
         runs.append(Run(path=path, config=config, state=state, reason=reason))
-    return RunSet(root=root, runs=runs, problems=problems)
+    return RunSet(root=root, runs=runs, problems=problems, tuning=_tuning(root))
+
+
+def _tuning(root: Path) -> dict[Path, dict[str, Any]]:
+    """``root``'s tuning record, if it holds one. An unreadable one is an error, not a
+    warning: without it a search's trials would show as results."""
+    path = root / TUNING_FILE
+    if not path.is_file():
+        return {}
+    try:
+        return {root: _read_json(path)}
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
 
 
 def keep_traceback(out: Path) -> str:

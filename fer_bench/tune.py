@@ -30,10 +30,9 @@ from fer_bench.config import RunConfig
 from fer_bench.identity import run_name
 from fer_bench.profiles import with_overrides
 from fer_bench.registry import METHODS
-from fer_bench.results import ProtocolKey, RunSet
+from fer_bench.results import TUNING_FILE, ProtocolKey, RunSet
 from fer_bench.search import RECIPE_SPACE, draw, trial_rng
 
-TUNING_FILE = "tuning.json"
 # Validation rules a pick may use: the validation metric each maximises over epochs.
 VAL_RULES = {"val": "acc", "val_mca": "mean_class_acc"}
 
@@ -225,12 +224,6 @@ def searched_runs(record: dict[str, Any]) -> set[str]:
     }
 
 
-def tuning_records(runset: RunSet) -> dict[Path, dict[str, Any]]:
-    """Each merged directory's tuning.json, by directory."""
-    paths = [root / TUNING_FILE for root in runset.sources or [runset.root]]
-    return {path.parent: json.loads(path.read_text()) for path in paths if path.is_file()}
-
-
 def apply_tuning(runset: RunSet) -> tuple[dict[str, str], list[str]]:
     """Where a merged directory holds a tuning.json, its confirming runs become tuned rows
     and its trials leave ``runset`` (a trial is one configuration on one seed, not a
@@ -238,7 +231,7 @@ def apply_tuning(runset: RunSet) -> tuple[dict[str, str], list[str]]:
     labels and the lines stating budget, rule and picks."""
     labels: dict[str, str] = {}
     preamble: list[str] = []
-    for root, record in tuning_records(runset).items():
+    for root, record in runset.tuning.items():
         finals, tuned_labels, tuned_preamble = tuned_view(record)
         trials = searched_runs(record) - finals  # other runs beside them stay (official ones)
         runset.runs = [r for r in runset.runs if r.path.parent != root or r.name not in trials]

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from fer_bench.aggregate import Cell, Leaderboard, build_leaderboard, paired_p, row_labels
-from fer_bench.recipes import OFFICIAL
+from fer_bench.recipes import is_official
 from fer_bench.results import ProtocolKey, RunSet
 from fer_bench.selection import rule
 
@@ -29,7 +29,7 @@ def row_kinds(runset: RunSet, labels: dict[str, str]) -> dict[str, dict[str, lis
         row = full[run.name]
         if run.name in labels:
             kind = "tuned"
-        elif run.config.get("recipe") == OFFICIAL:
+        elif is_official(run.config):
             kind = "official"
         else:
             kind = "shared"

@@ -129,3 +129,9 @@ def test_an_official_recipe_and_searched_knobs_are_the_rows_not_the_setting():
     other_size.data.image_size = 64
     with pytest.raises(Incomparable, match="image size"):
         check([("a", [shared]), ("b", [settings(experiment(apply_recipe(other_size)))])])
+
+
+def test_an_official_run_of_an_unregistered_method_is_refused_in_one_line():
+    official = {**experiment(apply_recipe(_nla(recipe="official"))), "method": "my_plugin"}
+    with pytest.raises(ValueError, match="official-recipe run of 'my_plugin', a method not "):
+        settings(official)

@@ -147,6 +147,20 @@ def test_tables_of_an_unfinished_search_show_no_trial(tmp_path):
     assert result.output.count("\n") == 1
 
 
+def test_an_unreadable_tuning_record_is_an_error_not_trials_shown_as_results(tmp_path):
+    from typer.testing import CliRunner
+
+    from fer_bench.cli import app
+    from fer_bench.tune import TUNING_FILE
+
+    spec = _spec(trials=2, methods=("ce",))
+    _train([c for c, _, _ in trial_jobs(spec)], tmp_path)
+    (tmp_path / TUNING_FILE).write_text('{"groups": ')  # cut short
+    result = CliRunner().invoke(app, ["table", str(tmp_path)])
+    assert result.exit_code != 0 and result.output.count("\n") == 1
+    assert f"{tmp_path / TUNING_FILE}: unreadable JSON" in result.output
+
+
 def test_tune_refuses_another_budget_before_training(tmp_path):
     from typer.testing import CliRunner
 

@@ -13,7 +13,7 @@ from fer_bench.merge import scan_boards
 from fer_bench.plots import plot_all, save_png, slug, tuning_spread
 from fer_bench.results import RunState
 from fer_bench.selection import SELECTIONS
-from fer_bench.tune import apply_tuning, tuning_records
+from fer_bench.tune import apply_tuning
 
 Opt = typer.Option
 
@@ -34,14 +34,14 @@ def register(app: typer.Typer) -> None:
         if select not in SELECTIONS:
             raise ValueError(f"unknown selection rule {select!r}; known: {', '.join(SELECTIONS)}")
         runset = scan_boards(directories)
-        records = tuning_records(runset)
         done = [r for r in runset.runs if r.state is RunState.DONE]  # trials included
         labels, _ = apply_tuning(runset)
         written = plot_all(runset, out, metric, select, labels)
-        for root, record in records.items():
+        one = len(runset.tuning) == 1
+        for root, record in runset.tuning.items():
             trials = {r.name: r for r in done if r.path.parent == root}
             fig = tuning_spread(record, trials, metric)
-            name = "tuning_spread" if len(records) == 1 else f"tuning_spread_{_board_name(root)}"
+            name = "tuning_spread" if one else f"tuning_spread_{_board_name(root)}"
             if fig is not None:
                 written.append(save_png(fig, out / f"{name}.png"))
         problems = runset.problems + [p for run in runset.runs for p in run.problems]

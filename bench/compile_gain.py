@@ -2,7 +2,7 @@
 
 For a profile's backbone, input and batch size: seconds per forward+backward+AdamW
 step on a fixed tensor, eagerly and with the feature extractor ``torch.compile``d as
-the engine compiles it (``fer_bench.backbones.compile_backbones``), the seconds the
+the engine compiles it (``fer_bench.backbones.compile_backbone``), the seconds the
 first compiled steps cost (compilation), and the steps after which compiling has
 paid for itself against the steps one run of the profile takes on ``--train-images``.
 
@@ -18,7 +18,7 @@ import time
 
 import torch
 
-from fer_bench.backbones import compile_backbones, create_backbone
+from fer_bench.backbones import compile_backbone, create_backbone
 from fer_bench.benchmarking import device_name, synchronize
 from fer_bench.profiles import load_profile
 
@@ -64,7 +64,7 @@ def main() -> None:
     eager_net = create_backbone(cfg.backbone, 8, 1)
     eager_first, eager = step_time(eager_net, cfg, args.device, args.steps)
     net = create_backbone(cfg.backbone, 8, 1)
-    compile_backbones(net)
+    compile_backbone(net)
     compiled_first, compiled = step_time(net, cfg, args.device, args.steps)
     run_steps = cfg.epochs * (args.train_images // cfg.batch_size)
     saved = eager - compiled

@@ -175,13 +175,12 @@ class Backbone(nn.Module):
         raise TypeError(f"cannot split the last stage off a {type(model).__name__} backbone")
 
 
-def compile_backbones(module: nn.Module) -> None:
-    """``torch.compile`` the feature extractor of every backbone in ``module`` (a method),
-    in place. ``forward_features`` is what each method's pass goes through (logits and
-    ``feature_map`` alike), and the state dict keeps its keys, so checkpoints are those
-    of an uncompiled run."""
-    for backbone in [m for m in module.modules() if isinstance(m, Backbone)]:
-        backbone.model.forward_features = torch.compile(backbone.model.forward_features)
+def compile_backbone(backbone: Backbone) -> Backbone:
+    """``torch.compile`` the backbone's feature extractor, in place. ``forward_features``
+    is what each method's pass goes through (logits and ``feature_map`` alike), and the
+    state dict keeps its keys, so checkpoints are those of an uncompiled run."""
+    backbone.model.forward_features = torch.compile(backbone.model.forward_features)
+    return backbone
 
 
 def check_backbone_name(name: str) -> None:

@@ -35,7 +35,7 @@ import torch
 from filelock import FileLock, Timeout
 
 from fer_bench import checkpoint
-from fer_bench.backbones import check_backbone_name, compile_backbones
+from fer_bench.backbones import check_backbone_name
 from fer_bench.config import RunConfig
 from fer_bench.data import load_dataset
 from fer_bench.data.base import DatasetBundle
@@ -108,8 +108,6 @@ def train(
     precision = resolve_precision(cfg.bf16, cfg.device)
     trainer = Trainer(cfg, method_cls, hparams, bundle, labels, precision)
     trainer.build()  # everything that can reject the config, before the directory is written
-    if cfg.torch_compile:
-        compile_backbones(trainer.method)  # compiles at its first call: nothing runs yet
     with _run_lock(out, wait):
         if (out / "done").exists():  # finished by the process we waited for
             return _already_done(out, notify)

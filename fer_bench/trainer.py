@@ -24,7 +24,7 @@ import torch
 
 from fer_bench import checkpoint
 from fer_bench.augment import BatchAugmenter
-from fer_bench.backbones import create_backbone
+from fer_bench.backbones import Backbone, compile_backbone, create_backbone
 from fer_bench.config import RunConfig
 from fer_bench.data.base import DatasetBundle, Split
 from fer_bench.data.store import ImageStore, channel_stats
@@ -181,11 +181,15 @@ class Trainer:
         self.optimizer = build_optimizer(cfg.optim, method.param_groups(cfg.optim.lr))
         self.scheduler = build_scheduler(cfg.optim, self.optimizer, cfg.epochs, self.steps)
 
-    def _new_backbone(self) -> torch.nn.Module:
+    def _new_backbone(self) -> Backbone:
+        """The run's backbone, or another like it for a method that trains several; each
+        compiled under ``--compile``, whenever the method builds it (it compiles at its
+        first call: nothing runs here)."""
         cfg = self.cfg
-        return create_backbone(
+        backbone = create_backbone(
             cfg.backbone, self.bundle.num_classes, self.bundle.image_shape[0], cfg.pretrained
         )
+        return compile_backbone(backbone) if cfg.torch_compile else backbone
 
     # --- restore: the run's streams, from the start or from a checkpoint ---
 

@@ -73,6 +73,9 @@ def test_compile_is_recorded_and_not_the_experiment(
     assert final["config"]["torch_compile"] is True
     stored = json.loads((engine.run_dir(cfg, tmp_path) / "config.json").read_text())
     assert stored["torch_compile"] is True and "torch_compile" not in stored["experiment"]
+    # a method that builds a second network (co-teaching's peer) gets both compiled
+    engine.train(replace(cfg, method="coteach"), tmp_path, progress=False, bundle=micro_bundle)
+    assert len(compiled) == 3
 
 
 def test_compile_option_sets_the_config():

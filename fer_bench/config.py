@@ -71,7 +71,7 @@ class RunConfig:
     device: str = "cpu"
     bf16: bool = True
     channels_last: bool = True
-    # torch.compile each backbone (fer_bench.backbones.compile_backbones): off, as the
+    # torch.compile each backbone (fer_bench.backbones.compile_backbone): off, as the
     # compilation every run starts with pays only on long GPU runs; not part of the identity.
     torch_compile: bool = False
     plugin: str | None = None  # user file that registers the method

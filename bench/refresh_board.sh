@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Regenerate a leaderboard's tables, plots and compute summary from its finished runs:
 #   bench/refresh_board.sh results/ferplus-cpu [ROW]
-# ROW: the table row compare_nla.md compares with every other (default nla; a board holding
-# NLA under several settings names one, e.g. "nla [defaults]", a tuned board "nla (tuned)");
+# ROW: the table row compare_nla.md compares with every other (default nla, on a tuned board
+# "nla (tuned)"; a board holding NLA under several settings names one, e.g. "nla [defaults]");
 # compare_ce.md does the same for ce.
 # Runs still in progress are left out (they are not committed either): the tables read a
 # directory of links to the run directories that have their done marker.
@@ -41,12 +41,15 @@ print("\n".join(sorted(set(row_labels(runset.runs, labels).values()))))
 PY
 )"
 compare() {  # ROW FILE: ROW minus every other row, when the board has ROW and another row
+    rm -f "$2"  # a comparison that no longer applies is not left behind
     if grep -qxF "$1" <<< "$rows" && [ "$(wc -l <<< "$rows")" -gt 1 ]; then
         fer-bench compare "$finished" "$1" --out "$2"
     fi
 }
-compare "${2:-nla}" compare_nla.md
-compare ce compare_ce.md  # the baseline: does any method beat plain CE?
+row=""  # on a tuned board a method's row is "METHOD (tuned)"
+[ -n "$tuned" ] && row=" (tuned)"
+compare "${2:-nla$row}" compare_nla.md
+compare "ce$row" compare_ce.md  # the baseline: does any method beat plain CE?
 fer-bench plot "$finished" --out plots
 python "$repo/bench/sweep_time.py" "$finished" > compute.txt
 # The README ends with table.md, below its marker line.

@@ -126,7 +126,9 @@ def row_labels(runs: list[Run], given: dict[str, str] | None = None) -> dict[str
     the method's default), so different experiments never pool and equal ones (``q=0.7``
     and the default) do. ``given`` labels (tuned rows) are kept, and their runs are left
     out of what the others are told apart from."""
-    given = given or {}
+    names = {r.name for r in runs}
+    # a tuned row whose runs are not here (confirming runs still training) is no row
+    given = {name: label for name, label in (given or {}).items() if name in names}
     settings = {r.name: _row_setting(r) for r in runs if r.name not in given}
     by_row: dict[str, list[Run]] = defaultdict(list)
     for run in runs:

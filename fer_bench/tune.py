@@ -30,8 +30,9 @@ from fer_bench.config import RunConfig
 from fer_bench.identity import run_name
 from fer_bench.profiles import with_overrides
 from fer_bench.registry import METHODS
-from fer_bench.results import TUNING_FILE, ProtocolKey, RunSet
+from fer_bench.results import TUNING_FILE, ProtocolKey, Run, RunSet, RunState
 from fer_bench.search import RECIPE_SPACE, draw, trial_rng
+from fer_bench.sweep import PlannedJob, plan
 
 # Validation rules a pick may use: the validation metric each maximises over epochs.
 VAL_RULES = {"val": "acc", "val_mca": "mean_class_acc"}
@@ -45,15 +46,29 @@ class TuneSpec:
     search_training_seed: int = 100  # no final seed may equal it
     final_seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     rule: str = "val"
+    # The sweep's noise_seed = "seed": each run's label draw follows its training seed.
+    noise_follows_seed: bool = False
 
     def __post_init__(self) -> None:
         if self.trials < 1:
             raise ValueError(f"--trials must be at least 1 (got {self.trials})")
         if self.rule not in VAL_RULES:
             raise ValueError(f"unknown pick rule {self.rule!r}; known: {', '.join(VAL_RULES)}")
-        if self.search_training_seed in self.final_seeds:
+        self._check_final_seeds()
+        keys = [_group(base) for base in self.bases]
+        if twice := sorted({k for k in keys if keys.count(k) > 1}):
             raise ValueError(
-                f"final seeds {self.final_seeds} include the search's training seed "
+                f"several jobs of the sweep file share the search {twice[0]!r} (a grid of a "
+                "method's hyperparameter?): a search is one per method and protocol"
+            )
+
+    def _check_final_seeds(self) -> None:
+        seeds = self.final_seeds
+        if not seeds or len(set(seeds)) < len(seeds):
+            raise ValueError(f"--final-seeds must be distinct seeds, at least one (got {seeds})")
+        if self.search_training_seed in seeds:
+            raise ValueError(
+                f"final seeds {seeds} include the search's training seed "
                 f"{self.search_training_seed}: the confirming runs must be fresh"
             )
 
@@ -64,8 +79,11 @@ def space_of(method: str) -> dict[str, Any]:
     return {**RECIPE_SPACE, **own}
 
 
-def with_values(base: RunConfig, values: dict[str, Any], seed: int) -> RunConfig:
-    """``base`` with drawn values: dotted keys into the config, bare ones as hparams."""
+def with_values(
+    base: RunConfig, values: dict[str, Any], seed: int, noise_follows_seed: bool = False
+) -> RunConfig:
+    """``base`` with drawn values (dotted keys into the config, bare ones as hparams),
+    trained on ``seed`` (and drawing its labels with it if ``noise_follows_seed``)."""
     cfg = copy.deepcopy(base)
     nested: dict[str, Any] = {}
     for key, value in values.items():
@@ -76,6 +94,8 @@ def with_values(base: RunConfig, values: dict[str, Any], seed: int) -> RunConfig
             cfg.hparams = {**cfg.hparams, key: str(value)}
     cfg = with_overrides(cfg, nested)
     cfg.seed = seed
+    if noise_follows_seed:
+        cfg.protocol.noise_seed = seed
     return cfg
 
 
@@ -86,21 +106,19 @@ def trial_jobs(spec: TuneSpec) -> list[tuple[RunConfig, dict[str, Any], int]]:
     for trial in range(spec.trials):
         for base in spec.bases:
             values = draw(space_of(base.method), trial_rng(spec.search_seed, base.method, trial))
-            jobs.append((with_values(base, values, spec.search_training_seed), values, trial))
+            cfg = with_values(base, values, spec.search_training_seed, spec.noise_follows_seed)
+            jobs.append((cfg, values, trial))
     return jobs
 
 
-def trial_score(run_dir: Path, rule: str) -> float | None:
+def trial_score(trial: PlannedJob, rule: str) -> float | None:
     """The pick score of a finished trial: its best validation metric over epochs. Reads
-    the ``val`` entry of each epoch only; None for a trial that did not finish."""
-    if not (run_dir / "done").exists():
+    the ``val`` entry of each epoch only; None unless the trial is done under today's
+    code (a stale trial is rerun by ``--rerun-stale``, never scored)."""
+    if trial.state is not RunState.DONE:
         return None
-    final = json.loads((run_dir / "final.json").read_text())
-    if final.get("status") != "done":
-        return None
-    key = VAL_RULES[rule]
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return max(float(row["val"][key]) for row in rows)
+    rows = Run(path=trial.path, config=trial.cfg.to_dict(), state=trial.state).epochs
+    return max(float(row["val"][VAL_RULES[rule]]) for row in rows)
 
 
 def _group(cfg: RunConfig) -> str:
@@ -109,44 +127,53 @@ def _group(cfg: RunConfig) -> str:
 
 def pick(spec: TuneSpec, out: Path) -> dict[str, dict[str, Any]]:
     """Per method and protocol: every trial's values and score, and the best trial (the
-    earliest of ties); ``best`` is None until every trial of the group has finished."""
+    earliest of ties). A failed trial (it diverged) is a finished trial that is never
+    picked; ``best`` is None until every trial of the group has finished."""
+    jobs = trial_jobs(spec)
+    states = plan([cfg for cfg, _, _ in jobs], out)
     groups: dict[str, dict[str, Any]] = {}
-    for cfg, values, trial in trial_jobs(spec):
+    for (cfg, values, trial), state in zip(jobs, states, strict=True):
         group = groups.setdefault(_group(cfg), {"method": cfg.method, "trials": []})
-        score = trial_score(out / run_name(cfg), spec.rule)
         group["trials"].append(
-            {"trial": trial, "run": run_name(cfg), "values": values, "score": score}
+            {
+                "trial": trial,
+                "run": state.path.name,
+                "values": values,
+                "score": trial_score(state, spec.rule),
+                "failed": state.state is RunState.FAILED,
+            }
         )
     for group in groups.values():
-        scores = [t["score"] for t in group["trials"]]
-        done = all(s is not None for s in scores)
-        group["best"] = max(group["trials"], key=lambda t: t["score"]) if done else None
+        scored = [t for t in group["trials"] if t["score"] is not None]
+        done = len(scored) + sum(t["failed"] for t in group["trials"]) == len(group["trials"])
+        best = max(scored, key=lambda t: t["score"], default=None)
+        group["best"] = best if done else None
     return groups
+
+
+def confirming(spec: TuneSpec, base: RunConfig, best: dict[str, Any] | None) -> list[RunConfig]:
+    """The picked configuration of ``base``'s search on each fresh seed (none unpicked)."""
+    if best is None:
+        return []
+    follow = spec.noise_follows_seed
+    return [with_values(base, best["values"], seed, follow) for seed in spec.final_seeds]
 
 
 def final_jobs(spec: TuneSpec, groups: dict[str, dict[str, Any]]) -> list[RunConfig]:
     """The confirming runs of every group whose search is complete."""
-    jobs = []
-    for base in spec.bases:
-        best = groups[_group(base)]["best"]
-        if best is not None:
-            jobs += [with_values(base, best["values"], seed) for seed in spec.final_seeds]
-    return jobs
+    return [
+        cfg for base in spec.bases for cfg in confirming(spec, base, groups[_group(base)]["best"])
+    ]
 
 
 def tuning_record(spec: TuneSpec, groups: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """What tuning.json holds: the budget, the rule, every trial, the picks, the finals."""
     for base in spec.bases:
         group = groups[_group(base)]
-        best = group["best"]
-        group["final_runs"] = (
-            [run_name(with_values(base, best["values"], s)) for s in spec.final_seeds]
-            if best
-            else []
-        )
+        group["final_runs"] = [run_name(cfg) for cfg in confirming(spec, base, group["best"])]
     return {
         **budget(spec),
-        "rule_metric": f"best validation {VAL_RULES[spec.rule]} over epochs (noisy val labels)",
+        "rule_metric": f"best validation {VAL_RULES[spec.rule]} over epochs",
         "groups": groups,
     }
 
@@ -179,7 +206,23 @@ def check_budget(spec: TuneSpec, out: Path) -> dict[str, Any] | None:
             f"{path} records a search of another budget ({'; '.join(differing)}): "
             "give another --out, or the same options"
         )
+    _check_same_trials(spec, previous["groups"], path)
     return previous
+
+
+def _check_same_trials(spec: TuneSpec, recorded: dict[str, Any], path: Path) -> None:
+    """A search recorded in the directory must draw the same trials again: otherwise its
+    recorded trials would be forgotten and show as rows (a changed search space, recipe
+    or sweep file is another search)."""
+    drawn: dict[str, list[str]] = {}
+    for cfg, _, _ in trial_jobs(spec):
+        drawn.setdefault(_group(cfg), []).append(run_name(cfg))
+    for key, runs in drawn.items():
+        if key in recorded and [t["run"] for t in recorded[key]["trials"]] != runs:
+            raise ValueError(
+                f"{path} records another search of {key} (its search space, recipe or "
+                "sweep file changed since): give another --out"
+            )
 
 
 def merged_record(previous: dict[str, Any] | None, record: dict[str, Any]) -> dict[str, Any]:
@@ -203,17 +246,28 @@ def tuned_view(record: dict[str, Any]) -> tuple[set[str], dict[str, str], list[s
     for name, group in sorted(record["groups"].items()):
         best = group["best"]
         if best is None:
-            lines.append(f"{name}: search not finished.")
+            lines.append(f"{name}: {unpicked(group)}.")
             continue
-        values = ", ".join(
-            f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-            for k, v in sorted(best["values"].items())
-        )
-        lines.append(f"{name}: trial {best['trial']} ({values}).")
+        lines.append(f"{name}: {pick_text(best)}.")
         for run in group["final_runs"]:
             runs.add(run)
             labels[run] = f"{group['method']} (tuned)"
     return runs, labels, lines
+
+
+def unpicked(group: dict[str, Any]) -> str:
+    """Why a search has no pick."""
+    failed = all(t.get("failed") for t in group["trials"])
+    return "every trial failed" if failed else "search not finished"
+
+
+def pick_text(best: dict[str, Any]) -> str:
+    """A pick as the tables and ``tune`` state it: ``trial 3 (lam_c=0.125, optim.lr=…)``."""
+    values = ", ".join(
+        f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+        for k, v in sorted(best["values"].items())
+    )
+    return f"trial {best['trial']} ({values})"
 
 
 def searched_runs(record: dict[str, Any]) -> set[str]:
@@ -229,6 +283,11 @@ def apply_tuning(runset: RunSet) -> tuple[dict[str, str], list[str]]:
     and its trials leave ``runset`` (a trial is one configuration on one seed, not a
     result), so tables, comparisons and plots all show the same rows. Returns the row
     labels and the lines stating budget, rule and picks."""
+    if len(runset.tuning) > 1:
+        raise ValueError(
+            f"{' and '.join(map(str, runset.tuning))} are two tuning searches: their tuned "
+            "rows would pool into one; merge one tuned board with untuned ones"
+        )
     labels: dict[str, str] = {}
     preamble: list[str] = []
     for root, record in runset.tuning.items():

@@ -11,7 +11,15 @@ from fer_bench.executors import run_job
 from fer_bench.identity import run_name
 from fer_bench.search import RECIPE_SPACE
 from fer_bench.sweep import build_spec, expand, plan, run_sweep
-from fer_bench.tune import TuneSpec, final_jobs, pick, space_of, trial_jobs, tuning_record
+from fer_bench.tune import (
+    TUNING_FILE,
+    TuneSpec,
+    final_jobs,
+    pick,
+    space_of,
+    trial_jobs,
+    tuning_record,
+)
 
 FAKE = "fake_engine"
 
@@ -58,10 +66,21 @@ def test_the_pick_never_reads_test_metrics(tmp_path):
         for row in rows:
             row["test"] = "test metrics must not be read"
         metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        final = json.loads((metrics.parent / "final.json").read_text())
+        for selected in final["selection"].values():
+            selected["test"] = "test metrics must not be read"
+        (metrics.parent / "final.json").write_text(json.dumps(final))
     groups = pick(spec, tmp_path)
     for group in groups.values():
-        best = group["best"]
-        assert best["score"] == max(t["score"] for t in group["trials"])
+        best_val = {  # each trial's best validation accuracy, read here from its records
+            t["run"]: max(
+                json.loads(line)["val"]["acc"]
+                for line in (tmp_path / t["run"] / "metrics.jsonl").read_text().splitlines()
+            )
+            for t in group["trials"]
+        }
+        assert group["best"]["run"] == max(best_val, key=best_val.get)
+        assert group["best"]["score"] == max(best_val.values())
 
 
 def test_confirming_runs_use_fresh_seeds_and_the_picked_values(tmp_path):
@@ -77,6 +96,78 @@ def test_confirming_runs_use_fresh_seeds_and_the_picked_values(tmp_path):
     assert record["trials"] == 2 and all(len(g["final_runs"]) == 2 for g in groups.values())
     with pytest.raises(ValueError, match="must be fresh"):
         TuneSpec(bases=spec.bases, final_seeds=[100])
+    for seeds in ([], [0, 0]):  # no confirming run; one directory trained twice at once
+        with pytest.raises(ValueError, match="must be distinct seeds, at least one"):
+            TuneSpec(bases=spec.bases, final_seeds=seeds)
+
+
+def test_confirming_runs_draw_their_labels_with_their_seed_when_the_sweep_says_so(tmp_path):
+    sweep = build_spec(
+        {"noise": [0.2], "noise_seed": "seed"}, {"methods": ["ce"], "seeds": [100]}, {}
+    )
+    spec = TuneSpec(bases=expand(sweep), trials=1, final_seeds=[0, 1], noise_follows_seed=True)
+    ((trial, values, _),) = trial_jobs(spec)
+    assert trial.protocol.noise_seed == 100
+    best = {"values": values}
+    finals = final_jobs(spec, {f"ce / {plan([trial], tmp_path)[0].protocol}": {"best": best}})
+    assert [(c.seed, c.protocol.noise_seed) for c in finals] == [(0, 0), (1, 1)]
+
+
+def _fail(run_dir) -> None:
+    """Make a finished trial a diverged one, as the engine records a non-finite loss."""
+    final = json.loads((run_dir / "final.json").read_text())
+    final.update(status="failed", reason="non-finite loss at epoch 2")
+    (run_dir / "final.json").write_text(json.dumps(final))
+
+
+def test_a_failed_trial_is_finished_and_never_picked(tmp_path):
+    from fer_bench.tune import tuned_view, unpicked
+
+    spec = _spec(trials=3, methods=("ce",))
+    _train([c for c, _, _ in trial_jobs(spec)], tmp_path)
+    (group,) = pick(spec, tmp_path).values()
+    first_pick = group["best"]["run"]
+    _fail(tmp_path / first_pick)
+    (group,) = pick(spec, tmp_path).values()
+    assert group["best"] is not None and group["best"]["run"] != first_pick
+    assert [t["failed"] for t in group["trials"]].count(True) == 1
+    assert len(final_jobs(spec, {"ce / clean": group})) == 2  # the search goes on to confirm
+    for trial in group["trials"]:
+        _fail(tmp_path / trial["run"])
+    groups = pick(spec, tmp_path)
+    assert groups["ce / clean"]["best"] is None and final_jobs(spec, groups) == []
+    assert unpicked(groups["ce / clean"]) == "every trial failed"
+    assert "ce / clean: every trial failed." in tuned_view(tuning_record(spec, groups))[2]
+
+
+def test_a_grid_of_a_methods_hyperparameter_is_no_search(tmp_path):
+    grid = build_spec({"hparams": {"gce": {"q": [0.5, 0.7]}}}, {"methods": ["gce"]}, {})
+    with pytest.raises(ValueError, match="several jobs of the sweep file share the search"):
+        TuneSpec(bases=expand(grid), trials=2, final_seeds=[0])
+
+
+def test_another_search_into_a_directory_is_refused_before_its_trials_are_forgotten(tmp_path):
+    from fer_bench.tune import check_budget
+
+    first = _spec(trials=2, methods=("ce",))
+    _train([c for c, _, _ in trial_jobs(first)], tmp_path)
+    (tmp_path / TUNING_FILE).write_text(json.dumps(tuning_record(first, pick(first, tmp_path))))
+    assert check_budget(first, tmp_path) is not None  # the same search resumes
+    sweep = build_spec({}, {"methods": ["ce"], "seeds": [100]}, {"epochs": 4})
+    longer = TuneSpec(bases=expand(sweep), trials=2, final_seeds=[0, 1])
+    with pytest.raises(ValueError, match="records another search of ce / clean"):
+        check_budget(longer, tmp_path)
+
+
+def test_two_tuned_boards_are_not_merged_into_one_tuned_row(tmp_path):
+    from fer_bench.results import RunSet
+    from fer_bench.tune import apply_tuning
+
+    spec = _spec(trials=1, methods=("ce",))
+    record = tuning_record(spec, pick(spec, tmp_path))
+    both = RunSet(tmp_path, [], [], tuning={tmp_path / "a": record, tmp_path / "b": record})
+    with pytest.raises(ValueError, match="are two tuning searches"):
+        apply_tuning(both)
 
 
 def test_an_interrupted_search_resumes_and_picks_nothing_until_complete(tmp_path):
@@ -178,3 +269,13 @@ def test_tune_refuses_another_budget_before_training(tmp_path):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2 and "trials 8 there, 4 here" in result.output
     assert sorted(p.name for p in out.iterdir()) == before  # nothing trained or rewritten
+
+
+def test_a_tuned_row_whose_runs_are_still_training_is_no_row(tmp_path):
+    from fer_bench.aggregate import row_labels
+    from fer_bench.results import scan_runs
+
+    _train(expand(build_spec({}, {"methods": ["ce"], "seeds": [0]}, {"epochs": 3})), tmp_path)
+    runs = scan_runs(tmp_path).runs
+    labels = row_labels(runs, {"ce-not-trained-yet": "ce (tuned)", runs[0].name: "ce (tuned)"})
+    assert set(labels) == {runs[0].name} and labels[runs[0].name] == "ce (tuned)"

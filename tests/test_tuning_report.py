@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import statistics
 
 from typer.testing import CliRunner
@@ -95,8 +94,18 @@ def test_tuning_report_states_each_move_and_rank(tmp_path):
     assert _row(report, "ce")[4] == "–" and _row(report, "ce")[5] == "–"
 
 
-def test_trials_are_no_rows_of_any_output(tmp_path):
-    untuned, tuned, _ = _boards(tmp_path)
+def test_trials_are_no_rows_of_any_output(tmp_path, monkeypatch):
+    import fer_bench.commands.plot as plot_command
+
+    plotted = []  # the runs and row labels each plot call drew from
+    real_plot_all = plot_command.plot_all
+
+    def plot_all(runset, out, metric, select, labels):
+        plotted.append(({r.name for r in runset.runs}, labels))
+        return real_plot_all(runset, out, metric, select, labels)
+
+    monkeypatch.setattr(plot_command, "plot_all", plot_all)
+    untuned, tuned, groups = _boards(tmp_path)
     table = _invoke("table", tuned, untuned, "--metric", "acc")
     rows = {line.split("|")[1].strip() for line in table.splitlines() if line.startswith("| ")}
     assert {"ce", "ce (tuned)", "nla", "nla (tuned)", "nla (official recipe)"} <= rows
@@ -106,9 +115,13 @@ def test_trials_are_no_rows_of_any_output(tmp_path):
     selection = _invoke("table", tuned, "--selection-report", "--metric", "acc")
     assert "| ce (tuned) |" in selection and "optim.lr=" not in selection
     plots = tmp_path / "plots"
-    written = _invoke("plot", tuned, untuned, "--out", plots)
+    _invoke("plot", tuned, untuned, "--out", plots)
     assert (plots / "tuning_spread.png").stat().st_size > 0
-    assert not any(re.search(r"optim\.lr", name) for name in written.split())
+    ((names, labels),) = plotted
+    trials = {t["run"] for g in groups.values() for t in g["trials"]}
+    finals = {run for g in groups.values() for run in g["final_runs"]}
+    assert not names & trials and finals <= names
+    assert {labels[run] for run in finals} == {"ce (tuned)", "nla (tuned)"}
 
 
 def test_a_report_without_tuned_rows_is_one_line(tmp_path):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -16,10 +17,13 @@ from fer_bench.commands.common import (
     one_line_errors,
     split_list,
 )
+from fer_bench.config import RunConfig
 from fer_bench.executors import Executor, JobResult
 from fer_bench.profiles import option_overrides
 from fer_bench.records import write_json_atomic
+from fer_bench.results import RunState
 from fer_bench.sweep import (
+    PlannedJob,
     SweepBusy,
     build_spec,
     check_out_dir,
@@ -36,35 +40,70 @@ from fer_bench.tune import (
     final_jobs,
     merged_record,
     pick,
+    pick_text,
     trial_jobs,
     tuning_record,
+    unpicked,
 )
 
 Opt = typer.Option
 
 
-def _run_phase(name: str, jobs: list, out: Path, runner: Executor, dry_run: bool) -> int:
-    """Train what is not done of one phase; the number of runs not finished after it."""
+@dataclass(frozen=True)
+class Retrain:
+    """What ``sweep`` also starts over: failed runs (--retry-failed), stale ones."""
+
+    failed: bool = False
+    stale: bool = False
+
+
+def _run_phase(
+    name: str, jobs: list[RunConfig], out: Path, runner: Executor, retrain: Retrain | None
+) -> list[PlannedJob]:
+    """Train what is not done of one phase (``retrain`` None: a dry run, nothing); the
+    phase's runs as they stand after it."""
     planned = plan(jobs, out)
-    left = [p for p in planned if p.state.value != "done"]
+    left = [p for p in planned if p.state is not RunState.DONE]
     console.print(f"{name}: {len(planned)} runs, {len(planned) - len(left)} done")
-    if dry_run or not left:
-        return 0 if dry_run else len(left)
+    if retrain is None or not left:
+        return planned
 
     def progress(result: JobResult, k: int, n: int) -> None:
         console.print(f"  [{k}/{n}] {result.status} {result.name} ({result.time_s:.0f} s)")
 
-    report = run_sweep(planned, out, runner, on_result=progress)
-    return len(report.failures) + len(report.kept_failed) + len(report.kept_stale)
+    run_sweep(
+        planned,
+        out,
+        runner,
+        retry_failed=retrain.failed,
+        on_result=progress,
+        rerun_stale=retrain.stale,
+        notify=err_console.print,
+    )
+    return plan(jobs, out)
 
 
-def _record(spec: TuneSpec, out: Path, previous: dict | None, dry_run: bool) -> dict:
+def _record(
+    spec: TuneSpec, out: Path, previous: dict[str, Any] | None, dry_run: bool
+) -> dict[str, dict[str, Any]]:
     """The groups as they stand, written to tuning.json before and after each phase, so a
     table of an interrupted search shows no trial as a row."""
     groups = pick(spec, out)
     if not dry_run:
         write_json_atomic(out / TUNING_FILE, merged_record(previous, tuning_record(spec, groups)))
     return groups
+
+
+def _report(groups: dict[str, dict[str, Any]], trials: list[PlannedJob]) -> None:
+    for name, group in groups.items():
+        best = group["best"]
+        shown = unpicked(group) if best is None else pick_text(best)
+        console.print(f"{name}: {shown}", highlight=False)
+    if failed := [t for t in trials if t.state is RunState.FAILED]:
+        err_console.print(
+            f"{len(failed)} trials failed (e.g. {failed[0].path.name}: {failed[0].reason}): "
+            "each is a finished trial that is never picked; --retry-failed starts them over"
+        )
 
 
 def register(app: typer.Typer) -> None:
@@ -84,6 +123,10 @@ def register(app: typer.Typer) -> None:
             int | None, Opt(help="parallel jobs (cores are split; default 1)")
         ] = None,
         jobs_per_device: Annotated[str | None, Opt(help=JOBS_PER_DEVICE_HELP)] = None,
+        retry_failed: Annotated[bool, Opt(help="start failed runs over")] = False,
+        rerun_stale: Annotated[
+            bool, Opt(help="retrain runs whose method code or defaults changed")
+        ] = False,
         dry_run: Annotated[bool, Opt(help="list the phases, run nothing")] = False,
     ) -> None:
         """Random search with N trials for every method, pick on validation, rerun on
@@ -97,27 +140,26 @@ def register(app: typer.Typer) -> None:
             search_training_seed=search_training_seed,
             final_seeds=split_list(final_seeds, int, "--final-seeds") or [],
             rule=rule,
+            noise_follows_seed=sweep.noise_seed == "seed",
         )
         runner = local_executor(workers, jobs_per_device, sweep.base.device)
         check_out_dir(out, sweep.base.data.name)
-        previous = check_budget(spec, out)
+        retrain = None if dry_run else Retrain(retry_failed, rerun_stale)
+        previous = check_budget(spec, out)  # refused before anything is written
         try:
             with sweep_lock(out):
                 _record(spec, out, previous, dry_run)
-                left = _run_phase(
-                    "search", [c for c, _, _ in trial_jobs(spec)], out, runner, dry_run
-                )
+                trials = [c for c, _, _ in trial_jobs(spec)]
+                searched = _run_phase("search", trials, out, runner, retrain)
                 groups = _record(spec, out, previous, dry_run)
-                left += _run_phase("confirm", final_jobs(spec, groups), out, runner, dry_run)
+                confirmed = _run_phase("confirm", final_jobs(spec, groups), out, runner, retrain)
                 groups = _record(spec, out, previous, dry_run)
         except SweepBusy as err:
             fail(str(err))
-        for name, group in groups.items():
-            best = group["best"]
-            shown = (
-                "search not finished" if best is None else f"trial {best['trial']} {best['values']}"
-            )
-            console.print(f"{name}: {shown}", highlight=False)
-        if left:
-            err_console.print(f"{left} runs not finished; rerun the command to go on")
+        _report(groups, searched)
+        finished = (RunState.DONE, RunState.FAILED)  # a diverged trial is a finished one
+        left = [t for t in searched if t.state not in finished]
+        left += [c for c in confirmed if c.state is not RunState.DONE]
+        if left and not dry_run:
+            err_console.print(f"{len(left)} runs not finished; rerun the command to go on")
             raise typer.Exit(1)

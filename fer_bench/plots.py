@@ -270,7 +270,8 @@ def tuning_spread(record: dict, runs: dict[str, Run], metric: str = "acc") -> Fi
         return None
     fig = Figure(figsize=(1.2 * len(groups) + 2, 4))
     ax = fig.add_subplot()
-    for offset, index, name in ((-0.12, 1, "validation (pick score)"), (0.12, 2, "test")):
+    names = (f"{record['rule_metric']} (pick score)", f"test {metric}, val-selected epoch")
+    for offset, index, name in ((-0.12, 1, names[0]), (0.12, 2, names[1])):
         ax.scatter(
             [p[0] + offset for p in points], [p[index] * 100 for p in points], s=18, label=name
         )
@@ -281,8 +282,10 @@ def tuning_spread(record: dict, runs: dict[str, Run], metric: str = "acc") -> Fi
             facecolors="none",
             edgecolors="black",
         )
-    ax.set_xticks(range(len(groups)), [g["method"] for _, g in groups])
-    ax.set_ylabel(f"{metric} (%)")
+    # a group is a method's search on one protocol: name the protocol where there are several
+    one_protocol = len({g["method"] for _, g in groups}) == len(groups)
+    ax.set_xticks(range(len(groups)), [g["method"] if one_protocol else k for k, g in groups])
+    ax.set_ylabel("%")
     ax.set_title(f"{record['trials']} trials per method; ringed: the pick")
     ax.legend(fontsize=8)
     return fig

@@ -71,8 +71,10 @@ def _column(board: Leaderboard, col: ProtocolKey, kinds: dict) -> list[str] | No
     tuned = {m: c for m in sorted(kinds) if (c := cell(m, "tuned")) is not None}
     if not tuned:
         return None
-    before = ranks({m: c.mean for m in tuned if (c := cell(m, "shared")) is not None})
-    after = ranks({m: c.mean for m, c in tuned.items()})
+    # both ranks among the same methods: those with a shared-recipe row as well
+    shared = {m: c for m in tuned if (c := cell(m, "shared")) is not None}
+    before = ranks({m: c.mean for m, c in shared.items()})
+    after = ranks({m: tuned[m].mean for m in shared})
     out = [
         f"### {col.label}",
         "",
@@ -81,10 +83,10 @@ def _column(board: Leaderboard, col: ProtocolKey, kinds: dict) -> list[str] | No
         "| :-- | --: | --: | --: | --: | --: | :-: |",
     ]
     for m, picked in tuned.items():
-        shared, official = cell(m, "shared"), cell(m, "official")
-        rank = f"{before.get(m, '–')} → {after[m]}"
+        untuned, official = shared.get(m), cell(m, "official")
+        rank = f"{before[m]} → {after[m]}" if m in shared else "–"
         out.append(
-            f"| {m} | {_mean(shared)} | {_mean(picked)} | {_shift(picked, shared)} "
+            f"| {m} | {_mean(untuned)} | {_mean(picked)} | {_shift(picked, untuned)} "
             f"| {_mean(official)} | {_shift(official, picked)} | {rank} |"
         )
     return out + [""]
@@ -101,7 +103,8 @@ def tuning_report(
         f"## Tuning report: {metric}, {rule(select).description}",
         "",
         "Means over seeds in %; moves are paired over the seeds both rows have, in points "
-        "(paired t-test p); ranks are among the methods with a tuned row (1 = best).",
+        "(paired t-test p); ranks are among the methods with both a shared-recipe and a "
+        "tuned row (1 = best).",
         "",
     ]
     columns = [part for col in board.columns if (part := _column(board, col, kinds))]

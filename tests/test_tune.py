@@ -279,3 +279,21 @@ def test_a_tuned_row_whose_runs_are_still_training_is_no_row(tmp_path):
     runs = scan_runs(tmp_path).runs
     labels = row_labels(runs, {"ce-not-trained-yet": "ce (tuned)", runs[0].name: "ce (tuned)"})
     assert set(labels) == {runs[0].name} and labels[runs[0].name] == "ce (tuned)"
+
+
+def test_the_spread_plot_names_each_search_and_what_each_point_is(tmp_path):
+    from fer_bench.plots import tuning_spread
+    from fer_bench.results import scan_runs
+
+    sweep = build_spec({"noise": [0.0, 0.2]}, {"methods": ["ce"], "seeds": [100]}, {"epochs": 3})
+    spec = TuneSpec(bases=expand(sweep), trials=2, final_seeds=[0])
+    _train([c for c, _, _ in trial_jobs(spec)], tmp_path)
+    record = tuning_record(spec, pick(spec, tmp_path))
+    runs = {run.name: run for run in scan_runs(tmp_path).runs}
+    (ax,) = tuning_spread(record, runs, "mean_class_acc").axes
+    assert [t.get_text() for t in ax.get_xticklabels()] == sorted(record["groups"])
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == [
+        "best validation acc over epochs (pick score)",
+        "test mean_class_acc, val-selected epoch",
+    ]

@@ -134,5 +134,13 @@ def test_a_report_without_tuned_rows_is_one_line(tmp_path):
     assert result.exit_code != 0 and "give one" in result.output
 
 
+def test_ranks_before_and_after_tuning_are_among_the_same_methods(tmp_path):
+    _, tuned, _ = _boards(tmp_path)
+    ce_only = tmp_path / "ce-only"  # NLA has no shared-recipe row here
+    _train(expand(build_spec({}, {"methods": ["ce"], "seeds": [0, 1]}, {"epochs": 3})), ce_only)
+    report = _invoke("table", tuned, ce_only, "--tuning-report", "--metric", "acc")
+    assert _row(report, "nla")[6] == "–" and _row(report, "ce")[6] == "1 → 1"
+
+
 def test_ranks_share_the_better_rank_on_ties():
     assert ranks({"a": 0.7, "b": 0.7, "c": 0.6, "d": 0.8}) == {"d": 1, "a": 2, "b": 2, "c": 4}

@@ -32,11 +32,9 @@ import sys
 from pathlib import Path
 
 from fer_bench.aggregate import row_labels
-from fer_bench.results import scan_runs
-from fer_bench.tune import apply_tuning
+from fer_bench.commands.common import read_rows
 
-runset = scan_runs(Path(sys.argv[1]))
-labels, _ = apply_tuning(runset)
+runset, labels, _ = read_rows([Path(sys.argv[1])])
 print("\n".join(sorted(set(row_labels(runset.runs, labels).values()))))
 PY
 )"

@@ -215,6 +215,8 @@ class RunSet:
     sources: list[Path] = field(default_factory=list)
     # Each directory's tuning.json (fer_bench.tune), by directory: read once, here.
     tuning: dict[Path, dict[str, Any]] = field(default_factory=dict)
+    # A tuning search's trials, moved out of ``runs`` by fer_bench.tune.apply_tuning.
+    trials: list[Run] = field(default_factory=list)
 
     @property
     def datasets(self) -> list[str]:

@@ -280,9 +280,9 @@ def searched_runs(record: dict[str, Any]) -> set[str]:
 
 def apply_tuning(runset: RunSet) -> tuple[dict[str, str], list[str]]:
     """Where a merged directory holds a tuning.json, its confirming runs become tuned rows
-    and its trials leave ``runset`` (a trial is one configuration on one seed, not a
-    result), so tables, comparisons and plots all show the same rows. Returns the row
-    labels and the lines stating budget, rule and picks."""
+    and its trials move from ``runset.runs`` to ``runset.trials`` (a trial is one
+    configuration on one seed, not a result), so tables, comparisons and plots all show
+    the same rows. Returns the row labels and the lines stating budget, rule and picks."""
     if len(runset.tuning) > 1:
         raise ValueError(
             f"{' and '.join(map(str, runset.tuning))} are two tuning searches: their tuned "
@@ -293,7 +293,9 @@ def apply_tuning(runset: RunSet) -> tuple[dict[str, str], list[str]]:
     for root, record in runset.tuning.items():
         finals, tuned_labels, tuned_preamble = tuned_view(record)
         trials = searched_runs(record) - finals  # other runs beside them stay (official ones)
-        runset.runs = [r for r in runset.runs if r.path.parent != root or r.name not in trials]
+        is_trial = [r.path.parent == root and r.name in trials for r in runset.runs]
+        runset.trials += [r for r, trial in zip(runset.runs, is_trial, strict=True) if trial]
+        runset.runs = [r for r, trial in zip(runset.runs, is_trial, strict=True) if not trial]
         labels.update(tuned_labels)
         preamble += tuned_preamble
         if not runset.runs:

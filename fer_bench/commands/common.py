@@ -15,9 +15,12 @@ from fer_bench.aggregate import DEFAULT_METRICS, METRICS
 from fer_bench.config import RunConfig
 from fer_bench.executors import LocalExecutor, available_cores
 from fer_bench.gpu_slots import AUTO_JOB_BYTES, parse_jobs_per_device, sweep_devices
+from fer_bench.merge import scan_boards
 from fer_bench.profiles import load_profile, profile_names
 from fer_bench.records import write_text_atomic
+from fer_bench.results import Problem, RunSet
 from fer_bench.tables import SUFFIX_FORMATS
+from fer_bench.tune import apply_tuning
 
 console = Console()
 err_console = Console(stderr=True)
@@ -131,3 +134,19 @@ def one_line_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             fail(f"{err.strerror or err}{where}", code=1)
 
     return wrapper
+
+
+def warn_unreadable(problems: list[Problem]) -> None:
+    for problem in problems:
+        err_console.print(
+            f"[yellow]warning:[/] unreadable record {problem.describe()}", highlight=False
+        )
+
+
+def read_rows(directories: list[Path]) -> tuple[RunSet, dict[str, str], list[str]]:
+    """The directories as one board, what could not be read warned about, the tuning view
+    applied: the runs (trials aside), the tuned rows' labels, the lines stating the search."""
+    runset = scan_boards(directories)
+    warn_unreadable(runset.problems)
+    labels, preamble = apply_tuning(runset)
+    return runset, labels, preamble

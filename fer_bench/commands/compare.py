@@ -14,12 +14,11 @@ from fer_bench.commands.common import (
     format_for,
     one_line_errors,
     parse_metrics,
+    read_rows,
 )
 from fer_bench.compare import RENDERERS
 from fer_bench.compare import compare as compare_rows
-from fer_bench.merge import scan_boards
 from fer_bench.selection import SELECTIONS
-from fer_bench.tune import apply_tuning
 
 Opt = typer.Option
 
@@ -45,8 +44,7 @@ def register(app: typer.Typer) -> None:
         fmt = format_for(format_, out)
         if fmt not in RENDERERS:
             raise ValueError(f"unknown comparison format {fmt!r}; known: {', '.join(RENDERERS)}")
-        runset = scan_boards(directories)
-        labels, _ = apply_tuning(runset)
+        runset, labels, _ = read_rows(directories)
         parts = []
         for name in parse_metrics(metric):
             board = build_leaderboard(runset, name, select, labels)

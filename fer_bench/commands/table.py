@@ -11,17 +11,15 @@ from fer_bench.aggregate import build_leaderboard
 from fer_bench.commands.common import (
     MetricsOption,
     emit,
-    err_console,
     format_for,
     one_line_errors,
     parse_metrics,
+    read_rows,
 )
-from fer_bench.merge import scan_boards
 from fer_bench.selection import SELECTIONS
 from fer_bench.selection_report import selection_report as report
 from fer_bench.sweep import build_spec, expand, planned_runs, read_sweep_file
 from fer_bench.tables import FORMATS, render
-from fer_bench.tune import apply_tuning
 from fer_bench.tuning_report import tuning_report
 
 Opt = typer.Option
@@ -65,17 +63,12 @@ def register(app: typer.Typer) -> None:
         fmt = format_for(format_, out)
         if fmt not in FORMATS:
             raise ValueError(f"unknown table format {fmt!r}; known: {', '.join(FORMATS)}")
-        runset = scan_boards(directories)
         if sweep is not None and len(directories) > 1:
             raise ValueError("--sweep shows one directory's grid: give one directory with it")
+        runset, labels, preamble = read_rows(directories)
         if sweep is not None:
             spec = build_spec(read_sweep_file(sweep), {}, {})
             runset.runs += planned_runs(expand(spec), runset.root)
-        for problem in runset.problems:
-            err_console.print(
-                f"[yellow]warning:[/] unreadable record {problem.describe()}", highlight=False
-            )
-        labels, preamble = apply_tuning(runset)
         if selection_report:
             emit("\n".join(report(runset, m, labels) for m in metrics), out)
             return

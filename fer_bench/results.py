@@ -266,9 +266,12 @@ def _tuning(root: Path) -> dict[Path, dict[str, Any]]:
     if not path.is_file():
         return {}
     try:
-        return {root: _read_json(path)}
+        record = _read_json(path)
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from None
+    if missing := [key for key in ("trials", "groups") if key not in record]:
+        raise ValueError(f"{path}: not a tuning record (no {missing[0]!r})")
+    return {root: record}
 
 
 def keep_traceback(out: Path) -> str:

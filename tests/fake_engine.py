@@ -153,3 +153,20 @@ def train(cfg: RunConfig, out_root: Path, resume: bool = False, progress: bool =
     # Which process ran it and whether it resumed: for the tests, not part of the format.
     (out / "fake.json").write_text(json.dumps({"pid": os.getpid(), "resumed": resumed}))
     return final
+
+
+class SerialExecutor:
+    """In-process executor: the sweep logic without worker start-up."""
+
+    def run(self, jobs: list, trainer: str):
+        from fer_bench.executors import run_job
+
+        for job in jobs:
+            yield run_job(job, trainer)
+
+
+def train_all(jobs: list[RunConfig], out: Path, executor: Any = None) -> None:
+    """Every job not done, as a sweep of this engine trains them."""
+    from fer_bench.sweep import plan, run_sweep
+
+    run_sweep(plan(jobs, out, __name__), out, executor or SerialExecutor(), __name__)

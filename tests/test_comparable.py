@@ -104,10 +104,6 @@ def test_a_directory_that_varies_lists_its_values():
         )
 
 
-if __name__ == "__main__":
-    GOLDEN.write_text(json.dumps(_board_settings(), indent=1, sort_keys=True) + "\n")
-
-
 def _nla(**changes) -> RunConfig:
     cfg = RunConfig(method="nla", seed=0, epochs=2)
     for key, value in changes.items():
@@ -135,3 +131,7 @@ def test_an_official_run_of_an_unregistered_method_is_refused_in_one_line():
     official = {**experiment(apply_recipe(_nla(recipe="official"))), "method": "my_plugin"}
     with pytest.raises(ValueError, match="official-recipe run of 'my_plugin', a method not "):
         settings(official)
+
+
+if __name__ == "__main__":
+    GOLDEN.write_text(json.dumps(_board_settings(), indent=1, sort_keys=True) + "\n")

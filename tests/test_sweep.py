@@ -22,7 +22,7 @@ from filelock import FileLock
 from typer.testing import CliRunner
 
 from fer_bench.cli import app
-from fer_bench.executors import Job, LocalExecutor, RayExecutor, run_job
+from fer_bench.executors import Job, LocalExecutor, RayExecutor
 from fer_bench.identity import run_hash
 from fer_bench.results import ERROR_FILE, RunState, run_state, scan_runs
 from fer_bench.sweep import (
@@ -46,14 +46,6 @@ def spec(**cli):
     cli.setdefault("methods", ["ce", "scn"])
     base = cli.pop("base", {"epochs": 3})
     return build_spec({}, cli, base)
-
-
-class SerialExecutor:
-    """In-process executor: the sweep logic without worker start-up."""
-
-    def run(self, jobs, trainer):
-        for job in jobs:
-            yield run_job(job, trainer)
 
 
 def test_grid_is_methods_x_protocols_x_seeds():
@@ -172,7 +164,7 @@ def test_rerun_skips_done_resumes_partial_and_keeps_failed(tmp_path):
     planned = plan(jobs, tmp_path, FAKE)
     assert [p.state for p in planned[:3]] == [RunState.DONE, RunState.PARTIAL, RunState.TODO]
 
-    report = run_sweep(planned, tmp_path, SerialExecutor(), FAKE)
+    report = run_sweep(planned, tmp_path, fake_engine.SerialExecutor(), FAKE)
     assert report.already_done == 1
     assert len(report.results) == 5
     assert [(f.name, f.reason) for f in report.failures] == [
@@ -183,7 +175,7 @@ def test_rerun_skips_done_resumes_partial_and_keeps_failed(tmp_path):
     assert not (planned[0].path / "fake.json").exists()  # the done run was not touched
     assert "fake failure" in (planned[4].path / ERROR_FILE).read_text()
 
-    again = run_sweep(plan(jobs, tmp_path, FAKE), tmp_path, SerialExecutor(), FAKE)
+    again = run_sweep(plan(jobs, tmp_path, FAKE), tmp_path, fake_engine.SerialExecutor(), FAKE)
     assert again.already_done == 4 and len(again.results) == 2  # only the raising jobs rerun
 
 
@@ -192,9 +184,9 @@ def test_failed_runs_are_kept_unless_retried(tmp_path):
     fake_engine.write_records(jobs[0], tmp_path, status="failed", reason="non-finite loss")
     planned = plan(jobs, tmp_path, FAKE)
     assert planned[0].state is RunState.FAILED
-    kept = run_sweep(planned, tmp_path, SerialExecutor(), FAKE)
+    kept = run_sweep(planned, tmp_path, fake_engine.SerialExecutor(), FAKE)
     assert kept.results == [] and kept.kept_failed[0].reason == "non-finite loss"
-    retried = run_sweep(planned, tmp_path, SerialExecutor(), FAKE, retry_failed=True)
+    retried = run_sweep(planned, tmp_path, fake_engine.SerialExecutor(), FAKE, retry_failed=True)
     assert [r.status for r in retried.results] == ["done"]
     assert plan(jobs, tmp_path, FAKE)[0].state is RunState.DONE
 
@@ -364,7 +356,7 @@ def test_ray_executor_writes_the_same_runs_as_local(tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", TESTS)  # Ray workers import fake_engine by name
     jobs = expand(spec(methods=["ce", "nla"], noise=[0.0, 0.3], seeds=[0, fake_engine.FAIL_SEED]))
     local = run_sweep(
-        plan(jobs, tmp_path / "local", FAKE), tmp_path / "local", SerialExecutor(), FAKE
+        plan(jobs, tmp_path / "local", FAKE), tmp_path / "local", fake_engine.SerialExecutor(), FAKE
     )
     ray_report = run_sweep(
         plan(jobs, tmp_path / "ray", FAKE), tmp_path / "ray", RayExecutor(local_cpus=2), FAKE
@@ -389,13 +381,13 @@ def test_retry_failed_unblocks_a_run_failing_on_its_checkpoint(tmp_path):
     fake_engine.write_records(cfg, tmp_path, epochs=1)
     run = fake_engine.run_dir(cfg, tmp_path)
     (run / "checkpoint.pt").write_text(fake_engine.CORRUPT)
-    first = run_sweep(plan([cfg], tmp_path, FAKE), tmp_path, SerialExecutor(), FAKE)
+    first = run_sweep(plan([cfg], tmp_path, FAKE), tmp_path, fake_engine.SerialExecutor(), FAKE)
     assert len(first.failures) == 1 and (run / ERROR_FILE).exists()
     notes: list[str] = []
     report = run_sweep(
         plan([cfg], tmp_path, FAKE),
         tmp_path,
-        SerialExecutor(),
+        fake_engine.SerialExecutor(),
         FAKE,
         retry_failed=True,
         notify=notes.append,

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from collections import Counter
 
+import fake_engine
 import pytest
 
-from fer_bench.executors import run_job
 from fer_bench.identity import run_name
 from fer_bench.search import RECIPE_SPACE
-from fer_bench.sweep import build_spec, expand, plan, run_sweep
+from fer_bench.sweep import build_spec, expand, plan
 from fer_bench.tune import (
     TUNING_FILE,
     TuneSpec,
@@ -24,19 +24,12 @@ from fer_bench.tune import (
 FAKE = "fake_engine"
 
 
-class SerialExecutor:
-    def run(self, jobs, trainer):
-        for job in jobs:
-            yield run_job(job, trainer)
-
-
 def _spec(trials: int = 3, methods=("ce", "gce", "nla")) -> TuneSpec:
     sweep = build_spec({}, {"methods": list(methods), "seeds": [100]}, {"epochs": 3})
     return TuneSpec(bases=expand(sweep), trials=trials, final_seeds=[0, 1])
 
 
-def _train(jobs, out, executor=None):
-    run_sweep(plan(jobs, out, FAKE), out, executor or SerialExecutor(), FAKE)
+_train = fake_engine.train_all
 
 
 def test_every_method_gets_the_same_number_of_trials_and_the_shared_knobs():
@@ -177,11 +170,12 @@ def test_an_interrupted_search_resumes_and_picks_nothing_until_complete(tmp_path
     groups = pick(spec, tmp_path)
     assert {g["method"] for g in groups.values() if g["best"] is not None} == {"ce"}
     assert {c.method for c in final_jobs(spec, groups)} == {"ce"}
-    before = {p.path.name: p.path.stat().st_mtime_ns for p in plan(jobs[:4], tmp_path, FAKE)}
+
+    finished = [tmp_path / run_name(cfg) / "final.json" for cfg in jobs[:4]]
+    before = [path.stat().st_mtime_ns for path in finished]  # when each record was written
     assert sum(p.state.value == "done" for p in plan(jobs, tmp_path, FAKE)) == 4
     _train(jobs, tmp_path)
-    after = {p.path.name: p.path.stat().st_mtime_ns for p in plan(jobs[:4], tmp_path, FAKE)}
-    assert before == after  # finished trials are not trained again
+    assert before == [path.stat().st_mtime_ns for path in finished]  # not trained again
     assert all(g["best"] is not None for g in pick(spec, tmp_path).values())
 
 
@@ -250,6 +244,9 @@ def test_an_unreadable_tuning_record_is_an_error_not_trials_shown_as_results(tmp
     result = CliRunner().invoke(app, ["table", str(tmp_path)])
     assert result.exit_code != 0 and result.output.count("\n") == 1
     assert f"{tmp_path / TUNING_FILE}: unreadable JSON" in result.output
+    (tmp_path / TUNING_FILE).write_text('{"trials": 2}')
+    result = CliRunner().invoke(app, ["table", str(tmp_path)])
+    assert f"{tmp_path / TUNING_FILE}: not a tuning record (no 'groups')" in result.output
 
 
 def test_tune_refuses_another_budget_before_training(tmp_path):

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import statistics
 
+import fake_engine
 from typer.testing import CliRunner
 
 from fer_bench.aggregate import run_value
 from fer_bench.cli import app
-from fer_bench.executors import run_job
 from fer_bench.records import write_json_atomic
 from fer_bench.results import scan_runs
-from fer_bench.sweep import build_spec, expand, plan, run_sweep
+from fer_bench.sweep import build_spec, expand
 from fer_bench.tune import TUNING_FILE, TuneSpec, final_jobs, pick, trial_jobs, tuning_record
 from fer_bench.tuning_report import ranks
 
@@ -19,14 +19,7 @@ FAKE = "fake_engine"
 METHODS = ("ce", "nla")
 
 
-class SerialExecutor:
-    def run(self, jobs, trainer):
-        for job in jobs:
-            yield run_job(job, trainer)
-
-
-def _train(jobs, out):
-    run_sweep(plan(jobs, out, FAKE), out, SerialExecutor(), FAKE)
+_train = fake_engine.train_all
 
 
 def _boards(tmp_path):

@@ -268,6 +268,29 @@ def test_tune_refuses_another_budget_before_training(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == before  # nothing trained or rewritten
 
 
+def test_a_dry_run_lists_each_methods_progress_and_trains_nothing(tmp_path):
+    from typer.testing import CliRunner
+
+    from fer_bench.cli import app
+
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text('methods = ["ce", "gce"]\n[base]\nepochs = 3\n')
+    out = tmp_path / "out"
+    spec = _spec(trials=2, methods=("ce", "gce"))
+    _train([c for c, _, _ in trial_jobs(spec) if c.method == "ce"], out)
+
+    def files() -> list[str]:  # the lock file aside
+        return sorted(p.name for p in out.iterdir() if p.name != ".sweep.lock")
+
+    before = files()
+    args = ["tune", "--file", sweep, "--out", out, "--trials", 2, "--final-seeds", "0,1"]
+    result = CliRunner().invoke(app, [str(a) for a in args] + ["--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "search: 4 runs, 2 done\n  ce 2/2, gce 0/2\n" in result.output
+    assert "confirm: 2 runs, 0 done\n  ce 0/2\n" in result.output  # gce has no pick yet
+    assert files() == before  # no run and no tuning.json written
+
+
 def test_a_tuned_row_whose_runs_are_still_training_is_no_row(tmp_path):
     from fer_bench.aggregate import row_labels
     from fer_bench.results import scan_runs

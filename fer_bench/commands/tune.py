@@ -64,7 +64,9 @@ def _run_phase(
     phase's runs as they stand after it."""
     planned = plan(jobs, out)
     left = [p for p in planned if p.state is not RunState.DONE]
-    console.print(f"{name}: {len(planned)} runs, {len(planned) - len(left)} done")
+    console.print(f"{name}: {len(planned)} runs, {len(planned) - len(left)} done", highlight=False)
+    if planned:
+        console.print(f"  {_per_method(planned)}", highlight=False)
     if retrain is None or not left:
         return planned
 
@@ -81,6 +83,16 @@ def _run_phase(
         notify=err_console.print,
     )
     return plan(jobs, out)
+
+
+def _per_method(planned: list[PlannedJob]) -> str:
+    """``ce 2/8, nla 1/8``: each method's done runs of the phase, to see what is left."""
+    counts: dict[str, list[int]] = {}
+    for p in planned:
+        done_total = counts.setdefault(p.cfg.method, [0, 0])
+        done_total[0] += p.state is RunState.DONE
+        done_total[1] += 1
+    return ", ".join(f"{method} {done}/{total}" for method, (done, total) in counts.items())
 
 
 def _record(

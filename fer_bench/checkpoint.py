@@ -41,8 +41,9 @@ def set_rng_state(state: dict, aug_gen: torch.Generator, order_gen: torch.Genera
     torch.set_rng_state(state["torch"].cpu())
     if state.get("cuda") and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
-    aug_gen.set_state(state["aug"])
-    order_gen.set_state(state["order"])
+    # A checkpoint loaded onto a GPU holds these there too; generators take CPU states.
+    aug_gen.set_state(state["aug"].cpu())
+    order_gen.set_state(state["order"].cpu())
 
 
 def save(path: Path, state: dict[str, Any]) -> None:

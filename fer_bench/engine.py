@@ -39,17 +39,18 @@ from fer_bench.backbones import check_backbone_name
 from fer_bench.config import RunConfig
 from fer_bench.data import load_dataset
 from fer_bench.data.base import DatasetBundle
-from fer_bench.identity import record_fields, run_name, staleness
+from fer_bench.identity import CannotCheck, method_code, record_fields, run_name, staleness
 from fer_bench.labels import LabelSet, build_labels
 from fer_bench.methods.base import build_hparams
 from fer_bench.precision import resolve_precision
 from fer_bench.records import write_json_atomic
 from fer_bench.registry import METHODS, load_plugin_file
+from fer_bench.results import ERROR_FILE
 from fer_bench.trainer import Trainer
 
 
 class StaleRun(ValueError):
-    """A finished run whose method changed since it was recorded."""
+    """A run, finished or begun, whose method changed since it was recorded."""
 
 
 class DataMismatch(ValueError):
@@ -93,6 +94,7 @@ def train(
     if cfg.plugin:
         load_plugin_file(cfg.plugin)
     method_cls = METHODS.get(cfg.method)
+    method_code(cfg.method)  # its source read now, as imported, for the run's record
     hparams = build_hparams(method_cls, cfg.hparams)
     check_backbone_name(cfg.backbone)
     _check_device(cfg.device)
@@ -108,16 +110,20 @@ def train(
     precision = resolve_precision(cfg.bf16, cfg.device)
     trainer = Trainer(cfg, method_cls, hparams, bundle, labels, precision)
     trainer.build()  # everything that can reject the config, before the directory is written
+    asked_lock = time.perf_counter()
     with _run_lock(out, wait):
+        waited = time.perf_counter() - asked_lock  # behind another process: not run time
         if (out / "done").exists():  # finished by the process we waited for
             return _already_done(out, notify)
+        _check_partial_current(out, rerun_stale, notify)
         state = checkpoint.resume_state(out, cfg.device, cfg.bf16, precision, resume, notify)
         if state is not None:
             _check_saved_labels(out, labels)
         # A resumed run's wall time continues from what its checkpoint had already spent.
-        started = t0 - (state.get("elapsed_s", 0.0) if state else 0.0)
+        started = t0 + waited - (state.get("elapsed_s", 0.0) if state else 0.0)
         out.mkdir(parents=True, exist_ok=True)
         write_json_atomic(out / "config.json", {**cfg.to_dict(), **record_fields(cfg)})
+        (out / ERROR_FILE).unlink(missing_ok=True)  # an earlier attempt's error is history
         for name, label_set in labels.items():
             trainer.label_info[f"{name}_sha256"] = label_set.save(out / f"labels_{name}.csv")
         trainer.restore(out, state, started, notify)
@@ -155,6 +161,22 @@ def _finished_record(
                 "hash differs): the data behind this dataset name changed; use another --out"
             )
     return _already_done(out, notify)
+
+
+def _check_partial_current(out: Path, rerun_stale: bool, notify: Callable[[str], None]) -> None:
+    """An unfinished run is resumed only under the code that trained its first epochs:
+    one begun under another method code or defaults raises :class:`StaleRun`, or with
+    ``rerun_stale`` starts over (a run of two codes would be recorded as current)."""
+    try:
+        stale = staleness(json.loads((out / "config.json").read_text()))
+    except (OSError, ValueError, CannotCheck):
+        return  # no readable record of how it began: nothing trained to mix with
+    if stale is None:
+        return
+    if not rerun_stale:
+        raise StaleRun(f"{out} was begun under other code: {stale}; pass --rerun-stale")
+    notify(f"{out}: begun under other code ({stale}), deleted to start it over")
+    shutil.rmtree(out)
 
 
 def _check_saved_labels(out: Path, labels: dict[str, LabelSet]) -> None:

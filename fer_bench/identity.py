@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import hashlib
 import inspect
 import json
@@ -226,10 +227,18 @@ def _plugin_modules(cls: type) -> list[ModuleType]:
     return [found[n] for n in sorted(found)]
 
 
+@functools.cache
+def _imported_source(module_name: str) -> str:
+    """A module's source as this process first read it: a long-lived sweep worker runs
+    the code it imported, and ``inspect`` would re-read a file edited since."""
+    return inspect.getsource(sys.modules[module_name])
+
+
 def method_code(method: str) -> str:
     """Fingerprint of a registered method's code (its module and same-package helpers)."""
     cls = METHODS.get(method)
-    prints = [source_fingerprint(inspect.getsource(m)) for m in _plugin_modules(cls)]
+    sources = [_imported_source(m.__name__) for m in _plugin_modules(cls)]
+    prints = [source_fingerprint(source) for source in sources]
     return combine([NUMBER_PRESERVING_EDITS.get(p, p) for p in prints])
 
 

@@ -29,7 +29,7 @@ _NOISE_ABBR = {"symmetric": "sym", "pairflip": "pair", "confusion": "conf"}
 class RunState(StrEnum):
     DONE = "done"  # final.json says done and the done marker exists
     FAILED = "failed"  # final.json says failed
-    STALE = "stale"  # done, but its method's code or defaults changed since
+    STALE = "stale"  # done (or, to a sweep, begun), but its method changed since
     PARTIAL = "partial"  # directory exists, not finished: running or interrupted
     CORRUPT = "corrupt"  # a record file cannot be read
     TODO = "todo"  # no directory yet

@@ -376,8 +376,10 @@ def plan(jobs: list[RunConfig], out: Path, trainer: str = DEFAULT_TRAINER) -> li
     for cfg in jobs:
         path = run_dir(cfg, out)
         state, reason = run_state(path)
-        if state is RunState.DONE and (reason := _stale_reason(path)) is not None:
-            state = RunState.STALE
+        # a begun run is stale too: resuming it would mix two codes (the engine refuses)
+        begun = state in (RunState.DONE, RunState.PARTIAL)
+        if begun and (stale := _stale_reason(path)) is not None:
+            state, reason = RunState.STALE, stale
         planned.append(PlannedJob(cfg, path, state, reason))
     return planned
 

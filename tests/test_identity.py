@@ -124,6 +124,17 @@ def test_stale_when_method_code_changes_but_not_its_docstring_or_comments(tmp_pa
     assert "defaults changed" in staleness(stored)
 
 
+def test_a_process_records_the_code_it_imported_not_a_file_edited_since(tmp_path):
+    from fer_bench.identity import method_code
+
+    body = "return StepOutput(self.backbone(batch.x).mean() * self.hparams.scale)"
+    stored = _record(tmp_path, "importedcode", body)
+    path = tmp_path / "importedcode.py"
+    path.write_text(path.read_text().replace("mean()", "sum()"))  # edited while it runs
+    assert method_code("importedcode") == stored["method_code"]  # what this process runs
+    assert staleness(stored) is None
+
+
 def test_table_and_sweep_report_a_stale_run(tmp_path):
     from fake_engine import write_records
 

@@ -202,3 +202,37 @@ def test_a_run_directory_turning_read_only_keeps_the_last_epoch(
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # epoch 1 intact
     assert torch.load(out / checkpoint.CHECKPOINT, weights_only=True)["epoch"] == 1
     assert not list(out.glob("*.tmp"))
+
+
+def test_a_run_begun_under_other_code_is_started_over_not_resumed(
+    micro_bundle, micro_config, tmp_path, monkeypatch
+):
+    from fer_bench.results import RunState
+    from fer_bench.sweep import plan
+
+    out = _interrupted(micro_config, tmp_path, micro_bundle, monkeypatch)
+    stored = json.loads((out / "config.json").read_text())
+    stored["method_code"] = "0" * 16  # its first epoch trained under other code
+    (out / "config.json").write_text(json.dumps(stored))
+    with pytest.raises(engine.StaleRun, match="was begun under other code"):
+        _train(micro_config, tmp_path, micro_bundle)
+    assert plan([micro_config], tmp_path)[0].state is RunState.STALE
+    messages: list[str] = []
+    final = _train(micro_config, tmp_path, micro_bundle, messages, rerun_stale=True)
+    assert final["status"] == "done" and final["epochs_completed"] == 2
+    assert any("deleted to start it over" in m for m in messages)
+    assert not any("resumed" in m for m in messages), messages
+
+
+def test_a_resume_that_trains_on_clears_the_earlier_attempts_error(
+    micro_bundle, micro_config, tmp_path, monkeypatch
+):
+    from fer_bench.results import ERROR_FILE, RunState, run_state
+
+    out = _interrupted(micro_config, tmp_path, micro_bundle, monkeypatch)
+    (out / ERROR_FILE).write_text("Traceback ...\nOSError: disk full\n")
+    assert run_state(out) == (RunState.PARTIAL, "last attempt raised OSError: disk full")
+    crash_after_save(monkeypatch, 1)  # the resumed attempt is stopped again, without error
+    with pytest.raises(KeyboardInterrupt):
+        _train(micro_config, tmp_path, micro_bundle)
+    assert run_state(out) == (RunState.PARTIAL, None)  # not a failed run to start over

@@ -173,5 +173,7 @@ def register(app: typer.Typer) -> None:
         left = [t for t in searched if t.state not in finished]
         left += [c for c in confirmed if c.state is not RunState.DONE]
         if left and not dry_run:
-            err_console.print(f"{len(left)} runs not finished; rerun the command to go on")
+            stale = sum(p.state is RunState.STALE for p in left)
+            why = f" ({stale} stale: --rerun-stale trains them again)" if stale else ""
+            err_console.print(f"{len(left)} runs not finished{why}; rerun the command to go on")
             raise typer.Exit(1)

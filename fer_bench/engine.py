@@ -103,18 +103,18 @@ def train(
     seed_everything(cfg.seed)
     bundle = bundle if bundle is not None else load_dataset(cfg.data)
     labels = build_labels(bundle, cfg.protocol)
-    if (out / "done").exists():
-        final = _finished_record(out, labels, rerun_stale, notify)
-        if final is not None:
-            return final
+    if (out / "done").exists() and _stale_reason(out) is None:
+        return _finished_record(out, labels, rerun_stale, notify)  # read without the lock
     precision = resolve_precision(cfg.bf16, cfg.device)
     trainer = Trainer(cfg, method_cls, hparams, bundle, labels, precision)
     trainer.build()  # everything that can reject the config, before the directory is written
     asked_lock = time.perf_counter()
-    with _run_lock(out, wait):
+    with _run_lock(out, wait):  # a stale run is deleted under it, never while another trains
         waited = time.perf_counter() - asked_lock  # behind another process: not run time
-        if (out / "done").exists():  # finished by the process we waited for
-            return _already_done(out, notify)
+        if (out / "done").exists():  # stale, or finished by the process we waited for
+            final = _finished_record(out, labels, rerun_stale, notify)
+            if final is not None:
+                return final
         _check_partial_current(out, rerun_stale, notify)
         state = checkpoint.resume_state(out, cfg.device, cfg.bf16, precision, resume, notify)
         if state is not None:
@@ -146,7 +146,7 @@ def _finished_record(
     """The record of a finished run, after checking it is still this experiment: its
     method unchanged (else :class:`StaleRun`, or None to retrain with ``rerun_stale``)
     and its labels the ones this data gives (else :class:`DataMismatch`)."""
-    stale = staleness(json.loads((out / "config.json").read_text()))
+    stale = _stale_reason(out)
     if stale is not None:
         if not rerun_stale:
             raise StaleRun(f"{out} is stale: {stale}; pass --rerun-stale to train it again")
@@ -163,12 +163,17 @@ def _finished_record(
     return _already_done(out, notify)
 
 
+def _stale_reason(out: Path) -> str | None:
+    """Why the run in ``out`` is not this code's experiment (see ``staleness``), or None."""
+    return staleness(json.loads((out / "config.json").read_text()))
+
+
 def _check_partial_current(out: Path, rerun_stale: bool, notify: Callable[[str], None]) -> None:
     """An unfinished run is resumed only under the code that trained its first epochs:
     one begun under another method code or defaults raises :class:`StaleRun`, or with
     ``rerun_stale`` starts over (a run of two codes would be recorded as current)."""
     try:
-        stale = staleness(json.loads((out / "config.json").read_text()))
+        stale = _stale_reason(out)
     except (OSError, ValueError, CannotCheck):
         return  # no readable record of how it began: nothing trained to mix with
     if stale is None:

@@ -173,6 +173,22 @@ def test_engine_refuses_a_stale_run_and_reruns_it_on_request(tmp_path, micro_run
     assert final["status"] == "done" and staleness(json.loads(config_path.read_text())) is None
 
 
+def test_a_stale_run_is_not_deleted_while_another_process_holds_it(
+    tmp_path, micro_run, micro_bundle
+):
+    from filelock import FileLock
+
+    from fer_bench.engine import RunBusy, train
+
+    cfg, out = _copy_of(micro_run, tmp_path)
+    stored = json.loads((out / "config.json").read_text())
+    stored["method_code"] = "0" * 16
+    (out / "config.json").write_text(json.dumps(stored))
+    with FileLock(out.with_name(f".{out.name}.lock")), pytest.raises(RunBusy):
+        train(cfg, tmp_path, progress=False, bundle=micro_bundle, rerun_stale=True)
+    assert (out / "done").exists()  # still the other process's
+
+
 def test_engine_detects_other_labels_behind_the_same_name(tmp_path, micro_run, micro_bundle):
     from fer_bench.engine import DataMismatch, train
 

@@ -291,6 +291,25 @@ def test_a_dry_run_lists_each_methods_progress_and_trains_nothing(tmp_path):
     assert files() == before  # no run and no tuning.json written
 
 
+def test_a_failed_confirming_run_is_named_with_what_starts_it_over(tmp_path):
+    from typer.testing import CliRunner
+
+    from fer_bench.cli import app
+
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text('methods = ["ce"]\n[base]\nepochs = 3\n')
+    out = tmp_path / "out"
+    spec = _spec(trials=2, methods=("ce",))
+    _train([c for c, _, _ in trial_jobs(spec)], out)
+    finals = final_jobs(spec, pick(spec, out))
+    _train(finals, out)
+    _fail(out / run_name(finals[0]))
+    args = ["tune", "--file", sweep, "--out", out, "--trials", 2, "--final-seeds", "0,1"]
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    assert result.exit_code == 1
+    assert "1 runs not finished (1 failed: --retry-failed starts them over)" in result.output
+
+
 def test_a_tuned_row_whose_runs_are_still_training_is_no_row(tmp_path):
     from fer_bench.aggregate import row_labels
     from fer_bench.results import scan_runs

@@ -173,7 +173,15 @@ def register(app: typer.Typer) -> None:
         left = [t for t in searched if t.state not in finished]
         left += [c for c in confirmed if c.state is not RunState.DONE]
         if left and not dry_run:
-            stale = sum(p.state is RunState.STALE for p in left)
-            why = f" ({stale} stale: --rerun-stale trains them again)" if stale else ""
-            err_console.print(f"{len(left)} runs not finished{why}; rerun the command to go on")
+            hints = {
+                RunState.STALE: "stale: --rerun-stale trains them again",
+                RunState.FAILED: "failed: --retry-failed starts them over",
+            }
+            why = [
+                f"{n} {hint}"
+                for state, hint in hints.items()
+                if (n := sum(p.state is state for p in left))
+            ]
+            shown = f" ({'; '.join(why)})" if why else ""
+            err_console.print(f"{len(left)} runs not finished{shown}; rerun the command to go on")
             raise typer.Exit(1)

@@ -89,6 +89,7 @@ class Leaderboard:
     progress: tuple[int, int] | None = None  # (done, planned) when a sweep's grid was given
     preamble: list[str] = field(default_factory=list)  # e.g. the tuning budget and picks
     sources: list[str] = field(default_factory=list)  # each directory merged, with its runs
+    row_of: dict[str, str] = field(default_factory=dict)  # run name -> its row's label
 
     @property
     def title(self) -> str:
@@ -350,6 +351,7 @@ def build_leaderboard(
         setting=_shared_setting(runs),
         problems=list(runset.problems),
         sources=source_texts(runset),
+        row_of=labels,
     )
     if any(r.state is RunState.TODO for r in runs):
         board.progress = (sum(r.state is RunState.DONE for r in runs), len(runs))

@@ -27,20 +27,25 @@ def first_line(err: BaseException) -> str:
     return lines[0] if lines else type(err).__name__
 
 
-def rng_state(aug_gen: torch.Generator, order_gen: torch.Generator) -> dict:
+def rng_state(aug_gen: torch.Generator, order_gen: torch.Generator, device: str) -> dict:
+    on_gpu = torch.device(device).type == "cuda"
     return {
         "torch": torch.get_rng_state(),
-        # Methods draw on the device too (RUL's permutation, dropout).
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        # Methods draw on the run's GPU too (RUL's permutation, dropout): that GPU's stream
+        # alone, since a resumed run may be given another GPU (or a machine with fewer).
+        "cuda_run_device": torch.cuda.get_rng_state(device) if on_gpu else None,
         "aug": aug_gen.get_state(),
         "order": order_gen.get_state(),
     }
 
 
-def set_rng_state(state: dict, aug_gen: torch.Generator, order_gen: torch.Generator) -> None:
+def set_rng_state(
+    state: dict, aug_gen: torch.Generator, order_gen: torch.Generator, device: str
+) -> None:
     torch.set_rng_state(state["torch"].cpu())
-    if state.get("cuda") and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+    gpu_state = state.get("cuda_run_device")
+    if gpu_state is not None and torch.device(device).type == "cuda":
+        torch.cuda.set_rng_state(gpu_state.cpu(), device)
     # A checkpoint loaded onto a GPU holds these there too; generators take CPU states.
     aug_gen.set_state(state["aug"].cpu())
     order_gen.set_state(state["order"].cpu())

@@ -22,30 +22,34 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from filelock import FileLock, Timeout
 
 from fer_bench import checkpoint
 from fer_bench.backbones import check_backbone_name
 from fer_bench.config import RunConfig
 from fer_bench.data import load_dataset
 from fer_bench.data.base import DatasetBundle
-from fer_bench.identity import CannotCheck, method_code, record_fields, run_name, staleness
+from fer_bench.identity import (
+    CannotCheck,
+    method_code,
+    record_fields,
+    recorded_staleness,
+    run_name,
+)
 from fer_bench.labels import LabelSet, build_labels
 from fer_bench.methods.base import build_hparams
 from fer_bench.precision import resolve_precision
 from fer_bench.records import write_json_atomic
 from fer_bench.registry import METHODS, load_plugin_file
 from fer_bench.results import ERROR_FILE
+from fer_bench.run_lock import delete_run, run_lock
 from fer_bench.trainer import Trainer
 
 
@@ -55,10 +59,6 @@ class StaleRun(ValueError):
 
 class DataMismatch(ValueError):
     """A finished run of the same name was trained on other labels."""
-
-
-class RunBusy(RuntimeError):
-    """Another process holds the run directory's lock."""
 
 
 def _say(message: str) -> None:
@@ -103,19 +103,20 @@ def train(
     seed_everything(cfg.seed)
     bundle = bundle if bundle is not None else load_dataset(cfg.data)
     labels = build_labels(bundle, cfg.protocol)
-    if (out / "done").exists() and _stale_reason(out) is None:
-        return _finished_record(out, labels, rerun_stale, notify)  # read without the lock
+    if (out / "done").exists() and _staleness(out) is None:
+        return _finished_record(out, labels, notify)  # read without the lock
     precision = resolve_precision(cfg.bf16, cfg.device)
     trainer = Trainer(cfg, method_cls, hparams, bundle, labels, precision)
     trainer.build()  # everything that can reject the config, before the directory is written
     asked_lock = time.perf_counter()
-    with _run_lock(out, wait):  # a stale run is deleted under it, never while another trains
+    with run_lock(out, wait):  # a stale run is deleted under it, never while another trains
         waited = time.perf_counter() - asked_lock  # behind another process: not run time
-        if (out / "done").exists():  # stale, or finished by the process we waited for
-            final = _finished_record(out, labels, rerun_stale, notify)
-            if final is not None:
-                return final
-        _check_partial_current(out, rerun_stale, notify)
+        # Checked again under the lock: the process we waited for may have finished it.
+        stale = _staleness(out)
+        if stale is not None:
+            _discard_stale(out, stale, rerun_stale, notify)
+        elif (out / "done").exists():
+            return _finished_record(out, labels, notify)
         state = checkpoint.resume_state(out, cfg.device, cfg.bf16, precision, resume, notify)
         if state is not None:
             _check_saved_labels(out, labels)
@@ -140,19 +141,9 @@ def _check_device(device: str) -> None:
         raise ValueError(f"--device {device}: no CUDA GPU is available here; use --device cpu")
 
 
-def _finished_record(
-    out: Path, labels: dict[str, LabelSet], rerun_stale: bool, notify: Callable[[str], None]
-) -> dict | None:
-    """The record of a finished run, after checking it is still this experiment: its
-    method unchanged (else :class:`StaleRun`, or None to retrain with ``rerun_stale``)
-    and its labels the ones this data gives (else :class:`DataMismatch`)."""
-    stale = _stale_reason(out)
-    if stale is not None:
-        if not rerun_stale:
-            raise StaleRun(f"{out} is stale: {stale}; pass --rerun-stale to train it again")
-        notify(f"{out}: stale ({stale}), deleted to train it again")
-        shutil.rmtree(out)
-        return None
+def _finished_record(out: Path, labels: dict[str, LabelSet], notify: Callable[[str], None]) -> dict:
+    """The record of a finished current run, after checking its labels are the ones this
+    data gives (else :class:`DataMismatch`)."""
     recorded = json.loads((out / "final.json").read_text()).get("labels") or {}
     for name, label_set in labels.items():
         if recorded.get(f"{name}_sha256") not in (None, label_set.sha256()):
@@ -163,25 +154,25 @@ def _finished_record(
     return _already_done(out, notify)
 
 
-def _stale_reason(out: Path) -> str | None:
-    """Why the run in ``out`` is not this code's experiment (see ``staleness``), or None."""
-    return staleness(json.loads((out / "config.json").read_text()))
-
-
-def _check_partial_current(out: Path, rerun_stale: bool, notify: Callable[[str], None]) -> None:
-    """An unfinished run is resumed only under the code that trained its first epochs:
-    one begun under another method code or defaults raises :class:`StaleRun`, or with
-    ``rerun_stale`` starts over (a run of two codes would be recorded as current)."""
+def _staleness(out: Path) -> str | None:
+    """Why the run finished or begun in ``out`` is not this code's experiment (its
+    method's code or defaults changed), or None (also where nothing has begun)."""
     try:
-        stale = _stale_reason(out)
-    except (OSError, ValueError, CannotCheck):
-        return  # no readable record of how it began: nothing trained to mix with
-    if stale is None:
-        return
+        return recorded_staleness(out)
+    except CannotCheck as err:
+        if (out / "done").exists():
+            raise ValueError(f"{out}: {err}; delete the directory to train it again") from None
+        return None  # no readable record of how it began: nothing trained to mix with
+
+
+def _discard_stale(out: Path, stale: str, rerun_stale: bool, notify: Callable[[str], None]) -> None:
+    """A stale run is never served, and never resumed (a run of two codes would be
+    recorded as current): :class:`StaleRun`, or with ``rerun_stale`` deleted to start over."""
+    what = "finished" if (out / "done").exists() else "begun"
     if not rerun_stale:
-        raise StaleRun(f"{out} was begun under other code: {stale}; pass --rerun-stale")
-    notify(f"{out}: begun under other code ({stale}), deleted to start it over")
-    shutil.rmtree(out)
+        raise StaleRun(f"{out} was {what} under other code: {stale}; pass --rerun-stale")
+    notify(f"{out}: {what} under other code ({stale}), deleted to start it over")
+    delete_run(out)
 
 
 def _check_saved_labels(out: Path, labels: dict[str, LabelSet]) -> None:
@@ -197,24 +188,6 @@ def _check_saved_labels(out: Path, labels: dict[str, LabelSet]) -> None:
 def _already_done(out: Path, notify: Callable[[str], None]) -> dict:
     notify(f"{out}: already done (delete the directory to train it again)")
     return json.loads((out / "final.json").read_text())
-
-
-@contextmanager
-def _run_lock(out: Path, wait: bool) -> Iterator[None]:
-    """One process per run directory; the lock file lies beside it, so deleting the
-    directory to start over never deletes a lock another process holds."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(out.with_name(f".{out.name}.lock"))
-    try:
-        lock.acquire(timeout=-1 if wait else 0)
-    except Timeout:
-        raise RunBusy(
-            f"another process is training {out} (lock {lock.lock_file}); pass --wait to wait for it"
-        ) from None
-    try:
-        yield
-    finally:
-        lock.release()
 
 
 def _tensorboard_writer(out: Path) -> Any:

@@ -25,6 +25,7 @@ from typing import Protocol
 
 from fer_bench.config import RunConfig
 from fer_bench.results import keep_traceback
+from fer_bench.run_lock import RunBusy
 
 DEFAULT_TRAINER = "fer_bench.engine"  # module with train(cfg, out_root, resume, progress)
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -71,10 +72,9 @@ def run_job(job: Job, trainer: str = DEFAULT_TRAINER, threads: int | None = None
         final = module.train(job.cfg, job.out_root, resume=True, progress=False)
     except Exception as err:
         # Kept in the run directory so the table can say why the run is incomplete; a
-        # run another process holds (the engine's RunBusy) is that process's to record.
+        # run another process holds (RunBusy) is that process's to record.
         out = module.run_dir(job.cfg, job.out_root)
-        busy = getattr(module, "RunBusy", ())
-        if out.is_dir() and not isinstance(err, busy):
+        if out.is_dir() and not isinstance(err, RunBusy):
             keep_traceback(out)
         reason = f"{type(err).__name__}: {err}"
         return JobResult(job.name, "failed", reason, time.perf_counter() - started)

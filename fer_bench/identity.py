@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import functools
 import hashlib
 import inspect
 import json
@@ -227,18 +226,23 @@ def _plugin_modules(cls: type) -> list[ModuleType]:
     return [found[n] for n in sorted(found)]
 
 
-@functools.cache
+@cache
 def _imported_source(module_name: str) -> str:
     """A module's source as this process first read it: a long-lived sweep worker runs
     the code it imported, and ``inspect`` would re-read a file edited since."""
     return inspect.getsource(sys.modules[module_name])
 
 
+@cache
+def _module_fingerprint(module_name: str) -> str:
+    # Once per module and process: a table checks every run's code, and parsing is slow.
+    return source_fingerprint(_imported_source(module_name))
+
+
 def method_code(method: str) -> str:
     """Fingerprint of a registered method's code (its module and same-package helpers)."""
     cls = METHODS.get(method)
-    sources = [_imported_source(m.__name__) for m in _plugin_modules(cls)]
-    prints = [source_fingerprint(source) for source in sources]
+    prints = [_module_fingerprint(m.__name__) for m in _plugin_modules(cls)]
     return combine([NUMBER_PRESERVING_EDITS.get(p, p) for p in prints])
 
 
@@ -283,6 +287,16 @@ def staleness(stored: dict[str, Any]) -> str | None:
     if stored.get("method_code") != code:
         return "method code changed since it was recorded"
     return None
+
+
+def recorded_staleness(run_path: Path) -> str | None:
+    """``staleness`` of the run recorded in ``run_path``'s config.json; a record that
+    cannot be read raises :class:`CannotCheck` too."""
+    try:
+        stored = json.loads((run_path / "config.json").read_text())
+    except (OSError, ValueError) as err:
+        raise CannotCheck(f"its config.json cannot be read ({err})") from None
+    return staleness(stored)
 
 
 def experiment_of(stored: dict[str, Any]) -> dict[str, Any]:

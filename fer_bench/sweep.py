@@ -40,7 +40,6 @@ import copy
 import importlib
 import itertools
 import json
-import shutil
 import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -52,7 +51,7 @@ from filelock import FileLock, Timeout
 
 from fer_bench.config import ProtocolConfig, RunConfig
 from fer_bench.executors import DEFAULT_TRAINER, Executor, Job, JobResult
-from fer_bench.identity import CannotCheck, canonical_fields, staleness, takes_rate
+from fer_bench.identity import CannotCheck, canonical_fields, recorded_staleness, takes_rate
 from fer_bench.methods.base import build_hparams
 from fer_bench.profiles import DEFAULT_PROFILE, load_profile, parse_key_values, with_overrides
 from fer_bench.recipes import apply_recipe
@@ -65,6 +64,7 @@ from fer_bench.registry import (
     load_plugin_file,
 )
 from fer_bench.results import ProtocolKey, Run, RunState, run_state
+from fer_bench.run_lock import RunBusy, delete_run, run_lock
 
 LOCK_NAME = ".sweep.lock"
 FILE_KEYS = (
@@ -125,12 +125,12 @@ def _as_list(value: Any) -> list:
     return value if isinstance(value, list) else [value]
 
 
-def _hparam_text(value: Any) -> str:
+def hparam_text(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _hparam_values(value: Any) -> str | list[str]:
-    return [_hparam_text(v) for v in value] if isinstance(value, list) else _hparam_text(value)
+    return [hparam_text(v) for v in value] if isinstance(value, list) else hparam_text(value)
 
 
 def hparam_grid(method: str, values: dict[str, str | list[str]]) -> list[dict[str, str]]:
@@ -386,9 +386,21 @@ def plan(jobs: list[RunConfig], out: Path, trainer: str = DEFAULT_TRAINER) -> li
 
 def _stale_reason(path: Path) -> str | None:
     try:
-        return staleness(json.loads((path / "config.json").read_text()))
-    except (OSError, ValueError, CannotCheck):
+        return recorded_staleness(path)
+    except CannotCheck:
         return None  # an unreadable record is the table's to report
+
+
+def _start_over(p: PlannedJob, trainer: str) -> JobResult | None:
+    """Delete a failed or stale run to train it again, under its run lock and only if it
+    is still as planned; a run another process holds is left alone, reported failed."""
+    try:
+        with run_lock(p.path, wait=False):
+            if plan([p.cfg], p.path.parent, trainer)[0].state is p.state:
+                delete_run(p.path)
+    except RunBusy as err:
+        return JobResult(p.path.name, "failed", f"RunBusy: {err}", 0.0)
+    return None
 
 
 def planned_runs(jobs: list[RunConfig], out: Path) -> list[Run]:
@@ -454,18 +466,18 @@ def run_sweep(
         # A partial run with a reason raised last time (an unloadable checkpoint, another
         # precision): resuming it again fails again, so --retry-failed starts it over.
         raised = p.state is RunState.PARTIAL and p.reason is not None
-        if p.state in (RunState.FAILED, RunState.CORRUPT) or (raised and retry_failed):
-            if not retry_failed:
-                report.kept_failed.append(p)
-                continue
+        failed = p.state in (RunState.FAILED, RunState.CORRUPT) or (raised and retry_failed)
+        stale = p.state is RunState.STALE
+        if (failed and not retry_failed) or (stale and not rerun_stale):
+            (report.kept_failed if failed else report.kept_stale).append(p)
+            continue
+        if failed or stale:
             if notify:
-                notify(f"starting {p.path.name} over (--retry-failed): {p.reason}")
-            shutil.rmtree(p.path)
-        if p.state is RunState.STALE:
-            if not rerun_stale:
-                report.kept_stale.append(p)
+                flag = "--retry-failed" if failed else "--rerun-stale"
+                notify(f"starting {p.path.name} over ({flag}): {p.reason}")
+            if (busy := _start_over(p, trainer)) is not None:
+                report.results.append(busy)
                 continue
-            shutil.rmtree(p.path)
         todo.append(Job(cfg=p.cfg, out_root=out, name=p.path.name))
     for result in executor.run(todo, trainer):
         report.results.append(result)

@@ -213,7 +213,7 @@ class Trainer:
         self.method.load_state_dict(state["method"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        checkpoint.set_rng_state(state["rng"], self.aug_gen, self.order_gen)
+        checkpoint.set_rng_state(state["rng"], self.aug_gen, self.order_gen, cfg.device)
         self.history = read_jsonl(out / "metrics.jsonl")[: state["epoch"]]
         write_jsonl_atomic(out / "metrics.jsonl", self.history)
         notify(f"{out}: resumed from epoch {state['epoch']} of {cfg.epochs}")
@@ -319,7 +319,7 @@ class Trainer:
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(),
                 "epoch": epoch,
-                "rng": checkpoint.rng_state(self.aug_gen, self.order_gen),
+                "rng": checkpoint.rng_state(self.aug_gen, self.order_gen, self.cfg.device),
                 "elapsed_s": time.perf_counter() - self.started,
                 "precision": self.precision,
             },

@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from fer_bench.profiles import with_overrides
 from fer_bench.registry import METHODS
 from fer_bench.results import TUNING_FILE, ProtocolKey, Run, RunSet, RunState
 from fer_bench.search import RECIPE_SPACE, draw, trial_rng
-from fer_bench.sweep import PlannedJob, plan
+from fer_bench.sweep import PlannedJob, hparam_text, plan
 
 # Validation rules a pick may use: the validation metric each maximises over epochs.
 VAL_RULES = {"val": "acc", "val_mca": "mean_class_acc"}
@@ -61,6 +62,19 @@ class TuneSpec:
                 f"several jobs of the sweep file share the search {twice[0]!r} (a grid of a "
                 "method's hyperparameter?): a search is one per method and protocol"
             )
+
+    @cached_property
+    def trial_jobs(self) -> list[tuple[RunConfig, dict[str, Any], int]]:
+        """(config, drawn values, trial number) for every trial, trial-major: an interrupted
+        search has the same number of trials done for every method. Drawn once."""
+        jobs = []
+        for trial in range(self.trials):
+            for base in self.bases:
+                rng = trial_rng(self.search_seed, base.method, trial)
+                values = draw(space_of(base.method), rng)
+                cfg = with_values(base, values, self.search_training_seed, self.noise_follows_seed)
+                jobs.append((cfg, values, trial))
+        return jobs
 
     def _check_final_seeds(self) -> None:
         seeds = self.final_seeds
@@ -91,24 +105,12 @@ def with_values(
             section, name = key.split(".", 1)
             nested.setdefault(section, {})[name] = value
         else:
-            cfg.hparams = {**cfg.hparams, key: str(value)}
+            cfg.hparams = {**cfg.hparams, key: hparam_text(value)}
     cfg = with_overrides(cfg, nested)
     cfg.seed = seed
     if noise_follows_seed:
         cfg.protocol.noise_seed = seed
     return cfg
-
-
-def trial_jobs(spec: TuneSpec) -> list[tuple[RunConfig, dict[str, Any], int]]:
-    """(config, drawn values, trial number) for every trial, trial-major: an interrupted
-    search has the same number of trials done for every method."""
-    jobs = []
-    for trial in range(spec.trials):
-        for base in spec.bases:
-            values = draw(space_of(base.method), trial_rng(spec.search_seed, base.method, trial))
-            cfg = with_values(base, values, spec.search_training_seed, spec.noise_follows_seed)
-            jobs.append((cfg, values, trial))
-    return jobs
 
 
 def trial_score(trial: PlannedJob, rule: str) -> float | None:
@@ -129,7 +131,7 @@ def pick(spec: TuneSpec, out: Path) -> dict[str, dict[str, Any]]:
     """Per method and protocol: every trial's values and score, and the best trial (the
     earliest of ties). A failed trial (it diverged) is a finished trial that is never
     picked; ``best`` is None until every trial of the group has finished."""
-    jobs = trial_jobs(spec)
+    jobs = spec.trial_jobs
     states = plan([cfg for cfg, _, _ in jobs], out)
     groups: dict[str, dict[str, Any]] = {}
     for (cfg, values, trial), state in zip(jobs, states, strict=True):
@@ -215,7 +217,7 @@ def _check_same_trials(spec: TuneSpec, recorded: dict[str, Any], path: Path) -> 
     recorded trials would be forgotten and show as rows (a changed search space, recipe
     or sweep file is another search)."""
     drawn: dict[str, list[str]] = {}
-    for cfg, _, _ in trial_jobs(spec):
+    for cfg, _, _ in spec.trial_jobs:
         drawn.setdefault(_group(cfg), []).append(run_name(cfg))
     for key, runs in drawn.items():
         if key in recorded and [t["run"] for t in recorded[key]["trials"]] != runs:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from fer_bench.aggregate import Cell, Leaderboard, build_leaderboard, paired_p, row_labels
+from fer_bench.aggregate import Cell, Leaderboard, build_leaderboard, paired_p
 from fer_bench.recipes import is_official
 from fer_bench.results import ProtocolKey, RunSet
 from fer_bench.selection import rule
@@ -20,14 +20,16 @@ from fer_bench.selection import rule
 KINDS = ("shared", "tuned", "official")
 
 
-def row_kinds(runset: RunSet, labels: dict[str, str]) -> dict[str, dict[str, list[str]]]:
-    """Method -> kind -> its row labels. Tuned rows are those ``labels`` names (the tuning
-    view's); official ones ran their method's official recipe; the rest, shared-recipe."""
-    full = row_labels(runset.runs, labels)
+def row_kinds(
+    board: Leaderboard, runset: RunSet, tuned: set[str]
+) -> dict[str, dict[str, list[str]]]:
+    """Method -> kind -> its row labels on ``board``. Tuned rows hold the runs ``tuned``
+    names (the tuning view's); official ones ran their method's official recipe; the
+    rest, shared-recipe."""
     kinds: dict[str, dict[str, list[str]]] = defaultdict(lambda: {k: [] for k in KINDS})
     for run in runset.runs:
-        row = full[run.name]
-        if run.name in labels:
+        row = board.row_of[run.name]
+        if run.name in tuned:
             kind = "tuned"
         elif is_official(run.config):
             kind = "official"
@@ -98,7 +100,7 @@ def tuning_report(
     """Markdown: per column with tuned rows, what tuning and the official recipes moved."""
     labels = labels or {}
     board = build_leaderboard(runset, metric, select, labels)
-    kinds = row_kinds(runset, labels)
+    kinds = row_kinds(board, runset, set(labels))
     out = [
         f"## Tuning report: {metric}, {rule(select).description}",
         "",

@@ -178,7 +178,8 @@ def test_a_stale_run_is_not_deleted_while_another_process_holds_it(
 ):
     from filelock import FileLock
 
-    from fer_bench.engine import RunBusy, train
+    from fer_bench.engine import train
+    from fer_bench.run_lock import RunBusy
 
     cfg, out = _copy_of(micro_run, tmp_path)
     stored = json.loads((out / "config.json").read_text())
@@ -187,6 +188,16 @@ def test_a_stale_run_is_not_deleted_while_another_process_holds_it(
     with FileLock(out.with_name(f".{out.name}.lock")), pytest.raises(RunBusy):
         train(cfg, tmp_path, progress=False, bundle=micro_bundle, rerun_stale=True)
     assert (out / "done").exists()  # still the other process's
+
+
+def test_a_finished_run_with_an_unreadable_record_is_one_line(tmp_path, micro_run, micro_bundle):
+    from fer_bench.engine import train
+
+    cfg, out = _copy_of(micro_run, tmp_path)
+    (out / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match="config.json cannot be read.*delete the directory"):
+        train(cfg, tmp_path, progress=False, bundle=micro_bundle)
+    assert (out / "done").exists()
 
 
 def test_engine_detects_other_labels_behind_the_same_name(tmp_path, micro_run, micro_bundle):

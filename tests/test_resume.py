@@ -25,6 +25,7 @@ from fer_bench.cli import app
 from fer_bench.data.loaders.synthetic import CLASSES
 from fer_bench.methods.base import Method
 from fer_bench.registry import METHODS
+from fer_bench.run_lock import RunBusy
 
 
 def _train(cfg, root: Path, bundle, messages: list[str] | None = None, **kwargs) -> dict:
@@ -110,7 +111,7 @@ def test_a_failed_checkpoint_write_leaves_no_tmp(micro_bundle, micro_config, tmp
 
 def test_a_second_process_on_the_run_is_refused(micro_bundle, micro_config, tmp_path):
     out = engine.run_dir(micro_config, tmp_path)
-    busy = pytest.raises(engine.RunBusy, match=f"another process is training {out}")
+    busy = pytest.raises(RunBusy, match=f"another process is training {out}")
     with FileLock(out.with_name(f".{out.name}.lock")), busy:
         _train(micro_config, tmp_path, micro_bundle)
     assert not out.exists()
@@ -236,3 +237,30 @@ def test_a_resume_that_trains_on_clears_the_earlier_attempts_error(
     with pytest.raises(KeyboardInterrupt):
         _train(micro_config, tmp_path, micro_bundle)
     assert run_state(out) == (RunState.PARTIAL, None)  # not a failed run to start over
+
+
+def test_a_gpu_runs_random_stream_follows_it_to_another_gpu(monkeypatch):
+    """Saved from the run's GPU alone, restored into the GPU it resumes on (simulated:
+    this host has none). Restoring by index would feed cuda:0 the stream of cuda:1."""
+    streams = {"cuda:0": torch.tensor([0], dtype=torch.uint8)}
+    streams["cuda:1"] = torch.tensor([1], dtype=torch.uint8)
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device: streams[device].clone())
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda s, device: streams.update({device: s}))
+    state = checkpoint.rng_state(torch.Generator(), torch.Generator(), "cuda:1")
+    streams["cuda:1"] = torch.tensor([9], dtype=torch.uint8)  # drawn on after the save
+    checkpoint.set_rng_state(state, torch.Generator(), torch.Generator(), "cuda:0")
+    assert streams["cuda:0"].tolist() == [1] and streams["cuda:1"].tolist() == [9]
+    cpu_state = checkpoint.rng_state(torch.Generator(), torch.Generator(), "cpu")
+    assert cpu_state["cuda_run_device"] is None
+
+
+def test_deleting_a_run_removes_its_done_marker_first(tmp_path, monkeypatch):
+    from fer_bench import run_lock
+
+    out = tmp_path / "ce-0123"
+    out.mkdir()
+    (out / "done").touch()
+    (out / "final.json").write_text("{}")
+    monkeypatch.setattr(run_lock.shutil, "rmtree", lambda path: None)  # cut short
+    run_lock.delete_run(out)
+    assert not (out / "done").exists() and (out / "final.json").exists()

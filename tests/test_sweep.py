@@ -399,6 +399,36 @@ def test_retry_failed_unblocks_a_run_failing_on_its_checkpoint(tmp_path):
     ]
 
 
+def _raised_partial_run(out: Path):
+    """A run interrupted after its last attempt raised: --retry-failed starts it over."""
+    (cfg,) = expand(spec(methods=["ce"]))
+    fake_engine.write_records(cfg, out, epochs=1)
+    run = fake_engine.run_dir(cfg, out)
+    (run / ERROR_FILE).write_text("RuntimeError: out of memory\n")
+    planned = plan([cfg], out, FAKE)
+    assert planned[0].state is RunState.PARTIAL and planned[0].reason is not None
+    return cfg, run, planned
+
+
+def test_retry_failed_leaves_a_run_another_process_holds(tmp_path):
+    _, run, planned = _raised_partial_run(tmp_path)
+    # `fer-bench run --resume` of the same directory holds its lock: nothing is deleted.
+    with FileLock(run.with_name(f".{run.name}.lock")):
+        report = run_sweep(planned, tmp_path, fake_engine.SerialExecutor(), FAKE, retry_failed=True)
+    (busy,) = report.failures
+    assert busy.reason.startswith("RunBusy: another process is training")
+    assert (run / "metrics.jsonl").exists() and (run / "config.json").exists()
+
+
+def test_a_run_finished_since_the_plan_is_not_deleted(tmp_path):
+    cfg, run, planned = _raised_partial_run(tmp_path)
+    fake_engine.train(cfg, tmp_path)  # another process finishes it meanwhile
+    (run / ERROR_FILE).unlink(missing_ok=True)
+    (run / "kept.txt").write_text("a deleted directory loses this")
+    report = run_sweep(planned, tmp_path, fake_engine.SerialExecutor(), FAKE, retry_failed=True)
+    assert not report.failures and (run / "kept.txt").exists()
+
+
 WORKER_SCRIPT = """
 import sys
 from pathlib import Path

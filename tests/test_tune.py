@@ -17,7 +17,6 @@ from fer_bench.tune import (
     final_jobs,
     pick,
     space_of,
-    trial_jobs,
     tuning_record,
 )
 
@@ -34,7 +33,7 @@ _train = fake_engine.train_all
 
 def test_every_method_gets_the_same_number_of_trials_and_the_shared_knobs():
     spec = _spec(trials=4)
-    jobs = trial_jobs(spec)
+    jobs = spec.trial_jobs
     assert Counter(cfg.method for cfg, _, _ in jobs) == {"ce": 4, "gce": 4, "nla": 4}
     for cfg, values, _ in jobs:
         assert set(RECIPE_SPACE) <= set(values)  # lr and weight decay for CE too
@@ -44,16 +43,16 @@ def test_every_method_gets_the_same_number_of_trials_and_the_shared_knobs():
 
 
 def test_draws_depend_on_seed_method_and_trial_only():
-    first = [v for _, v, _ in trial_jobs(_spec(trials=2))]
-    fewer_methods = [v for c, v, _ in trial_jobs(_spec(trials=2, methods=("nla",)))]
+    first = [v for _, v, _ in _spec(trials=2).trial_jobs]
+    fewer_methods = [v for c, v, _ in _spec(trials=2, methods=("nla",)).trial_jobs]
     assert [v for v in first if "lam_c" in v] == fewer_methods
     other = TuneSpec(bases=_spec().bases, trials=2, search_seed=1, final_seeds=[0])
-    assert [v for _, v, _ in trial_jobs(other)] != first
+    assert [v for _, v, _ in other.trial_jobs] != first
 
 
 def test_the_pick_never_reads_test_metrics(tmp_path):
     spec = _spec(trials=3)
-    _train([c for c, _, _ in trial_jobs(spec)], tmp_path)
+    _train([c for c, _, _ in spec.trial_jobs], tmp_path)
     for metrics in tmp_path.glob("*/metrics.jsonl"):  # poison every test entry
         rows = [json.loads(line) for line in metrics.read_text().splitlines()]
         for row in rows:
@@ -78,7 +77,7 @@ def test_the_pick_never_reads_test_metrics(tmp_path):
 
 def test_confirming_runs_use_fresh_seeds_and_the_picked_values(tmp_path):
     spec = _spec(trials=2)
-    _train([c for c, _, _ in trial_jobs(spec)], tmp_path)
+    _train([c for c, _, _ in spec.trial_jobs], tmp_path)
     groups = pick(spec, tmp_path)
     finals = final_jobs(spec, groups)
     assert sorted({c.seed for c in finals}) == [0, 1]
@@ -99,7 +98,7 @@ def test_confirming_runs_draw_their_labels_with_their_seed_when_the_sweep_says_s
         {"noise": [0.2], "noise_seed": "seed"}, {"methods": ["ce"], "seeds": [100]}, {}
     )
     spec = TuneSpec(bases=expand(sweep), trials=1, final_seeds=[0, 1], noise_follows_seed=True)
-    ((trial, values, _),) = trial_jobs(spec)
+    ((trial, values, _),) = spec.trial_jobs
     assert trial.protocol.noise_seed == 100
     best = {"values": values}
     finals = final_jobs(spec, {f"ce / {plan([trial], tmp_path)[0].protocol}": {"best": best}})
@@ -117,7 +116,7 @@ def test_a_failed_trial_is_finished_and_never_picked(tmp_path):
     from fer_bench.tune import tuned_view, unpicked
 
     spec = _spec(trials=3, methods=("ce",))
-    _train([c for c, _, _ in trial_jobs(spec)], tmp_path)
+    _train([c for c, _, _ in spec.trial_jobs], tmp_path)
     (group,) = pick(spec, tmp_path).values()
     first_pick = group["best"]["run"]
     _fail(tmp_path / first_pick)
@@ -143,7 +142,7 @@ def test_another_search_into_a_directory_is_refused_before_its_trials_are_forgot
     from fer_bench.tune import check_budget
 
     first = _spec(trials=2, methods=("ce",))
-    _train([c for c, _, _ in trial_jobs(first)], tmp_path)
+    _train([c for c, _, _ in first.trial_jobs], tmp_path)
     (tmp_path / TUNING_FILE).write_text(json.dumps(tuning_record(first, pick(first, tmp_path))))
     assert check_budget(first, tmp_path) is not None  # the same search resumes
     sweep = build_spec({}, {"methods": ["ce"], "seeds": [100]}, {"epochs": 4})
@@ -165,7 +164,7 @@ def test_two_tuned_boards_are_not_merged_into_one_tuned_row(tmp_path):
 
 def test_an_interrupted_search_resumes_and_picks_nothing_until_complete(tmp_path):
     spec = _spec(trials=2)
-    jobs = [c for c, _, _ in trial_jobs(spec)]
+    jobs = [c for c, _, _ in spec.trial_jobs]
     _train(jobs[:4], tmp_path)  # interrupted: trial 0 of every method and trial 1 of ce
     groups = pick(spec, tmp_path)
     assert {g["method"] for g in groups.values() if g["best"] is not None} == {"ce"}
@@ -187,7 +186,7 @@ def test_table_shows_tuned_rows_with_budget_and_picks_and_plot_shows_trials(tmp_
     from fer_bench.tune import TUNING_FILE
 
     spec = _spec(trials=2, methods=("ce", "gce"))
-    _train([c for c, _, _ in trial_jobs(spec)], tmp_path)
+    _train([c for c, _, _ in spec.trial_jobs], tmp_path)
     groups = pick(spec, tmp_path)
     _train(final_jobs(spec, groups), tmp_path)
     write_json_atomic(tmp_path / TUNING_FILE, tuning_record(spec, groups))
@@ -207,7 +206,7 @@ def test_a_directory_keeps_every_search_of_its_budget_and_refuses_another(tmp_pa
 
     first, later = _spec(trials=2, methods=("ce",)), _spec(trials=2, methods=("gce",))
     assert check_budget(first, tmp_path) is None
-    _train([c for c, _, _ in trial_jobs(first)], tmp_path)
+    _train([c for c, _, _ in first.trial_jobs], tmp_path)
     (tmp_path / TUNING_FILE).write_text(json.dumps(tuning_record(first, pick(first, tmp_path))))
     previous = check_budget(later, tmp_path)  # the same budget, another method: kept
     record = merged_record(previous, tuning_record(later, pick(later, tmp_path)))
@@ -225,7 +224,7 @@ def test_tables_of_an_unfinished_search_show_no_trial(tmp_path):
     from fer_bench.tune import TUNING_FILE
 
     spec = _spec(trials=2, methods=("ce",))
-    _train([c for c, _, _ in trial_jobs(spec)][:1], tmp_path)
+    _train([c for c, _, _ in spec.trial_jobs][:1], tmp_path)
     (tmp_path / TUNING_FILE).write_text(json.dumps(tuning_record(spec, pick(spec, tmp_path))))
     result = CliRunner().invoke(app, ["table", str(tmp_path)])
     assert result.exit_code != 0 and "no confirming run yet" in result.output
@@ -239,7 +238,7 @@ def test_an_unreadable_tuning_record_is_an_error_not_trials_shown_as_results(tmp
     from fer_bench.tune import TUNING_FILE
 
     spec = _spec(trials=2, methods=("ce",))
-    _train([c for c, _, _ in trial_jobs(spec)], tmp_path)
+    _train([c for c, _, _ in spec.trial_jobs], tmp_path)
     (tmp_path / TUNING_FILE).write_text('{"groups": ')  # cut short
     result = CliRunner().invoke(app, ["table", str(tmp_path)])
     assert result.exit_code != 0 and result.output.count("\n") == 1
@@ -277,7 +276,7 @@ def test_a_dry_run_lists_each_methods_progress_and_trains_nothing(tmp_path):
     sweep.write_text('methods = ["ce", "gce"]\n[base]\nepochs = 3\n')
     out = tmp_path / "out"
     spec = _spec(trials=2, methods=("ce", "gce"))
-    _train([c for c, _, _ in trial_jobs(spec) if c.method == "ce"], out)
+    _train([c for c, _, _ in spec.trial_jobs if c.method == "ce"], out)
 
     def files() -> list[str]:  # the lock file aside
         return sorted(p.name for p in out.iterdir() if p.name != ".sweep.lock")
@@ -300,7 +299,7 @@ def test_a_failed_confirming_run_is_named_with_what_starts_it_over(tmp_path):
     sweep.write_text('methods = ["ce"]\n[base]\nepochs = 3\n')
     out = tmp_path / "out"
     spec = _spec(trials=2, methods=("ce",))
-    _train([c for c, _, _ in trial_jobs(spec)], out)
+    _train([c for c, _, _ in spec.trial_jobs], out)
     finals = final_jobs(spec, pick(spec, out))
     _train(finals, out)
     _fail(out / run_name(finals[0]))
@@ -326,7 +325,7 @@ def test_the_spread_plot_names_each_search_and_what_each_point_is(tmp_path):
 
     sweep = build_spec({"noise": [0.0, 0.2]}, {"methods": ["ce"], "seeds": [100]}, {"epochs": 3})
     spec = TuneSpec(bases=expand(sweep), trials=2, final_seeds=[0])
-    _train([c for c, _, _ in trial_jobs(spec)], tmp_path)
+    _train([c for c, _, _ in spec.trial_jobs], tmp_path)
     record = tuning_record(spec, pick(spec, tmp_path))
     runs = {run.name: run for run in scan_runs(tmp_path).runs}
     (ax,) = tuning_spread(record, runs, "mean_class_acc").axes

@@ -12,7 +12,7 @@ from fer_bench.cli import app
 from fer_bench.records import write_json_atomic
 from fer_bench.results import scan_runs
 from fer_bench.sweep import build_spec, expand
-from fer_bench.tune import TUNING_FILE, TuneSpec, final_jobs, pick, trial_jobs, tuning_record
+from fer_bench.tune import TUNING_FILE, TuneSpec, final_jobs, pick, tuning_record
 from fer_bench.tuning_report import ranks
 
 FAKE = "fake_engine"
@@ -30,7 +30,7 @@ def _boards(tmp_path):
     _train(expand(build_spec({}, grid, {"epochs": 3})), untuned)
     search = build_spec({}, {"methods": list(METHODS), "seeds": [100]}, {"epochs": 3})
     spec = TuneSpec(bases=expand(search), trials=3, final_seeds=[0, 1])
-    _train([cfg for cfg, _, _ in trial_jobs(spec)], tuned)
+    _train([cfg for cfg, _, _ in spec.trial_jobs], tuned)
     groups = pick(spec, tuned)
     _train(final_jobs(spec, groups), tuned)
     write_json_atomic(tuned / TUNING_FILE, tuning_record(spec, groups))

@@ -241,7 +241,8 @@ def _say(message: str) -> None:
 def _train(cfg: RunConfig, root: Path, **kwargs: Any) -> dict:
     """engine.train with every failure as one line: bad input exits 2, anything else 1
     with its traceback kept in RUN_DIR/error.txt."""
-    from fer_bench.engine import RunBusy, run_dir, train
+    from fer_bench.engine import run_dir, train
+    from fer_bench.run_lock import RunBusy
 
     out = run_dir(cfg, root)
     try:

@@ -41,7 +41,6 @@ from fer_bench.tune import (
     merged_record,
     pick,
     pick_text,
-    trial_jobs,
     tuning_record,
     unpicked,
 )
@@ -161,7 +160,7 @@ def register(app: typer.Typer) -> None:
         try:
             with sweep_lock(out):
                 _record(spec, out, previous, dry_run)
-                trials = [c for c, _, _ in trial_jobs(spec)]
+                trials = [c for c, _, _ in spec.trial_jobs]
                 searched = _run_phase("search", trials, out, runner, retrain)
                 groups = _record(spec, out, previous, dry_run)
                 confirmed = _run_phase("confirm", final_jobs(spec, groups), out, runner, retrain)

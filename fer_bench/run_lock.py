@@ -1,0 +1,44 @@
+"""One process per run directory: the lock file beside it, and deleting a run under it.
+
+API:
+    run_lock(out, wait) -> context manager; RunBusy if another process holds it
+    delete_run(out): remove a run directory, its ``done`` marker first (call under the lock)
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+
+class RunBusy(RuntimeError):
+    """Another process holds the run directory's lock."""
+
+
+@contextmanager
+def run_lock(out: Path, wait: bool) -> Iterator[None]:
+    """One process per run directory; the lock file lies beside it, so deleting the
+    directory to start over never deletes a lock another process holds."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(out.with_name(f".{out.name}.lock"))
+    try:
+        lock.acquire(timeout=-1 if wait else 0)
+    except Timeout:
+        raise RunBusy(
+            f"another process is training {out} (lock {lock.lock_file}); pass --wait to wait for it"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def delete_run(out: Path) -> None:
+    """Remove a run directory. The done marker goes first: a removal cut short leaves an
+    unfinished run (resumed or started over), never a done marker without its record."""
+    (out / "done").unlink(missing_ok=True)
+    shutil.rmtree(out)

@@ -43,12 +43,22 @@ def set_rng_state(
     state: dict, aug_gen: torch.Generator, order_gen: torch.Generator, device: str
 ) -> None:
     torch.set_rng_state(state["torch"].cpu())
-    gpu_state = state.get("cuda_run_device")
-    if gpu_state is not None and torch.device(device).type == "cuda":
+    gpu_state = _gpu_stream(state, device) if torch.device(device).type == "cuda" else None
+    if gpu_state is not None:
         torch.cuda.set_rng_state(gpu_state.cpu(), device)
     # A checkpoint loaded onto a GPU holds these there too; generators take CPU states.
     aug_gen.set_state(state["aug"].cpu())
     order_gen.set_state(state["order"].cpu())
+
+
+def _gpu_stream(state: dict, device: str) -> torch.Tensor | None:
+    """The run's GPU stream; checkpoints written before it was saved alone hold every
+    GPU's, by index, and the run's is the one of the GPU it trained on."""
+    if "cuda_run_device" in state:
+        return state["cuda_run_device"]
+    every_gpu = state.get("cuda") or []
+    index = torch.device(device).index or 0
+    return every_gpu[index] if index < len(every_gpu) else None
 
 
 def save(path: Path, state: dict[str, Any]) -> None:

@@ -20,6 +20,7 @@ its hooks are :mod:`fer_bench.trainer`'s.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import sys
@@ -104,7 +105,8 @@ def train(
     bundle = bundle if bundle is not None else load_dataset(cfg.data)
     labels = build_labels(bundle, cfg.protocol)
     if (out / "done").exists() and _staleness(out) is None:
-        return _finished_record(out, labels, notify)  # read without the lock
+        with contextlib.suppress(FileNotFoundError):  # deleted meanwhile: train under the lock
+            return _finished_record(out, labels, notify)  # read without the lock
     precision = resolve_precision(cfg.bf16, cfg.device)
     trainer = Trainer(cfg, method_cls, hparams, bundle, labels, precision)
     trainer.build()  # everything that can reject the config, before the directory is written

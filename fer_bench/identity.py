@@ -264,7 +264,8 @@ def record_fields(cfg: RunConfig) -> dict[str, Any]:
 
 
 class CannotCheck(Exception):
-    """A record whose method is not registered here (e.g. a plugin file not at hand)."""
+    """A record that cannot be checked against today's code: unreadable, or naming a
+    method not registered here (a plugin file not at hand) or a file not at hand."""
 
 
 def staleness(stored: dict[str, Any]) -> str | None:
@@ -276,7 +277,8 @@ def staleness(stored: dict[str, Any]) -> str | None:
             load_plugin_file(cfg.plugin)
         current = experiment(cfg)
         code = method_code(cfg.method)
-    except (RegistryError, ValueError, TypeError, KeyError) as err:
+    # OSError: a file the record names (--pretrained) is not at hand here.
+    except (RegistryError, ValueError, TypeError, KeyError, OSError) as err:
         raise CannotCheck(f"cannot be checked against today's code: {err}") from None
     recorded = stored.get("experiment")
     if recorded is None:

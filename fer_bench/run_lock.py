@@ -14,6 +14,8 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from fer_bench.checkpoint import CHECKPOINT, PREVIOUS_CHECKPOINT
+
 
 class RunBusy(RuntimeError):
     """Another process holds the run directory's lock."""
@@ -38,7 +40,9 @@ def run_lock(out: Path, wait: bool) -> Iterator[None]:
 
 
 def delete_run(out: Path) -> None:
-    """Remove a run directory. The done marker goes first: a removal cut short leaves an
-    unfinished run (resumed or started over), never a done marker without its record."""
-    (out / "done").unlink(missing_ok=True)
+    """Remove a run directory: the done marker first, then its checkpoints, so a removal
+    cut short leaves a run that starts over, never a done marker without its record nor
+    an old checkpoint that a run would resume as current."""
+    for name in ("done", CHECKPOINT, PREVIOUS_CHECKPOINT):
+        (out / name).unlink(missing_ok=True)
     shutil.rmtree(out)

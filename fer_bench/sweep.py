@@ -51,7 +51,13 @@ from filelock import FileLock, Timeout
 
 from fer_bench.config import ProtocolConfig, RunConfig
 from fer_bench.executors import DEFAULT_TRAINER, Executor, Job, JobResult
-from fer_bench.identity import CannotCheck, canonical_fields, recorded_staleness, takes_rate
+from fer_bench.identity import (
+    CannotCheck,
+    canonical_fields,
+    recorded_staleness,
+    run_name,
+    takes_rate,
+)
 from fer_bench.methods.base import build_hparams
 from fer_bench.profiles import DEFAULT_PROFILE, load_profile, parse_key_values, with_overrides
 from fer_bench.recipes import apply_recipe
@@ -310,7 +316,20 @@ def expand(spec: SweepSpec) -> list[RunConfig]:
                 except ValueError as err:
                     raise ValueError(f"{method}: {err}") from None
                 jobs.append(cfg)
+    _check_one_per_experiment(jobs)
     return jobs
+
+
+def _check_one_per_experiment(jobs: list[RunConfig]) -> None:
+    """Two spellings of one value (``[0.1, 0.10]``) are one experiment: two jobs would
+    race for its directory, and a grid would count a cell twice."""
+    seen: dict[str, RunConfig] = {}
+    for cfg in jobs:
+        if (first := seen.setdefault(run_name(cfg), cfg)) is not cfg:
+            raise ValueError(
+                f"{cfg.method}: hyperparameters {first.hparams} and {cfg.hparams} are one "
+                "experiment (two spellings of one value): give each value once"
+            )
 
 
 def one_job(
@@ -391,16 +410,18 @@ def _stale_reason(path: Path) -> str | None:
         return None  # an unreadable record is the table's to report
 
 
-def _start_over(p: PlannedJob, trainer: str) -> JobResult | None:
+def _start_over(p: PlannedJob, trainer: str) -> bool:
     """Delete a failed or stale run to train it again, under its run lock and only if it
-    is still as planned; a run another process holds is left alone, reported failed."""
+    is still as planned (state and reason); False, touching nothing, while another
+    process holds it."""
     try:
         with run_lock(p.path, wait=False):
-            if plan([p.cfg], p.path.parent, trainer)[0].state is p.state:
+            now = plan([p.cfg], p.path.parent, trainer)[0]
+            if (now.state, now.reason) == (p.state, p.reason):
                 delete_run(p.path)
-    except RunBusy as err:
-        return JobResult(p.path.name, "failed", f"RunBusy: {err}", 0.0)
-    return None
+    except RunBusy:
+        return False
+    return True
 
 
 def planned_runs(jobs: list[RunConfig], out: Path) -> list[Run]:
@@ -437,6 +458,7 @@ class SweepReport:
     already_done: int = 0
     kept_failed: list[PlannedJob] = field(default_factory=list)  # failed before, not retried
     kept_stale: list[PlannedJob] = field(default_factory=list)  # method changed, not rerun
+    busy: list[PlannedJob] = field(default_factory=list)  # to start over, held by another
 
     @property
     def failures(self) -> list[JobResult]:
@@ -472,12 +494,12 @@ def run_sweep(
             (report.kept_failed if failed else report.kept_stale).append(p)
             continue
         if failed or stale:
+            if not _start_over(p, trainer):
+                report.busy.append(p)
+                continue
             if notify:
                 flag = "--retry-failed" if failed else "--rerun-stale"
                 notify(f"starting {p.path.name} over ({flag}): {p.reason}")
-            if (busy := _start_over(p, trainer)) is not None:
-                report.results.append(busy)
-                continue
         todo.append(Job(cfg=p.cfg, out_root=out, name=p.path.name))
     for result in executor.run(todo, trainer):
         report.results.append(result)

@@ -39,7 +39,7 @@ from fer_bench.sweep import PlannedJob, hparam_text, plan
 VAL_RULES = {"val": "acc", "val_mca": "mean_class_acc"}
 
 
-@dataclass
+@dataclass(frozen=True)  # its trials are drawn once (trial_jobs)
 class TuneSpec:
     bases: list[RunConfig]  # one per (method, protocol): the untuned job
     trials: int = 8

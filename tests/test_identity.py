@@ -13,6 +13,7 @@ import pytest
 
 from fer_bench.config import DataConfig, RunConfig
 from fer_bench.identity import (
+    CannotCheck,
     digest,
     experiment,
     record_fields,
@@ -150,6 +151,24 @@ def test_table_and_sweep_report_a_stale_run(tmp_path):
 
     (planned,) = plan([cfg], tmp_path)
     assert planned.state is RunState.STALE
+
+
+def test_a_run_whose_pretrained_file_is_not_here_cannot_be_checked(tmp_path):
+    from fake_engine import write_records
+
+    from fer_bench.sweep import plan
+
+    weights = tmp_path / "weights.pth"
+    weights.write_bytes(b"w")
+    cfg = RunConfig(method="ce", epochs=2, pretrained=str(weights))
+    write_records(cfg, tmp_path / "board")
+    record = tmp_path / "board" / run_name(cfg) / "config.json"
+    moved = weights.rename(tmp_path / "elsewhere.pth")  # the board on another machine
+    stored = json.loads(record.read_text())
+    with pytest.raises(CannotCheck, match="cannot be checked against today's code"):
+        staleness(stored)
+    (planned,) = plan([replace(cfg, pretrained=str(moved))], tmp_path / "board")
+    assert planned.state is RunState.DONE  # the same file by content: the same run
 
 
 def _copy_of(micro_run, tmp_path: Path) -> tuple[RunConfig, Path]:

@@ -252,6 +252,11 @@ def test_a_gpu_runs_random_stream_follows_it_to_another_gpu(monkeypatch):
     assert streams["cuda:0"].tolist() == [1] and streams["cuda:1"].tolist() == [9]
     cpu_state = checkpoint.rng_state(torch.Generator(), torch.Generator(), "cpu")
     assert cpu_state["cuda_run_device"] is None
+    # Written before the run's stream was saved alone: every GPU's, by index.
+    old = {**state, "cuda": [streams["cuda:0"], torch.tensor([5], dtype=torch.uint8)]}
+    del old["cuda_run_device"]
+    checkpoint.set_rng_state(old, torch.Generator(), torch.Generator(), "cuda:1")
+    assert streams["cuda:1"].tolist() == [5]
 
 
 def test_deleting_a_run_removes_its_done_marker_first(tmp_path, monkeypatch):

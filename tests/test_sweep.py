@@ -94,6 +94,12 @@ def test_hyperparameters_per_method_and_for_all():
     assert {j.method: j.hparams for j in jobs} == {"ce": {}, "scn": {"relabel_epoch": "5"}}
 
 
+def test_two_spellings_of_one_experiment_are_refused():
+    grid = {"scn": {"margin_1": ["0.1", "0.10", "0.2"]}}
+    with pytest.raises(ValueError, match=r"'0.1'\} and \{'margin_1': '0.10'\} are one"):
+        expand(spec(methods=["scn"], hparams=grid))
+
+
 @pytest.mark.parametrize(
     ("cli", "message"),
     [
@@ -413,10 +419,17 @@ def _raised_partial_run(out: Path):
 def test_retry_failed_leaves_a_run_another_process_holds(tmp_path):
     _, run, planned = _raised_partial_run(tmp_path)
     # `fer-bench run --resume` of the same directory holds its lock: nothing is deleted.
+    notes: list[str] = []
     with FileLock(run.with_name(f".{run.name}.lock")):
-        report = run_sweep(planned, tmp_path, fake_engine.SerialExecutor(), FAKE, retry_failed=True)
-    (busy,) = report.failures
-    assert busy.reason.startswith("RunBusy: another process is training")
+        report = run_sweep(
+            planned,
+            tmp_path,
+            fake_engine.SerialExecutor(),
+            FAKE,
+            retry_failed=True,
+            notify=notes.append,
+        )
+    assert report.busy == planned and not report.results and not notes
     assert (run / "metrics.jsonl").exists() and (run / "config.json").exists()
 
 
@@ -427,6 +440,29 @@ def test_a_run_finished_since_the_plan_is_not_deleted(tmp_path):
     (run / "kept.txt").write_text("a deleted directory loses this")
     report = run_sweep(planned, tmp_path, fake_engine.SerialExecutor(), FAKE, retry_failed=True)
     assert not report.failures and (run / "kept.txt").exists()
+
+
+def test_a_run_resumed_since_the_plan_is_not_deleted(tmp_path):
+    _, run, planned = _raised_partial_run(tmp_path)
+    (run / ERROR_FILE).unlink()  # another process resumed it (clearing the error), stopped
+    (run / "kept.txt").write_text("a deleted directory loses this")
+    run_sweep(planned, tmp_path, fake_engine.SerialExecutor(), FAKE, retry_failed=True)
+    assert (run / "kept.txt").exists()
+
+
+def test_rerun_stale_starts_a_stale_run_over_under_its_lock(tmp_path):
+    (cfg,) = expand(spec(methods=["ce"]))
+    fake_engine.write_records(cfg, tmp_path)
+    run = fake_engine.run_dir(cfg, tmp_path)
+    stored = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**stored, "method_code": "0" * 16}))
+    planned = plan([cfg], tmp_path, FAKE)
+    assert planned[0].state is RunState.STALE
+    with FileLock(run.with_name(f".{run.name}.lock")):
+        held = run_sweep(planned, tmp_path, fake_engine.SerialExecutor(), FAKE, rerun_stale=True)
+    assert held.busy == planned and plan([cfg], tmp_path, FAKE)[0].state is RunState.STALE
+    report = run_sweep(planned, tmp_path, fake_engine.SerialExecutor(), FAKE, rerun_stale=True)
+    assert not report.failures and plan([cfg], tmp_path, FAKE)[0].state is RunState.DONE
 
 
 WORKER_SCRIPT = """

@@ -252,6 +252,7 @@ def test_tune_refuses_another_budget_before_training(tmp_path):
     from typer.testing import CliRunner
 
     from fer_bench.cli import app
+    from fer_bench.sweep import LOCK_NAME
     from fer_bench.tune import TUNING_FILE
 
     sweep = tmp_path / "sweep.toml"
@@ -259,12 +260,14 @@ def test_tune_refuses_another_budget_before_training(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     spec = _spec(trials=8, methods=("ce",))
-    (out / TUNING_FILE).write_text(json.dumps(tuning_record(spec, pick(spec, out))))
-    before = sorted(p.name for p in out.iterdir())
+    record = json.dumps(tuning_record(spec, pick(spec, out)))
+    (out / TUNING_FILE).write_text(record)
     args = ["tune", "--file", str(sweep), "--out", str(out), "--trials", "4"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2 and "trials 8 there, 4 here" in result.output
-    assert sorted(p.name for p in out.iterdir()) == before  # nothing trained or rewritten
+    # Nothing trained or rewritten (the budget is read under the sweep's lock).
+    assert {p.name for p in out.iterdir()} <= {TUNING_FILE, LOCK_NAME}
+    assert (out / TUNING_FILE).read_text() == record
 
 
 def test_a_dry_run_lists_each_methods_progress_and_trains_nothing(tmp_path):

@@ -100,6 +100,7 @@ def _summarise(report: SweepReport, labels: dict[str, str]) -> None:
         "stale (method changed since recorded)",
         "--rerun-stale trains them again",
     )
+    _print_kept(report.busy, "to start over but held by another process", "rerun when it is done")
     if report.failures:
         err_console.print("[bold red]failed:[/]")
         for r in report.failures:
@@ -302,5 +303,5 @@ def register(app: typer.Typer) -> None:
         except SweepBusy as err:
             fail(str(err))
         _summarise(report, labels)
-        if report.failures:
+        if report.failures or report.busy:
             raise typer.Exit(1)

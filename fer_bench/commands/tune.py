@@ -72,7 +72,7 @@ def _run_phase(
     def progress(result: JobResult, k: int, n: int) -> None:
         console.print(f"  [{k}/{n}] {result.status} {result.name} ({result.time_s:.0f} s)")
 
-    run_sweep(
+    report = run_sweep(
         planned,
         out,
         runner,
@@ -81,6 +81,8 @@ def _run_phase(
         rerun_stale=retrain.stale,
         notify=err_console.print,
     )
+    for p in report.busy:
+        err_console.print(f"  {p.path.name}: held by another process, left alone", highlight=False)
     return plan(jobs, out)
 
 
@@ -156,9 +158,10 @@ def register(app: typer.Typer) -> None:
         runner = local_executor(workers, jobs_per_device, sweep.base.device)
         check_out_dir(out, sweep.base.data.name)
         retrain = None if dry_run else Retrain(retry_failed, rerun_stale)
-        previous = check_budget(spec, out)  # refused before anything is written
         try:
             with sweep_lock(out):
+                # Read under the lock: a search finishing meanwhile may have rewritten it.
+                previous = check_budget(spec, out)  # refused before anything is written
                 _record(spec, out, previous, dry_run)
                 trials = [c for c, _, _ in spec.trial_jobs]
                 searched = _run_phase("search", trials, out, runner, retrain)

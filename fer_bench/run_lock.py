@@ -31,7 +31,8 @@ def run_lock(out: Path, wait: bool) -> Iterator[None]:
         lock.acquire(timeout=-1 if wait else 0)
     except Timeout:
         raise RunBusy(
-            f"another process is training {out} (lock {lock.lock_file}); pass --wait to wait for it"
+            f"another process is training {out} (lock {lock.lock_file}); "
+            "`fer-bench run --wait` queues behind it"
         ) from None
     try:
         yield

@@ -27,7 +27,7 @@ def main() -> None:
         total += final["time_s"]
         runs += 1
         rows = (final_path.parent / "metrics.jsonl").read_text().splitlines()
-        threads = final["environment"].get("torch_threads")
+        threads = final.get("environment", {}).get("torch_threads")
         epoch_times[threads, final["method"]] += [json.loads(r)["train_time_s"] for r in rows]
     print(f"{runs} runs, {total / 3600:.2f} h wall time in all ({total:.0f} s)")
     thread_counts = sorted({threads for threads, _ in epoch_times}, key=str)

@@ -1,6 +1,7 @@
 """One process per run directory: the lock file beside it, and deleting a run under it.
 
 API:
+    hold(lock_path, wait, busy) -> context manager; raises busy(lock_path) if held elsewhere
     run_lock(out, wait) -> context manager; RunBusy if another process holds it
     delete_run(out): remove a run directory, its ``done`` marker first (call under the lock)
 """
@@ -8,8 +9,8 @@ API:
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -22,22 +23,32 @@ class RunBusy(RuntimeError):
 
 
 @contextmanager
-def run_lock(out: Path, wait: bool) -> Iterator[None]:
-    """One process per run directory; the lock file lies beside it, so deleting the
-    directory to start over never deletes a lock another process holds."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(out.with_name(f".{out.name}.lock"))
+def hold(lock_path: Path, wait: bool, busy: Callable[[Path], Exception]) -> Iterator[None]:
+    """Hold a file lock: queue behind its holder (``wait``) or raise ``busy(lock_path)``
+    at once, as a one-line error rather than filelock's Timeout."""
+    lock = FileLock(lock_path)
     try:
         lock.acquire(timeout=-1 if wait else 0)
     except Timeout:
-        raise RunBusy(
-            f"another process is training {out} (lock {lock.lock_file}); "
-            "`fer-bench run --wait` queues behind it"
-        ) from None
+        raise busy(lock_path) from None
     try:
         yield
     finally:
         lock.release()
+
+
+def run_lock(out: Path, wait: bool) -> AbstractContextManager[None]:
+    """One process per run directory; the lock file lies beside it, so deleting the
+    directory to start over never deletes a lock another process holds."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return hold(
+        out.with_name(f".{out.name}.lock"),
+        wait,
+        lambda lock: RunBusy(
+            f"another process is training {out} (lock {lock}); "
+            "`fer-bench run --wait` queues behind it"
+        ),
+    )
 
 
 def delete_run(out: Path) -> None:

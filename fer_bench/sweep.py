@@ -41,13 +41,11 @@ import importlib
 import itertools
 import json
 import tomllib
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from filelock import FileLock, Timeout
 
 from fer_bench.config import ProtocolConfig, RunConfig
 from fer_bench.executors import DEFAULT_TRAINER, Executor, Job, JobResult
@@ -70,7 +68,7 @@ from fer_bench.registry import (
     load_plugin_file,
 )
 from fer_bench.results import ProtocolKey, Run, RunState, run_state
-from fer_bench.run_lock import RunBusy, delete_run, run_lock
+from fer_bench.run_lock import RunBusy, delete_run, hold, run_lock
 
 LOCK_NAME = ".sweep.lock"
 FILE_KEYS = (
@@ -434,22 +432,16 @@ def planned_runs(jobs: list[RunConfig], out: Path) -> list[Run]:
     ]
 
 
-@contextmanager
-def sweep_lock(out: Path, wait: bool = False) -> Iterator[None]:
+def sweep_lock(out: Path, wait: bool = False) -> AbstractContextManager[None]:
     """Hold the output directory for one sweep; a second one waits or is refused."""
     out.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(out / LOCK_NAME)
-    try:
-        lock.acquire(timeout=-1 if wait else 0)
-    except Timeout:
-        raise SweepBusy(
-            f"another sweep is running on {out} (lock {lock.lock_file}); "
-            "pass --wait to queue behind it"
-        ) from None
-    try:
-        yield
-    finally:
-        lock.release()
+    return hold(
+        out / LOCK_NAME,
+        wait,
+        lambda lock: SweepBusy(
+            f"another sweep is running on {out} (lock {lock}); pass --wait to queue behind it"
+        ),
+    )
 
 
 @dataclass

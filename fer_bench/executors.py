@@ -146,6 +146,12 @@ class LocalExecutor:
                             "ran (killed or out of memory?); rerun the sweep to resume",
                             0.0,
                         )
+        except BaseException:
+            # An interrupt sent to the sweep alone (kill -INT): end the workers rather
+            # than wait out their jobs; each resumes from its last epoch's checkpoint.
+            for child in multiprocessing.active_children():
+                child.terminate()
+            raise
         finally:
             for pool in pools:
                 pool.shutdown(wait=True, cancel_futures=True)

@@ -488,7 +488,8 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.slow  # spawns worker processes that import torch: over 7 s
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-def test_workers_end_when_the_sweep_is_killed(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill", "interrupt"])
+def test_workers_end_when_the_sweep_is_killed_or_interrupted(tmp_path, sig):
     env = {**os.environ, "PYTHONPATH": TESTS}
     parent = subprocess.Popen([sys.executable, "-c", WORKER_SCRIPT, str(tmp_path)], env=env)
     pid_file = tmp_path / "worker.pid"
@@ -497,8 +498,8 @@ def test_workers_end_when_the_sweep_is_killed(tmp_path):
         while not pid_file.exists() and time.monotonic() < deadline:
             time.sleep(0.2)
         worker = int(pid_file.read_text())
-        parent.send_signal(signal.SIGKILL)
-        parent.wait()
+        parent.send_signal(sig)  # to the sweep alone, not its process group
+        parent.wait(timeout=30)  # an interrupt ends the jobs, not waits them out
         deadline = time.monotonic() + 10
         while _alive(worker) and time.monotonic() < deadline:
             time.sleep(0.1)

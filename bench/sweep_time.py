@@ -1,7 +1,7 @@
 """Compute time of a sweep's finished runs: total, and per method its median training
 epoch time relative to CE on the same data. Runs trained with other numbers of torch
-threads (``--workers`` splits the cores) are shown apart: their epochs are not
-comparable.
+threads (``--workers`` splits the cores), in another precision or on another CPU are
+shown apart: their epochs are not comparable.
 
     python bench/sweep_time.py results/synthetic/runs
 """
@@ -15,29 +15,37 @@ from collections import defaultdict
 from pathlib import Path
 
 
+def setting(final: dict) -> str:
+    """What an epoch's time depends on besides the method: threads, precision, CPU."""
+    env = final.get("environment", {})
+    cpu = env.get("cpu", "an unrecorded CPU")  # records before the CPU model was kept
+    return f"{env.get('torch_threads')} torch threads, {final.get('precision')}, on {cpu}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("directory", type=Path)
     args = parser.parse_args()
     total = 0.0
-    epoch_times: dict[tuple[int | None, str], list[float]] = defaultdict(list)
+    epoch_times: dict[tuple[str, str], list[float]] = defaultdict(list)
     runs = 0
     for final_path in sorted(args.directory.glob("*/final.json")):
         final = json.loads(final_path.read_text())
         total += final["time_s"]
         runs += 1
         rows = (final_path.parent / "metrics.jsonl").read_text().splitlines()
-        threads = final.get("environment", {}).get("torch_threads")
-        epoch_times[threads, final["method"]] += [json.loads(r)["train_time_s"] for r in rows]
+        epoch_times[setting(final), final["method"]] += [
+            json.loads(r)["train_time_s"] for r in rows
+        ]
     print(f"{runs} runs, {total / 3600:.2f} h wall time in all ({total:.0f} s)")
-    thread_counts = sorted({threads for threads, _ in epoch_times}, key=str)
-    for threads in thread_counts:
-        if len(thread_counts) > 1:
-            print(f" trained with {threads} torch threads:")
-        ce_times = epoch_times.get((threads, "ce"))
+    settings = sorted({of for of, _ in epoch_times})
+    for each in settings:
+        if len(settings) > 1:
+            print(f" trained with {each}:")
+        ce_times = epoch_times.get((each, "ce"))
         ce = statistics.median(ce_times) if ce_times else None
-        for (of, method), times in sorted(epoch_times.items(), key=str):
-            if of == threads:
+        for (of, method), times in sorted(epoch_times.items()):
+            if of == each:
                 median = statistics.median(times)
                 ratio = f"{median / ce:.2f}x CE" if ce else "no CE runs"
                 print(f"  {method:6s} median training epoch {median:6.1f} s  ({ratio})")

@@ -5,7 +5,6 @@ training images/s."""
 from __future__ import annotations
 
 import json
-import platform
 import time
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from fer_bench.config import RunConfig
 from fer_bench.identity import run_name
+from fer_bench.records import cpu_model
 
 
 def synchronize(device: str) -> None:
@@ -26,13 +26,7 @@ def device_name(device: str) -> str:
     """The GPU's name, or the CPU's model as /proc/cpuinfo gives it."""
     if torch.device(device).type == "cuda":
         return torch.cuda.get_device_name(torch.device(device))
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return cpu_model()
 
 
 def matmul_peak(dtype: torch.dtype, device: str = "cpu", n: int = 2048, reps: int = 10) -> float:

@@ -26,7 +26,7 @@ def machine(run: Run) -> str:
     """The machine a run's record names: system, processor, CPUs, GPU."""
     env = run.final.get("environment") or {}
     system = str(env.get("platform", "unknown system")).split("-")[0]
-    processor = env.get("processor") or "unknown processor"
+    processor = env.get("cpu") or env.get("processor") or "unknown processor"
     return f"{system} {processor}, {env.get('cpu_count', '?')} CPUs, {env.get('gpu') or 'no GPU'}"
 
 

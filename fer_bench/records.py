@@ -117,6 +117,19 @@ def code_version() -> dict[str, Any]:
     return info
 
 
+@functools.cache
+def cpu_model() -> str:
+    """The CPU's model as /proc/cpuinfo names it; platform.processor() on Linux says
+    only x86_64, which cannot tell apart two hosts whose epochs differ 5x."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def environment(device: str) -> dict[str, Any]:
     """What produced the numbers: versions, machine, accelerator, code commit."""
     packages = {}
@@ -129,6 +142,7 @@ def environment(device: str) -> dict[str, Any]:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "device": device,

@@ -290,7 +290,39 @@ def test_a_dry_run_lists_each_methods_progress_and_trains_nothing(tmp_path):
     assert result.exit_code == 0, result.output
     assert "search: 4 runs, 2 done\n  ce 2/2, gce 0/2\n" in result.output
     assert "confirm: 2 runs, 0 done\n  ce 0/2\n" in result.output  # gce has no pick yet
+    assert "  and the confirming runs of finished searches: ce 0/2\n" in result.output
     assert files() == before  # no run and no tuning.json written
+
+
+def test_a_finished_searchs_confirming_runs_train_alongside_the_others_trials(
+    tmp_path, monkeypatch
+):
+    from typer.testing import CliRunner
+
+    import fer_bench.commands.tune as tune_command
+    from fer_bench.cli import app
+
+    class Recording(fake_engine.SerialExecutor):
+        calls: list[list[str]] = []
+
+        def run(self, jobs, trainer):
+            self.calls.append([job.name for job in jobs])
+            return super().run(jobs, FAKE)
+
+    monkeypatch.setattr(tune_command, "local_executor", lambda *args: Recording())
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text('methods = ["ce", "gce"]\n[base]\nepochs = 3\n')
+    out = tmp_path / "out"
+    spec = _spec(trials=2, methods=("ce", "gce"))
+    _train([c for c, _, _ in spec.trial_jobs if c.method == "ce"], out)
+    ce_finals = {run_name(c) for c in final_jobs(spec, pick(spec, out))}
+    gce_trials = {run_name(c) for c, _, _ in spec.trial_jobs if c.method == "gce"}
+    args = ["tune", "--file", sweep, "--out", out, "--trials", 2, "--final-seeds", "0,1"]
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    first, then = Recording.calls
+    assert set(first) == gce_trials | ce_finals  # ce's confirming runs in the first phase
+    assert len(then) == 2 and not set(then) & ce_finals  # then only gce's
 
 
 def test_a_failed_confirming_run_is_named_with_what_starts_it_over(tmp_path):

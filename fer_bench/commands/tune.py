@@ -57,15 +57,24 @@ class Retrain:
 
 
 def _run_phase(
-    name: str, jobs: list[RunConfig], out: Path, runner: Executor, retrain: Retrain | None
+    name: str,
+    jobs: list[RunConfig],
+    out: Path,
+    runner: Executor,
+    retrain: Retrain | None,
+    alongside: list[RunConfig] | None = None,
 ) -> list[PlannedJob]:
-    """Train what is not done of one phase (``retrain`` None: a dry run, nothing); the
-    phase's runs as they stand after it."""
+    """Train what is not done of one phase, and of ``alongside`` (``retrain`` None: a dry
+    run, nothing); the phase's runs as they stand after it."""
     planned = plan(jobs, out)
-    left = [p for p in planned if p.state is not RunState.DONE]
-    console.print(f"{name}: {len(planned)} runs, {len(planned) - len(left)} done", highlight=False)
+    done = sum(p.state is RunState.DONE for p in planned)
+    console.print(f"{name}: {len(planned)} runs, {done} done", highlight=False)
     if planned:
         console.print(f"  {_per_method(planned)}", highlight=False)
+    if alongside_planned := plan(alongside or [], out):
+        shown = _per_method(alongside_planned)
+        console.print(f"  and the confirming runs of finished searches: {shown}", highlight=False)
+    left = [p for p in planned + alongside_planned if p.state is not RunState.DONE]
     if retrain is None or not left:
         return planned
 
@@ -73,7 +82,7 @@ def _run_phase(
         console.print(f"  [{k}/{n}] {result.status} {result.name} ({result.time_s:.0f} s)")
 
     report = run_sweep(
-        planned,
+        planned + alongside_planned,
         out,
         runner,
         retry_failed=retrain.failed,
@@ -162,9 +171,12 @@ def register(app: typer.Typer) -> None:
             with sweep_lock(out):
                 # Read under the lock: a search finishing meanwhile may have rewritten it.
                 previous = check_budget(spec, out)  # refused before anything is written
-                _record(spec, out, previous, dry_run)
+                groups = _record(spec, out, previous, dry_run)
                 trials = [c for c, _, _ in spec.trial_jobs]
-                searched = _run_phase("search", trials, out, runner, retrain)
+                # A search already complete has its confirming runs trained alongside the
+                # other methods' trials: no worker waits idle for the last trial.
+                ready = final_jobs(spec, groups)
+                searched = _run_phase("search", trials, out, runner, retrain, ready)
                 groups = _record(spec, out, previous, dry_run)
                 confirmed = _run_phase("confirm", final_jobs(spec, groups), out, runner, retrain)
                 groups = _record(spec, out, previous, dry_run)

@@ -321,7 +321,8 @@ def test_a_finished_searchs_confirming_runs_train_alongside_the_others_trials(
     result = CliRunner().invoke(app, [str(a) for a in args])
     assert result.exit_code == 0, result.output
     first, then = Recording.calls
-    assert set(first) == gce_trials | ce_finals  # ce's confirming runs in the first phase
+    assert set(first) == gce_trials | ce_finals  # ce's confirming runs in the first phase,
+    assert set(first[:2]) == ce_finals  # first, as they complete ce's row
     assert len(then) == 2 and not set(then) & ce_finals  # then only gce's
 
 

@@ -82,7 +82,7 @@ def _run_phase(
         console.print(f"  [{k}/{n}] {result.status} {result.name} ({result.time_s:.0f} s)")
 
     report = run_sweep(
-        planned + alongside_planned,
+        alongside_planned + planned,  # first: each completes a method's row
         out,
         runner,
         retry_failed=retrain.failed,
@@ -173,8 +173,9 @@ def register(app: typer.Typer) -> None:
                 previous = check_budget(spec, out)  # refused before anything is written
                 groups = _record(spec, out, previous, dry_run)
                 trials = [c for c, _, _ in spec.trial_jobs]
-                # A search already complete has its confirming runs trained alongside the
-                # other methods' trials: no worker waits idle for the last trial.
+                # A search already complete has its confirming runs trained before and
+                # alongside the other methods' trials: its row comes first, and no worker
+                # waits idle for the last trial.
                 ready = final_jobs(spec, groups)
                 searched = _run_phase("search", trials, out, runner, retrain, ready)
                 groups = _record(spec, out, previous, dry_run)

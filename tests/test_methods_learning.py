@@ -5,7 +5,7 @@ record noise diagnostics every epoch when its method scores samples. "Above chan
 is read strictly: better than every constant predictor, i.e. test accuracy above the
 majority-class share or mean class accuracy above 1/K.
 
-Four official recipes do not learn from scratch within this budget, so the
+Some official recipes do not learn from scratch within this budget, so the
 above-chance test leaves them out (their full-budget numbers are in
 results/synthetic/): NLA's un-detached weight collapses the model to the majority
 class (its mechanism is tested in test_methods_nla_collapse.py; the detached
@@ -23,6 +23,12 @@ and the weight 25 on matching them flattened the predictions into a constant pre
 DivideMix epoch on; the same after a two-epoch warm-up that had reached 0.43); with
 lambda_u 0 it learns (0.40 and 0.36 after epochs 2 and 3 with the one-epoch warm-up,
 0.4625 at the end with the two-epoch one).
+SCE (official alpha 0.1 on CE, beta 1 on the reverse CE) is left out too: its loss is
+dominated by the MAE-like reverse CE, whose gradient vanishes while p_y is near 1/K,
+and on a 2-core Xeon with AMX it ended at test accuracy 0.2725 (the majority share,
+mean class 1/7) in bf16 and 0.273 in fp32; at alpha 1.0 it ended at 0.287 (bf16) and
+0.302 (fp32), at alpha 6.0 at 0.29 (bf16) and 0.472 (fp32), too close to the majority
+share to test on every host. Its loss is tested exactly in test_methods_new_facts.py.
 """
 
 from __future__ import annotations
@@ -45,7 +51,7 @@ BUILTIN = [n for n in METHODS.names() if METHODS.get(n).__module__.startswith("f
 VARIANTS = [("nla", {"detach_weight": "true"}), ("dividemix", {"lambda_u": "0", "warmup": "0.5"})]
 CASES = [(name, {}) for name in BUILTIN] + VARIANTS
 # Official defaults that do not learn in this budget (see the module docstring).
-NOT_IN_BUDGET = {"nla", "eac", "rul", "ldam", "dividemix"}
+NOT_IN_BUDGET = {"nla", "eac", "rul", "ldam", "dividemix", "sce"}
 LEARNERS = [c for c in CASES if c[1] or c[0] not in NOT_IN_BUDGET]
 
 

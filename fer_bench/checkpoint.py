@@ -9,6 +9,7 @@ someone else's run directory runs no code.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -63,12 +64,16 @@ def _gpu_stream(state: dict, device: str) -> torch.Tensor | None:
 
 def save(path: Path, state: dict[str, Any]) -> None:
     """Write ``path`` through a temporary file, keeping the one before as the previous
-    checkpoint: a crash or full disk at any point leaves one complete checkpoint."""
+    checkpoint: a crash or full disk at any point leaves ``path`` complete."""
     tmp = path.with_name(path.name + ".tmp")
+    previous = path.with_name(PREVIOUS_CHECKPOINT)
     try:
         torch.save(state, tmp)
         if path.exists():
-            path.replace(path.with_name(PREVIOUS_CHECKPOINT))
+            # A second name for the current file, not a rename: ``path`` never goes missing,
+            # and the replace below swaps in the new one atomically.
+            previous.unlink(missing_ok=True)
+            os.link(path, previous)
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)  # a failed save leaves no .tmp behind

@@ -466,7 +466,11 @@ def test_rerun_stale_starts_a_stale_run_over_under_its_lock(tmp_path):
 
 
 WORKER_SCRIPT = """
+import signal
 import sys
+# As in a terminal: a job a shell starts in the background (nohup, &) inherits SIGINT
+# ignored, and then Python raises no KeyboardInterrupt, so this test could not interrupt.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from pathlib import Path
 import fake_engine
 from fer_bench.config import RunConfig

@@ -40,6 +40,12 @@ search space. Adaptations to the harness, each stated:
 * Not reproduced: averaging the losses over the last 5 epochs, which the official
   does only at 90 % noise (:178-180).
 
+Cost: 5.21x a CE epoch (``bench/speed.py``), as the step's passes predict: four no-grad
+forwards of the batch (both networks on both views) and, per network, a forward and
+backward of twice the batch (its mixed views), 4 + 2 x 3 x 2 = 16 batch forwards against
+CE's 3. It is the method's own cost: an official step of one network makes six no-grad
+forwards (:62-77) and a forward and backward of four batches (:90-101).
+
 Noise diagnostics: ``scores`` are network 1's clean probabilities (the division that
 network 2 trains on), kept with network 2's as a registered buffer. The MixMatch draws
 use the global torch streams, which the checkpoint saves, so a resume is bit-identical.

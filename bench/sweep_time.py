@@ -1,5 +1,6 @@
-"""Compute time of a sweep's finished runs: total, and per method its median training
-epoch time relative to CE on the same data. Runs trained with other numbers of torch
+"""Compute time of a sweep's finished runs: total wall time and CPU core-hours (each
+run's wall time times its torch threads), and per method its median training epoch
+time relative to CE on the same data. Runs trained with other numbers of torch
 threads (``--workers`` splits the cores), in another precision or on another CPU are
 shown apart: their epochs are not comparable.
 
@@ -26,18 +27,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("directory", type=Path)
     args = parser.parse_args()
-    total = 0.0
+    total = core_s = 0.0
     epoch_times: dict[tuple[str, str], list[float]] = defaultdict(list)
     runs = 0
     for final_path in sorted(args.directory.glob("*/final.json")):
         final = json.loads(final_path.read_text())
         total += final["time_s"]
+        core_s += final["time_s"] * final["environment"]["torch_threads"]
         runs += 1
         rows = (final_path.parent / "metrics.jsonl").read_text().splitlines()
         epoch_times[setting(final), final["method"]] += [
             json.loads(r)["train_time_s"] for r in rows
         ]
-    print(f"{runs} runs, {total / 3600:.2f} h wall time in all ({total:.0f} s)")
+    print(
+        f"{runs} runs, {total / 3600:.2f} h wall time in all ({total:.0f} s), "
+        f"{core_s / 3600:.2f} CPU core-hours (wall time x torch threads)"
+    )
     settings = sorted({of for of, _ in epoch_times})
     for each in settings:
         if len(settings) > 1:

@@ -32,7 +32,9 @@ def test_settings_are_reported_apart_and_old_records_name_no_cpu(tmp_path):
     out = subprocess.run(
         [sys.executable, str(SCRIPT), str(tmp_path)], capture_output=True, text=True, check=True
     ).stdout.splitlines()
-    assert out[0] == "3 runs, 0.03 h wall time in all (100 s)"
+    # core-hours: 24 s and 32 s on 1 thread, 44 s on 2: 144 core-seconds
+    hours = "0.04 CPU core-hours (wall time x torch threads)"
+    assert out[0] == f"3 runs, 0.03 h wall time in all (100 s), {hours}"
     assert out[1:] == [
         " trained with 1 torch threads, bf16, on Intel Xeon:",
         "  ce     median training epoch    8.0 s  (1.00x CE)",

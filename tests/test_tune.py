@@ -371,3 +371,30 @@ def test_the_spread_plot_names_each_search_and_what_each_point_is(tmp_path):
         "best validation acc over epochs (pick score)",
         "test mean_class_acc, val-selected epoch",
     ]
+
+
+def test_an_interrupted_phase_records_the_picks_of_the_searches_it_finished(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import fer_bench.commands.tune as tune_command
+    from fer_bench.cli import app
+
+    class Interrupted(fake_engine.SerialExecutor):
+        def run(self, jobs, trainer):
+            for k, result in enumerate(super().run(jobs, FAKE)):
+                yield result
+                if k == 2:  # trial-major: ce 0, gce 0, ce 1: ce's search is complete
+                    raise KeyboardInterrupt
+
+    monkeypatch.setattr(tune_command, "local_executor", lambda *args: Interrupted())
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text('methods = ["ce", "gce"]\n[base]\nepochs = 3\n')
+    out = tmp_path / "out"
+    args = ["tune", "--file", sweep, "--out", out, "--trials", 2, "--final-seeds", "0,1"]
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    assert result.exit_code != 0
+    recorded = json.loads((out / TUNING_FILE).read_text())["groups"].values()
+    best = {group["method"]: group["best"] for group in recorded}
+    spec = _spec(trials=2, methods=("ce", "gce"))
+    assert best == {group["method"]: group["best"] for group in pick(spec, out).values()}
+    assert best["ce"] is not None and best["gce"] is None

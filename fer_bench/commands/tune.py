@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -62,10 +63,11 @@ def _run_phase(
     out: Path,
     runner: Executor,
     retrain: Retrain | None,
+    record: Callable[[], object],
     alongside: list[RunConfig] | None = None,
 ) -> list[PlannedJob]:
     """Train what is not done of one phase, and of ``alongside`` (``retrain`` None: a dry
-    run, nothing); the phase's runs as they stand after it."""
+    run, nothing), calling ``record`` after each run; the phase's runs as they stand after."""
     planned = plan(jobs, out)
     done = sum(p.state is RunState.DONE for p in planned)
     console.print(f"{name}: {len(planned)} runs, {done} done", highlight=False)
@@ -80,6 +82,7 @@ def _run_phase(
 
     def progress(result: JobResult, k: int, n: int) -> None:
         console.print(f"  [{k}/{n}] {result.status} {result.name} ({result.time_s:.0f} s)")
+        record()  # an interrupted phase keeps the picks of the searches it completed
 
     report = run_sweep(
         alongside_planned + planned,  # first: each completes a method's row
@@ -108,8 +111,9 @@ def _per_method(planned: list[PlannedJob]) -> str:
 def _record(
     spec: TuneSpec, out: Path, previous: dict[str, Any] | None, dry_run: bool
 ) -> dict[str, dict[str, Any]]:
-    """The groups as they stand, written to tuning.json before and after each phase, so a
-    table of an interrupted search shows no trial as a row."""
+    """The groups as they stand, written to tuning.json before and after each phase and
+    each run, so a table of an interrupted search shows no trial as a row and the picks
+    of the searches that finished."""
     groups = pick(spec, out)
     if not dry_run:
         write_json_atomic(out / TUNING_FILE, merged_record(previous, tuning_record(spec, groups)))
@@ -171,16 +175,21 @@ def register(app: typer.Typer) -> None:
             with sweep_lock(out):
                 # Read under the lock: a search finishing meanwhile may have rewritten it.
                 previous = check_budget(spec, out)  # refused before anything is written
-                groups = _record(spec, out, previous, dry_run)
+
+                def record() -> dict[str, dict[str, Any]]:
+                    return _record(spec, out, previous, dry_run)
+
+                groups = record()
                 trials = [c for c, _, _ in spec.trial_jobs]
                 # A search already complete has its confirming runs trained before and
                 # alongside the other methods' trials: its row comes first, and no worker
                 # waits idle for the last trial.
                 ready = final_jobs(spec, groups)
-                searched = _run_phase("search", trials, out, runner, retrain, ready)
-                groups = _record(spec, out, previous, dry_run)
-                confirmed = _run_phase("confirm", final_jobs(spec, groups), out, runner, retrain)
-                groups = _record(spec, out, previous, dry_run)
+                searched = _run_phase("search", trials, out, runner, retrain, record, ready)
+                groups = record()
+                finals = final_jobs(spec, groups)
+                confirmed = _run_phase("confirm", finals, out, runner, retrain, record)
+                groups = record()
         except SweepBusy as err:
             fail(str(err))
         _report(groups, searched)

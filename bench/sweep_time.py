@@ -28,12 +28,15 @@ def main() -> None:
     parser.add_argument("directory", type=Path)
     args = parser.parse_args()
     total = core_s = 0.0
+    unthreaded = 0  # records that name no torch threads: no core-hours
     epoch_times: dict[tuple[str, str], list[float]] = defaultdict(list)
     runs = 0
     for final_path in sorted(args.directory.glob("*/final.json")):
         final = json.loads(final_path.read_text())
         total += final["time_s"]
-        core_s += final["time_s"] * final["environment"]["torch_threads"]
+        threads = final.get("environment", {}).get("torch_threads")
+        core_s += final["time_s"] * (threads or 0)
+        unthreaded += threads is None
         runs += 1
         rows = (final_path.parent / "metrics.jsonl").read_text().splitlines()
         epoch_times[setting(final), final["method"]] += [
@@ -42,6 +45,7 @@ def main() -> None:
     print(
         f"{runs} runs, {total / 3600:.2f} h wall time in all ({total:.0f} s), "
         f"{core_s / 3600:.2f} CPU core-hours (wall time x torch threads)"
+        + (f", {unthreaded} runs without recorded threads not counted" if unthreaded else "")
     )
     settings = sorted({of for of, _ in epoch_times})
     for each in settings:

@@ -8,13 +8,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
-from fer_bench.aggregate import DEFAULT_METRICS, build_leaderboard
-from fer_bench.commands.common import read_rows
+from fer_bench.aggregate import build_leaderboard
+from fer_bench.cli import app
 from fer_bench.results import RunState, run_state, scan_runs
 from fer_bench.selection import SELECTIONS
-from fer_bench.sweep import build_spec, expand, planned_runs, read_sweep_file
-from fer_bench.tables import render
 from fer_bench.tune import TUNING_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,14 +67,14 @@ def test_committed_table_renders_from_committed_runs(board, tmp_path):
     tuned = (board / "runs" / TUNING_FILE).exists()
     if tuned:  # as bench/refresh_board.sh: the confirming runs become "(tuned)" rows
         (tmp_path / TUNING_FILE).symlink_to(board / "runs" / TUNING_FILE)
-    runset, labels, preamble = read_rows([tmp_path])
-    if (board / "sweep.toml").exists() and not tuned:  # a tuned board's is the search's
-        spec = build_spec(read_sweep_file(board / "sweep.toml"), {}, {})
-        runset.runs += planned_runs(expand(spec), tmp_path)
-    boards = [build_leaderboard(runset, metric, "val", labels) for metric in DEFAULT_METRICS]
-    for each in boards:
-        each.preamble = preamble
-    assert render(boards, "md", tmp_path) == (board / "table.md").read_text()
+    # The table command itself, with refresh_board.sh's arguments (a tuned board's sweep
+    # file is the search's grid, not rows of its own).
+    grid = ["--sweep", str(board / "sweep.toml")] if (board / "sweep.toml").exists() else []
+    out = tmp_path / "table.md"
+    args = ["table", str(tmp_path), *([] if tuned else grid), "--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert out.read_text() == (board / "table.md").read_text()
 
 
 MARKER = "<!-- copied from table.md: do not edit below -->\n"

@@ -398,3 +398,48 @@ def test_an_interrupted_phase_records_the_picks_of_the_searches_it_finished(tmp_
     spec = _spec(trials=2, methods=("ce", "gce"))
     assert best == {group["method"]: group["best"] for group in pick(spec, out).values()}
     assert best["ce"] is not None and best["gce"] is None
+
+
+def test_a_held_directory_is_listed_by_a_dry_run_refused_or_waited_for(tmp_path, monkeypatch):
+    import threading
+    import time
+
+    from filelock import FileLock
+    from typer.testing import CliRunner
+
+    import fer_bench.commands.tune as tune_command
+    from fer_bench.cli import app
+    from fer_bench.sweep import LOCK_NAME
+
+    class Fake(fake_engine.SerialExecutor):
+        def run(self, jobs, trainer):
+            return super().run(jobs, FAKE)
+
+    monkeypatch.setattr(tune_command, "local_executor", lambda *args: Fake())
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text('methods = ["ce"]\n[base]\nepochs = 3\n')
+    out = tmp_path / "out"
+    out.mkdir()
+    args = ["tune", "--file", sweep, "--out", out, "--trials", 2, "--final-seeds", "0"]
+    args = [str(a) for a in args]
+    taken, release = threading.Event(), threading.Event()
+
+    def hold() -> None:  # another sweep training into out (a thread: filelock is per thread)
+        with FileLock(out / LOCK_NAME):
+            taken.set()
+            release.wait()
+            time.sleep(0.3)
+
+    threading.Thread(target=hold, daemon=True).start()
+    taken.wait()
+    listed = CliRunner().invoke(app, [*args, "--dry-run"])
+    assert listed.exit_code == 0 and "search: 2 runs, 0 done" in listed.output
+    refused = CliRunner().invoke(app, args)
+    assert refused.exit_code == 2 and "pass --wait to queue behind it" in refused.output
+    assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME]  # nothing trained
+    started = time.perf_counter()
+    release.set()
+    waited = CliRunner().invoke(app, [*args, "--wait"])
+    assert waited.exit_code == 0, waited.output
+    assert time.perf_counter() - started >= 0.3  # queued behind the holder
+    assert len(list(out.glob("*/done"))) == 3  # then trained the 2 trials and the pick

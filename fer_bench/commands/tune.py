@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -154,6 +155,9 @@ def register(app: typer.Typer) -> None:
             bool, Opt(help="retrain runs whose method code or defaults changed")
         ] = False,
         dry_run: Annotated[bool, Opt(help="list the phases, run nothing")] = False,
+        wait: Annotated[
+            bool, Opt(help="wait for another sweep on --out instead of refusing")
+        ] = False,
     ) -> None:
         """Random search with N trials for every method, pick on validation, rerun on
         fresh seeds. Resumable: rerun the same command."""
@@ -171,9 +175,13 @@ def register(app: typer.Typer) -> None:
         runner = local_executor(workers, jobs_per_device, sweep.base.device)
         check_out_dir(out, sweep.base.data.name)
         retrain = None if dry_run else Retrain(retry_failed, rerun_stale)
+        # A dry run only reads (tuning.json is replaced atomically), so it needs no lock
+        # and lists the progress of a search that is training.
+        held = nullcontext() if dry_run else sweep_lock(out, wait)
         try:
-            with sweep_lock(out):
-                # Read under the lock: a search finishing meanwhile may have rewritten it.
+            with held:
+                # Read under the lock (a dry run takes none): a search finishing meanwhile may
+                # have rewritten it.
                 previous = check_budget(spec, out)  # refused before anything is written
 
                 def record() -> dict[str, dict[str, Any]]:

@@ -9,6 +9,7 @@ API:
 from __future__ import annotations
 
 import shutil
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -28,9 +29,13 @@ def hold(lock_path: Path, wait: bool, busy: Callable[[Path], Exception]) -> Iter
     at once, as a one-line error rather than filelock's Timeout."""
     lock = FileLock(lock_path)
     try:
-        lock.acquire(timeout=-1 if wait else 0)
+        lock.acquire(timeout=0)
     except Timeout:
-        raise busy(lock_path) from None
+        if not wait:
+            raise busy(lock_path) from None
+        # Said once, so a queued command is not mistaken for a hung one.
+        print(f"waiting for the holder of {lock_path} to finish", file=sys.stderr, flush=True)
+        lock.acquire()
     try:
         yield
     finally:

@@ -245,13 +245,18 @@ def _hold_lock(path: Path, seconds: float) -> threading.Event:
     return taken
 
 
-def test_second_sweep_on_the_same_dir_is_refused_or_waits(tmp_path):
+def test_second_sweep_on_the_same_dir_is_refused_or_waits(tmp_path, capsys):
     _hold_lock(tmp_path, 0.4)
     started = time.perf_counter()
     with pytest.raises(SweepBusy, match="another sweep is running"), sweep_lock(tmp_path):
         pass
+    assert capsys.readouterr().err == ""
     with sweep_lock(tmp_path, wait=True):
         assert time.perf_counter() - started >= 0.35
+    assert capsys.readouterr().err.startswith("waiting for the holder of")
+    with sweep_lock(tmp_path, wait=True):  # a free lock is taken without a word
+        pass
+    assert capsys.readouterr().err == ""
 
 
 def test_cli_dry_run_lists_states_and_creates_nothing(tmp_path):

@@ -147,10 +147,10 @@ class LocalExecutor:
                             0.0,
                         )
         except BaseException:
-            # An interrupt sent to the sweep alone (kill -INT): end the workers rather
+            # An interrupt sent to the sweep alone (kill -INT): end its workers rather
             # than wait out their jobs; each resumes from its last epoch's checkpoint.
-            for child in multiprocessing.active_children():
-                child.terminate()
+            for pool in pools:
+                _terminate_workers(pool)
             raise
         finally:
             for pool in pools:
@@ -177,6 +177,15 @@ def _worker(context: multiprocessing.context.BaseContext) -> ProcessPoolExecutor
     return ProcessPoolExecutor(
         1, mp_context=context, initializer=die_with_parent, initargs=(os.getpid(),)
     )
+
+
+def _terminate_workers(pool: ProcessPoolExecutor) -> None:
+    """End ``pool``'s processes, and no other child of this process (a caller's own
+    helper processes are not the sweep's to end)."""
+    # ProcessPoolExecutor.terminate_workers() is Python 3.14's; before it a pool's
+    # processes are reachable only through its private map (None once shut down).
+    for process in list((pool._processes or {}).values()):
+        process.terminate()
 
 
 def _on_device(job: Job, device: str | None) -> Job:

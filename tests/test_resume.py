@@ -8,7 +8,6 @@ import builtins
 import errno
 import io
 import json
-import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 from filelock import FileLock
+from lock_helpers import hold_lock
 from resume_helpers import crash_after_save
 from typer.testing import CliRunner
 
@@ -154,15 +154,7 @@ def test_cli_resume_alone_takes_the_stored_config(
 def test_wait_queues_behind_the_other_process(micro_bundle, micro_config, tmp_path):
     cfg = replace(micro_config, epochs=1)
     out = engine.run_dir(cfg, tmp_path)
-    held = threading.Event()
-
-    def other_process() -> None:
-        with FileLock(out.with_name(f".{out.name}.lock")):
-            held.set()
-            time.sleep(1.0)
-
-    threading.Thread(target=other_process).start()
-    held.wait()
+    hold_lock(out.with_name(f".{out.name}.lock"), 1.0)  # the other process
     started = time.monotonic()
     final = _train(cfg, tmp_path, micro_bundle, wait=True)
     assert final["status"] == "done" and time.monotonic() - started >= 1.0

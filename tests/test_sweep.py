@@ -12,13 +12,13 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import fake_engine
 import pytest
 from filelock import FileLock
+from lock_helpers import hold_lock
 from typer.testing import CliRunner
 
 from fer_bench.cli import app
@@ -231,22 +231,8 @@ def test_a_dying_worker_fails_its_job_only(tmp_path):
     assert "worker process died" in report.results[0].reason
 
 
-def _hold_lock(path: Path, seconds: float) -> threading.Event:
-    """Another holder of the sweep lock (a thread: filelock refuses same-thread waits)."""
-    taken = threading.Event()
-
-    def hold() -> None:
-        with FileLock(path / LOCK_NAME):
-            taken.set()
-            time.sleep(seconds)
-
-    threading.Thread(target=hold, daemon=True).start()
-    taken.wait()
-    return taken
-
-
 def test_second_sweep_on_the_same_dir_is_refused_or_waits(tmp_path, capsys):
-    _hold_lock(tmp_path, 0.4)
+    hold_lock(tmp_path / LOCK_NAME, 0.4)
     started = time.perf_counter()
     with pytest.raises(SweepBusy, match="another sweep is running"), sweep_lock(tmp_path):
         pass
@@ -302,7 +288,7 @@ def test_cli_bad_input_is_one_line(tmp_path, args, message):
 
 
 def test_cli_refuses_while_another_sweep_holds_the_dir(tmp_path):
-    _hold_lock(tmp_path, 1.0)
+    hold_lock(tmp_path / LOCK_NAME, 1.0)
     result = CliRunner().invoke(app, ["sweep", "--methods", "ce", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "another sweep is running" in result.output
     assert [p.name for p in tmp_path.iterdir()] == [LOCK_NAME]  # no run was started
@@ -480,10 +466,23 @@ from pathlib import Path
 import fake_engine
 from fer_bench.config import RunConfig
 from fer_bench.executors import Job, LocalExecutor
+import multiprocessing
+import time
 cfg = RunConfig(seed=fake_engine.SLEEP_SEED)
 out = Path(sys.argv[1])
-for result in LocalExecutor(1).run([Job(cfg, out, "sleeper")], "fake_engine"):
-    print(result)
+# A child of the sweep's process that is not its worker: an interrupt must leave it be.
+bystander = multiprocessing.get_context("spawn").Process(
+    target=time.sleep, args=(60,), daemon=True
+)
+bystander.start()
+(out / "bystander.pid").write_text(str(bystander.pid))
+try:
+    for result in LocalExecutor(1).run([Job(cfg, out, "sleeper")], "fake_engine"):
+        print(result)
+except KeyboardInterrupt:
+    bystander.join(1.0)
+    (out / "bystander.exitcode").write_text(str(bystander.exitcode))
+    raise
 """
 
 
@@ -513,7 +512,10 @@ def test_workers_end_when_the_sweep_is_killed_or_interrupted(tmp_path, sig):
         while _alive(worker) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not _alive(worker), f"worker {worker} outlived its killed parent"
+        if sig == signal.SIGINT:  # still running a second after the interrupt
+            assert (tmp_path / "bystander.exitcode").read_text() == "None"
     finally:
         parent.kill()
-        if pid_file.exists() and _alive(int(pid_file.read_text())):
-            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        for pid_file in (tmp_path / "worker.pid", tmp_path / "bystander.pid"):
+            if pid_file.exists() and _alive(int(pid_file.read_text())):
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)

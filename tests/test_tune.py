@@ -3,21 +3,36 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections import Counter
 
 import fake_engine
 import pytest
+from lock_helpers import hold_lock
+from typer.testing import CliRunner
 
+import fer_bench.commands.tune as tune_command
+from fer_bench.aggregate import row_labels
+from fer_bench.cli import app
 from fer_bench.identity import run_name
+from fer_bench.plots import tuning_spread
+from fer_bench.records import write_json_atomic
+from fer_bench.results import RunSet, scan_runs
 from fer_bench.search import RECIPE_SPACE
-from fer_bench.sweep import build_spec, expand, plan
+from fer_bench.sweep import LOCK_NAME, build_spec, expand, plan
 from fer_bench.tune import (
     TUNING_FILE,
     TuneSpec,
+    apply_tuning,
+    check_budget,
     final_jobs,
+    merged_record,
     pick,
     space_of,
+    tuned_view,
     tuning_record,
+    unpicked,
 )
 
 FAKE = "fake_engine"
@@ -113,8 +128,6 @@ def _fail(run_dir) -> None:
 
 
 def test_a_failed_trial_is_finished_and_never_picked(tmp_path):
-    from fer_bench.tune import tuned_view, unpicked
-
     spec = _spec(trials=3, methods=("ce",))
     _train([c for c, _, _ in spec.trial_jobs], tmp_path)
     (group,) = pick(spec, tmp_path).values()
@@ -139,8 +152,6 @@ def test_a_grid_of_a_methods_hyperparameter_is_no_search(tmp_path):
 
 
 def test_another_search_into_a_directory_is_refused_before_its_trials_are_forgotten(tmp_path):
-    from fer_bench.tune import check_budget
-
     first = _spec(trials=2, methods=("ce",))
     _train([c for c, _, _ in first.trial_jobs], tmp_path)
     (tmp_path / TUNING_FILE).write_text(json.dumps(tuning_record(first, pick(first, tmp_path))))
@@ -152,9 +163,6 @@ def test_another_search_into_a_directory_is_refused_before_its_trials_are_forgot
 
 
 def test_two_tuned_boards_are_not_merged_into_one_tuned_row(tmp_path):
-    from fer_bench.results import RunSet
-    from fer_bench.tune import apply_tuning
-
     spec = _spec(trials=1, methods=("ce",))
     record = tuning_record(spec, pick(spec, tmp_path))
     both = RunSet(tmp_path, [], [], tuning={tmp_path / "a": record, tmp_path / "b": record})
@@ -179,12 +187,6 @@ def test_an_interrupted_search_resumes_and_picks_nothing_until_complete(tmp_path
 
 
 def test_table_shows_tuned_rows_with_budget_and_picks_and_plot_shows_trials(tmp_path):
-    from typer.testing import CliRunner
-
-    from fer_bench.cli import app
-    from fer_bench.records import write_json_atomic
-    from fer_bench.tune import TUNING_FILE
-
     spec = _spec(trials=2, methods=("ce", "gce"))
     _train([c for c, _, _ in spec.trial_jobs], tmp_path)
     groups = pick(spec, tmp_path)
@@ -202,8 +204,6 @@ def test_table_shows_tuned_rows_with_budget_and_picks_and_plot_shows_trials(tmp_
 
 
 def test_a_directory_keeps_every_search_of_its_budget_and_refuses_another(tmp_path):
-    from fer_bench.tune import TUNING_FILE, check_budget, merged_record
-
     first, later = _spec(trials=2, methods=("ce",)), _spec(trials=2, methods=("gce",))
     assert check_budget(first, tmp_path) is None
     _train([c for c, _, _ in first.trial_jobs], tmp_path)
@@ -218,11 +218,6 @@ def test_a_directory_keeps_every_search_of_its_budget_and_refuses_another(tmp_pa
 
 
 def test_tables_of_an_unfinished_search_show_no_trial(tmp_path):
-    from typer.testing import CliRunner
-
-    from fer_bench.cli import app
-    from fer_bench.tune import TUNING_FILE
-
     spec = _spec(trials=2, methods=("ce",))
     _train([c for c, _, _ in spec.trial_jobs][:1], tmp_path)
     (tmp_path / TUNING_FILE).write_text(json.dumps(tuning_record(spec, pick(spec, tmp_path))))
@@ -232,11 +227,6 @@ def test_tables_of_an_unfinished_search_show_no_trial(tmp_path):
 
 
 def test_an_unreadable_tuning_record_is_an_error_not_trials_shown_as_results(tmp_path):
-    from typer.testing import CliRunner
-
-    from fer_bench.cli import app
-    from fer_bench.tune import TUNING_FILE
-
     spec = _spec(trials=2, methods=("ce",))
     _train([c for c, _, _ in spec.trial_jobs], tmp_path)
     (tmp_path / TUNING_FILE).write_text('{"groups": ')  # cut short
@@ -249,12 +239,6 @@ def test_an_unreadable_tuning_record_is_an_error_not_trials_shown_as_results(tmp
 
 
 def test_tune_refuses_another_budget_before_training(tmp_path):
-    from typer.testing import CliRunner
-
-    from fer_bench.cli import app
-    from fer_bench.sweep import LOCK_NAME
-    from fer_bench.tune import TUNING_FILE
-
     sweep = tmp_path / "sweep.toml"
     sweep.write_text('methods = ["ce"]\n')
     out = tmp_path / "out"
@@ -271,10 +255,6 @@ def test_tune_refuses_another_budget_before_training(tmp_path):
 
 
 def test_a_dry_run_lists_each_methods_progress_and_trains_nothing(tmp_path):
-    from typer.testing import CliRunner
-
-    from fer_bench.cli import app
-
     sweep = tmp_path / "sweep.toml"
     sweep.write_text('methods = ["ce", "gce"]\n[base]\nepochs = 3\n')
     out = tmp_path / "out"
@@ -297,11 +277,6 @@ def test_a_dry_run_lists_each_methods_progress_and_trains_nothing(tmp_path):
 def test_a_finished_searchs_confirming_runs_train_alongside_the_others_trials(
     tmp_path, monkeypatch
 ):
-    from typer.testing import CliRunner
-
-    import fer_bench.commands.tune as tune_command
-    from fer_bench.cli import app
-
     class Recording(fake_engine.SerialExecutor):
         calls: list[list[str]] = []
 
@@ -327,10 +302,6 @@ def test_a_finished_searchs_confirming_runs_train_alongside_the_others_trials(
 
 
 def test_a_failed_confirming_run_is_named_with_what_starts_it_over(tmp_path):
-    from typer.testing import CliRunner
-
-    from fer_bench.cli import app
-
     sweep = tmp_path / "sweep.toml"
     sweep.write_text('methods = ["ce"]\n[base]\nepochs = 3\n')
     out = tmp_path / "out"
@@ -346,9 +317,6 @@ def test_a_failed_confirming_run_is_named_with_what_starts_it_over(tmp_path):
 
 
 def test_a_tuned_row_whose_runs_are_still_training_is_no_row(tmp_path):
-    from fer_bench.aggregate import row_labels
-    from fer_bench.results import scan_runs
-
     _train(expand(build_spec({}, {"methods": ["ce"], "seeds": [0]}, {"epochs": 3})), tmp_path)
     runs = scan_runs(tmp_path).runs
     labels = row_labels(runs, {"ce-not-trained-yet": "ce (tuned)", runs[0].name: "ce (tuned)"})
@@ -356,9 +324,6 @@ def test_a_tuned_row_whose_runs_are_still_training_is_no_row(tmp_path):
 
 
 def test_the_spread_plot_names_each_search_and_what_each_point_is(tmp_path):
-    from fer_bench.plots import tuning_spread
-    from fer_bench.results import scan_runs
-
     sweep = build_spec({"noise": [0.0, 0.2]}, {"methods": ["ce"], "seeds": [100]}, {"epochs": 3})
     spec = TuneSpec(bases=expand(sweep), trials=2, final_seeds=[0])
     _train([c for c, _, _ in spec.trial_jobs], tmp_path)
@@ -374,11 +339,6 @@ def test_the_spread_plot_names_each_search_and_what_each_point_is(tmp_path):
 
 
 def test_an_interrupted_phase_records_the_picks_of_the_searches_it_finished(tmp_path, monkeypatch):
-    from typer.testing import CliRunner
-
-    import fer_bench.commands.tune as tune_command
-    from fer_bench.cli import app
-
     class Interrupted(fake_engine.SerialExecutor):
         def run(self, jobs, trainer):
             for k, result in enumerate(super().run(jobs, FAKE)):
@@ -401,16 +361,6 @@ def test_an_interrupted_phase_records_the_picks_of_the_searches_it_finished(tmp_
 
 
 def test_a_held_directory_is_listed_by_a_dry_run_refused_or_waited_for(tmp_path, monkeypatch):
-    import threading
-    import time
-
-    from filelock import FileLock
-    from typer.testing import CliRunner
-
-    import fer_bench.commands.tune as tune_command
-    from fer_bench.cli import app
-    from fer_bench.sweep import LOCK_NAME
-
     class Fake(fake_engine.SerialExecutor):
         def run(self, jobs, trainer):
             return super().run(jobs, FAKE)
@@ -422,16 +372,8 @@ def test_a_held_directory_is_listed_by_a_dry_run_refused_or_waited_for(tmp_path,
     out.mkdir()
     args = ["tune", "--file", sweep, "--out", out, "--trials", 2, "--final-seeds", "0"]
     args = [str(a) for a in args]
-    taken, release = threading.Event(), threading.Event()
-
-    def hold() -> None:  # another sweep training into out (a thread: filelock is per thread)
-        with FileLock(out / LOCK_NAME):
-            taken.set()
-            release.wait()
-            time.sleep(0.3)
-
-    threading.Thread(target=hold, daemon=True).start()
-    taken.wait()
+    release = threading.Event()
+    hold_lock(out / LOCK_NAME, 0.3, until=release)  # another sweep training into out
     listed = CliRunner().invoke(app, [*args, "--dry-run"])
     assert listed.exit_code == 0 and "search: 2 runs, 0 done" in listed.output
     refused = CliRunner().invoke(app, args)

@@ -27,7 +27,7 @@ from fer_bench.executors import (
     RayExecutor,
 )
 from fer_bench.profiles import dotted_overrides, joined, option_overrides
-from fer_bench.results import RunState
+from fer_bench.results import RunSet, RunState
 from fer_bench.sweep import (
     PlannedJob,
     SweepBusy,
@@ -127,6 +127,59 @@ def _to_train(planned: list[PlannedJob], retry_failed: bool, rerun_stale: bool) 
     again |= {RunState.FAILED, RunState.CORRUPT} if retry_failed else set()
     again |= {RunState.STALE} if rerun_stale else set()
     return [p.cfg for p in planned if p.state in again]
+
+
+def _out_dir(
+    out: Path | None, file_values: dict[str, Any], dataset: str, board: Path | None
+) -> Path:
+    """The results directory from --out or the sweep file, checked to hold this dataset's
+    runs (and, with --board, to be another directory than the board's)."""
+    out = out or (Path(file_values["out"]) if "out" in file_values else None)
+    if out is None:
+        raise ValueError('give --out (or out = "DIR" in the sweep file)')
+    check_out_dir(out, dataset)
+    if board is not None:
+        check_out(out, board)
+    return out
+
+
+def _show_estimate(
+    board_runs: RunSet | None, planned: list[PlannedJob], retry_failed: bool, rerun_stale: bool
+) -> None:
+    """With --board: how long what is left will take, from the board's own runs."""
+    if board_runs is not None:
+        todo = _to_train(planned, retry_failed, rerun_stale)
+        console.print(estimate(board_runs, todo), highlight=False)
+
+
+def _train(
+    planned: list[PlannedJob],
+    out: Path,
+    runner: Executor,
+    retry_failed: bool,
+    rerun_stale: bool,
+) -> SweepReport:
+    """Run ``planned`` on ``runner``, a line per finished job."""
+    labels = {p.path.name: p.label for p in planned}
+
+    def progress(result: JobResult, k: int, n: int) -> None:
+        status = "[green]done[/]" if result.status == "done" else "[red]failed[/]"
+        reason = f": {result.reason}" if result.reason else ""
+        console.print(
+            f"[{k}/{n}] {status} {result.name}  {labels[result.name]}  "
+            f"({result.time_s:.1f} s){reason}",
+            highlight=False,
+        )
+
+    return run_sweep(
+        planned,
+        out,
+        runner,
+        retry_failed=retry_failed,
+        on_result=progress,
+        rerun_stale=rerun_stale,
+        notify=lambda m: err_console.print(m, highlight=False),
+    )
 
 
 def register(app: typer.Typer) -> None:
@@ -250,20 +303,12 @@ def register(app: typer.Typer) -> None:
             _refuse_grid_options(grid_options, cli["methods"])
             spec = board_spec(board, cli["methods"], cli["hparams"], cli_base)
         jobs = expand(spec)
-        out = out or (Path(file_values["out"]) if "out" in file_values else None)
-        if out is None:
-            raise ValueError('give --out (or out = "DIR" in the sweep file)')
-        check_out_dir(out, spec.base.data.name)
-        board_runs = None
-        if board is not None:
-            check_out(out, board)
-            board_runs = check_grid(board, jobs)
+        out = _out_dir(out, file_values, spec.base.data.name, board)
+        board_runs = check_grid(board, jobs) if board is not None else None
         if dry_run:
             planned = plan(jobs, out)
             _show_plan(planned)
-            if board_runs is not None:
-                todo = _to_train(planned, retry_failed, rerun_stale)
-                console.print(estimate(board_runs, todo), highlight=False)
+            _show_estimate(board_runs, planned, retry_failed, rerun_stale)
             return
         runner = _make_executor(
             executor,
@@ -277,31 +322,10 @@ def register(app: typer.Typer) -> None:
         try:
             with sweep_lock(out, wait):
                 planned = plan(jobs, out)  # after the lock: another sweep may have finished some
-                labels = {p.path.name: p.label for p in planned}
-                if board_runs is not None:
-                    todo = _to_train(planned, retry_failed, rerun_stale)
-                    console.print(estimate(board_runs, todo), highlight=False)
-
-                def progress(result: JobResult, k: int, n: int) -> None:
-                    status = "[green]done[/]" if result.status == "done" else "[red]failed[/]"
-                    reason = f": {result.reason}" if result.reason else ""
-                    console.print(
-                        f"[{k}/{n}] {status} {result.name}  {labels[result.name]}  "
-                        f"({result.time_s:.1f} s){reason}",
-                        highlight=False,
-                    )
-
-                report = run_sweep(
-                    planned,
-                    out,
-                    runner,
-                    retry_failed=retry_failed,
-                    on_result=progress,
-                    rerun_stale=rerun_stale,
-                    notify=lambda m: err_console.print(m, highlight=False),
-                )
+                _show_estimate(board_runs, planned, retry_failed, rerun_stale)
+                report = _train(planned, out, runner, retry_failed, rerun_stale)
         except SweepBusy as err:
             fail(str(err))
-        _summarise(report, labels)
+        _summarise(report, {p.path.name: p.label for p in planned})
         if report.failures or report.busy:
             raise typer.Exit(1)

@@ -20,9 +20,14 @@ done
 tuned=""  # a tuned board: its tuning.json turns the confirming runs into "(tuned)" rows
 [ -e "$here/runs/tuning.json" ] && ln -s "$here/runs/tuning.json" "$finished/" && tuned=1
 cd "$here"
-grid=()  # with a sweep file, the tables show the whole grid: cells with no run say "not run"
-# (a tuned board's sweep file is the search's grid, not rows of its own)
-[ -e sweep.toml ] && [ -z "$tuned" ] && grid=(--sweep sweep.toml)
+grid=()  # with its sweep files (sweep*.toml), the tables show the board's whole grid: cells
+# with no run say "not run", cells of no file's grid "not in grid" (a tuned board's sweep
+# files are the search's grid, not rows of their own)
+if [ -z "$tuned" ]; then
+    for file in sweep*.toml; do
+        [ -e "$file" ] && grid+=(--sweep "$file")
+    done
+fi
 fer-bench table "$finished" "${grid[@]}" --out table.md
 fer-bench table "$finished" "${grid[@]}" --out table.tex
 fer-bench table "$finished" "${grid[@]}" --select last --out table_last.md

@@ -316,9 +316,11 @@ def build_leaderboard(
     metric: str = "acc",
     selection: str = "val",
     labels: dict[str, str] | None = None,
+    grid: bool = False,
 ) -> Leaderboard:
     """The leaderboard of ``runset``; add a sweep's planned runs to it (``planned_runs``) to
-    show cells not run yet."""
+    show cells not run yet, and say ``grid`` so that a cell no sweep planned and no run
+    filled reads "not in grid" rather than "missing"."""
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
     if selection not in SELECTIONS:
@@ -357,7 +359,10 @@ def build_leaderboard(
         board.progress = (sum(r.state is RunState.DONE for r in runs), len(runs))
     for row in rows:
         for col in columns:
-            cell, issues = _fill_cell(grouped.get((row, col), []), seeds, metric, selection)
+            cell_runs = grouped.get((row, col), [])
+            cell, issues = _fill_cell(cell_runs, seeds, metric, selection)
+            if grid and not cell_runs:
+                cell.status = "not in grid"
             if issues:
                 board.notes.append(f"{row} / {col.label}: " + "; ".join(issues))
                 cell.note = len(board.notes)

@@ -36,6 +36,22 @@ def save_png(fig: Figure, path: Path) -> Path:
     return path
 
 
+# Matplotlib's default cycle has ten colours; a board of more rows would repeat them, so
+# each further ten rows take the same colours with the next line style (bars: hatch).
+_LINESTYLES = ("-", "--", ":")
+_HATCHES = ("", "//", "..")
+
+
+def _row_line(i: int) -> dict[str, str]:
+    """Colour and line style of the i-th row of a figure: distinct for up to 30 rows."""
+    return {"color": f"C{i % 10}", "linestyle": _LINESTYLES[i // 10 % len(_LINESTYLES)]}
+
+
+def _row_bar(i: int) -> dict[str, str]:
+    """Colour and hatch of the i-th row's bars: distinct for up to 30 rows."""
+    return {"color": f"C{i % 10}", "hatch": _HATCHES[i // 10 % len(_HATCHES)]}
+
+
 def _values(runs: list[Run], metric: str, selection: str) -> dict[int, float]:
     out = {}
     for run in runs:
@@ -83,15 +99,20 @@ def accuracy_vs_noise(
             if not points:
                 continue
             rates.update(x for x, _ in points)
-            color = f"C{i % 10}"
+            style = _row_line(i)
             shift = (i - (len(rows) - 1) / 2) * 0.3  # side by side, so seeds stay visible
             xs = [x + shift for x, _ in points]
             means = [statistics.fmean(v.values()) for _, v in points]
             stds = [statistics.stdev(v.values()) if len(v) > 1 else 0.0 for _, v in points]
-            ax.errorbar(xs, means, yerr=stds, color=color, marker="o", capsize=3, label=row)
+            ax.errorbar(xs, means, yerr=stds, **style, marker="o", capsize=3, label=row)
             for x, v in points:
                 ax.scatter(
-                    [x + shift] * len(v), list(v.values()), color=color, s=12, alpha=0.5, zorder=3
+                    [x + shift] * len(v),
+                    list(v.values()),
+                    color=style["color"],
+                    s=12,
+                    alpha=0.5,
+                    zorder=3,
                 )
         title = ProtocolKey(imb_type, imb, noise, 0.0, on_val).label.replace(" 0%", "")
         ax.set_title(f"{title} noise")
@@ -136,7 +157,7 @@ def per_class(
             yerr=std,
             capsize=2,
             label=f"{row} (n={len(stack)})",
-            color=f"C{i % 10}",
+            **_row_bar(i),
         )
     ax.set_xticks(x, class_names, rotation=20)
     ax.set_ylabel("test accuracy (%)")
@@ -185,8 +206,9 @@ def training_curves(
                 continue
             drawn = True
             epochs, mean, std = curve
-            ax.plot(epochs, mean, color=f"C{i % 10}", label=f"{row} (n={len(by_row[row])})")
-            ax.fill_between(epochs, mean - std, mean + std, color=f"C{i % 10}", alpha=0.2)
+            style = _row_line(i)
+            ax.plot(epochs, mean, **style, label=f"{row} (n={len(by_row[row])})")
+            ax.fill_between(epochs, mean - std, mean + std, color=style["color"], alpha=0.2)
             ax.set_title(name)
             ax.set_xlabel("epoch")
             ax.grid(alpha=0.3)

@@ -6,13 +6,14 @@ from pathlib import Path
 
 import fake_engine
 import pytest
+from matplotlib.container import BarContainer
 from PIL import Image
 from typer.testing import CliRunner
 
 from fer_bench.aggregate import row_labels
 from fer_bench.cli import app
 from fer_bench.config import RunConfig
-from fer_bench.plots import accuracy_vs_noise, plot_all
+from fer_bench.plots import accuracy_vs_noise, per_class, plot_all, training_curves
 from fer_bench.results import scan_runs
 
 
@@ -54,6 +55,26 @@ def test_accuracy_vs_noise_ticks_only_the_rates_run(tmp_path):
     (ax,) = fig.axes
     assert list(ax.get_xticks()) == [20.0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["20"]
+
+
+def test_a_board_of_more_than_ten_rows_draws_each_row_its_own_way(tmp_path):
+    """Matplotlib's ten default colours repeat from the eleventh row: a curve or bar of
+    row 11 must still be told from row 1's."""
+    methods = ["ce", "scn", "rul", "eac", "nla", "la", "gce", "sce", "ls", "bsoftmax", "ldam"]
+    for method in methods:
+        for seed in (0, 1):
+            fake_engine.write_records(RunConfig(method=method, seed=seed, epochs=3), tmp_path)
+    runs = scan_runs(tmp_path).runs
+    labels = row_labels(runs)
+    protocol = next(iter({r.protocol for r in runs}))
+    curves = training_curves(runs, labels, protocol)
+    lines = curves.axes[1].get_lines()
+    assert len(lines) == len(methods)
+    assert len({(line.get_color(), line.get_linestyle()) for line in lines}) == len(methods)
+    bars = per_class(runs, labels, protocol, "val").axes[0].containers
+    bars = [c for c in bars if isinstance(c, BarContainer)]  # not the error bars
+    looks = {(c.patches[0].get_facecolor(), c.patches[0].get_hatch()) for c in bars}
+    assert len(looks) == len(methods)
 
 
 def test_cli_plot_reports_bad_metrics_lines_and_still_plots(tmp_path):

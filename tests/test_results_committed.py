@@ -67,9 +67,9 @@ def test_committed_table_renders_from_committed_runs(board, tmp_path):
     tuned = (board / "runs" / TUNING_FILE).exists()
     if tuned:  # as bench/refresh_board.sh: the confirming runs become "(tuned)" rows
         (tmp_path / TUNING_FILE).symlink_to(board / "runs" / TUNING_FILE)
-    # The table command itself, with refresh_board.sh's arguments (a tuned board's sweep
-    # file is the search's grid, not rows of its own).
-    grid = ["--sweep", str(board / "sweep.toml")] if (board / "sweep.toml").exists() else []
+    # The table command itself, with refresh_board.sh's arguments (every sweep*.toml; a
+    # tuned board's sweep files are the search's grid, not rows of their own).
+    grid = [arg for f in sorted(board.glob("sweep*.toml")) for arg in ("--sweep", str(f))]
     out = tmp_path / "table.md"
     args = ["table", str(tmp_path), *([] if tuned else grid), "--out", str(out)]
     result = CliRunner().invoke(app, args)

@@ -280,6 +280,27 @@ def test_cli_sweep_file_shows_cells_not_run(tmp_path):
     assert "sym 30%" not in plain and "seed 1 missing" in plain
 
 
+def test_cli_several_sweep_files_and_cells_of_no_grid(tmp_path):
+    """A board grown by a second grid (new methods on some columns only): both files plan
+    their cells, a job in both is planned once, and a cell of neither grid is no gap."""
+    runs = tmp_path / "runs"
+    first, second = tmp_path / "sweep.toml", tmp_path / "sweep_more.toml"
+    tail = "seeds = [0, 1]\n[base]\nepochs = 2\n"
+    first.write_text('methods = ["ce"]\nnoise = [0.0, 0.3]\n' + tail)
+    second.write_text('methods = ["ce", "gce"]\nnoise = [0.3]\n' + tail)
+    for cfg in expand(build_spec(read_sweep_file(first), {}, {})):
+        fake_engine.write_records(cfg, runs)
+    args = ["table", str(runs), "--sweep", str(first), "--sweep", str(second), "--metric", "acc"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    rows = {line.split(" | ")[0].strip("| "): line for line in result.stdout.splitlines()}
+    assert rows["gce"].endswith("| not in grid | not run |")
+    assert "(n=2)" in rows["ce"] and "not" not in rows["ce"]
+    assert "4 of 6 planned runs done" in result.stdout  # ce at 30 % is planned once
+    without = CliRunner().invoke(app, ["table", str(runs), "--metric", "acc"]).stdout
+    assert "gce" not in without and "not in grid" not in without
+
+
 def test_compare_one_method_against_each(tmp_path):
     clean = {"a": [0.80, 0.82, 0.81], "b": [0.70, 0.71, 0.73], "c": [0.79, 0.83, 0.80]}
     for method, accs in clean.items():

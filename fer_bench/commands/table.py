@@ -41,8 +41,11 @@ def register(app: typer.Typer) -> None:
         ] = None,
         out: Annotated[Path | None, Opt(help="write here instead of printing")] = None,
         sweep: Annotated[
-            Path | None,
-            Opt(help="the sweep file that filled DIRECTORY: its cells not run yet are shown too"),
+            list[Path] | None,
+            Opt(
+                help="a sweep file that filled DIRECTORY (repeat for several): its cells not "
+                "run yet are shown too, and cells of no file's grid say so"
+            ),
         ] = None,
         selection_report: Annotated[
             bool,
@@ -63,19 +66,22 @@ def register(app: typer.Typer) -> None:
         fmt = format_for(format_, out)
         if fmt not in FORMATS:
             raise ValueError(f"unknown table format {fmt!r}; known: {', '.join(FORMATS)}")
-        if sweep is not None and len(directories) > 1:
+        sweeps = sweep or []
+        if sweeps and len(directories) > 1:
             raise ValueError("--sweep shows one directory's grid: give one directory with it")
         runset, labels, preamble = read_rows(directories)
-        if sweep is not None:
-            spec = build_spec(read_sweep_file(sweep), {}, {})
-            runset.runs += planned_runs(expand(spec), runset.root)
+        for file in sweeps:  # grids may share jobs: each is planned once
+            spec = build_spec(read_sweep_file(file), {}, {})
+            known = {run.path for run in runset.runs}
+            planned = planned_runs(expand(spec), runset.root)
+            runset.runs += [run for run in planned if run.path not in known]
         if selection_report:
             emit("\n".join(report(runset, m, labels) for m in metrics), out)
             return
         if tuning:
             emit("\n".join(tuning_report(runset, m, labels, select) for m in metrics), out)
             return
-        boards = [build_leaderboard(runset, m, select, labels) for m in metrics]
+        boards = [build_leaderboard(runset, m, select, labels, bool(sweeps)) for m in metrics]
         for board in boards:
             board.preamble = preamble
         emit(render(boards, fmt, directories[0]), out)

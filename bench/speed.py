@@ -33,6 +33,7 @@ from fer_bench.data import load_dataset
 from fer_bench.engine import train
 from fer_bench.precision import native_bf16, resolve_precision
 from fer_bench.profiles import load_profile, with_overrides
+from fer_bench.records import cpu_model
 
 
 def bare_step_time(
@@ -91,6 +92,7 @@ def main() -> None:
     peak16 = matmul_peak(torch.bfloat16) if native_bf16("cpu") else None
     report: dict = {
         "profile": profile,
+        "cpu": cpu_model(),
         "threads": torch.get_num_threads(),
         "precision": precision,
         "matmul_peak_gflops": {"fp32": peak32 / 1e9, "bf16": peak16 and peak16 / 1e9},
@@ -128,12 +130,15 @@ def main() -> None:
     if args.json:
         print(json.dumps(report, indent=1))
         return
-    print(f"profile {profile}, {report['threads']} threads, {report['precision']}")
+    print(
+        f"profile {profile}, {report['threads']} threads, {report['precision']}, on {report['cpu']}"
+    )
     bf16_peak = f"{peak16 / 1e9:.1f} GFLOP/s" if peak16 else "not native"
     print(f"matmul peak: fp32 {peak32 / 1e9:.1f} GFLOP/s, bf16 {bf16_peak}")
+    width = max(map(len, report["methods"]))
     for method, row in report["methods"].items():
         print(
-            f"  {method:5s} {row['train_images_per_s']:8.0f} img/s"
+            f"  {method:{width}s} {row['train_images_per_s']:8.0f} img/s"
             f"  epoch {row['epoch_train_s']:.1f} s ({row['epoch_time_vs_ce']:.2f}x CE),"
             f" with eval {row['epoch_with_eval_s']:.1f} s"
         )

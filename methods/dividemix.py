@@ -19,7 +19,8 @@ warm-up (:192-203), and the prior term ``KL(uniform || mean prediction)`` (:107-
 
 Defaults are Train_cifar.py's (alpha 4, lambda_u 25, p_threshold 0.5, T 0.5). The
 paper sets lambda_u per noise level, which a method never knows, so it is in the
-search space. Adaptations to the harness, each stated:
+search space, as is the warm-up's share, which the official code sets per dataset.
+Adaptations to the harness, each stated:
 * Schedule in shares of the run: the warm-up is ``round(warmup * epochs)`` epochs, at
   least 1 (official 10 of 300 on CIFAR-10, :219), and the lambda_u ramp lasts
   ``rampup * epochs`` (official 16 epochs of 300, :192). A warm-up that leaves no
@@ -79,6 +80,9 @@ class DividemixHparams(Hparams):
     search_space: ClassVar[dict[str, Dist]] = {
         "lambda_u": Uniform(0.0, 50.0),  # official default 25; the paper sets it per noise
         "p_threshold": Uniform(0.5, 0.7),  # official 0.5 and stricter divisions
+        # The official warm-up is set per dataset: 10 or 30 of 300 epochs (CIFAR-10, -100,
+        # Train_cifar.py:218-221), 1 of 80 (Clothing1M :244, WebVision :212).
+        "warmup": Uniform(1 / 80, 1 / 10),
     }
 
     def __post_init__(self) -> None:

@@ -1,8 +1,8 @@
 """Compute time of a sweep's finished runs: total wall time and CPU core-hours (each
 run's wall time times its torch threads), and per method its median training epoch
 time relative to CE on the same data. Runs trained with other numbers of torch
-threads (``--workers`` splits the cores), in another precision or on another CPU are
-shown apart: their epochs are not comparable.
+threads (``--workers`` splits the cores), in another precision, on another CPU or on
+another number of training images are shown apart: their epochs are not comparable.
 
     python bench/sweep_time.py results/synthetic/runs
 """
@@ -17,10 +17,15 @@ from pathlib import Path
 
 
 def setting(final: dict) -> str:
-    """What an epoch's time depends on besides the method: threads, precision, CPU."""
+    """What an epoch's time depends on besides the method: threads, precision, CPU and
+    the training set's size (a board's long-tail column trains on a third of the images)."""
     env = final.get("environment", {})
     cpu = env.get("cpu", "an unrecorded CPU")  # records before the CPU model was kept
-    return f"{env.get('torch_threads')} torch threads, {final.get('precision')}, on {cpu}"
+    images = final.get("labels", {}).get("n_train", "?")
+    return (
+        f"{env.get('torch_threads')} torch threads, {final.get('precision')}, on {cpu}, "
+        f"{images} training images"
+    )
 
 
 def main() -> None:

@@ -17,9 +17,14 @@ HIST_BINS = 20
 
 
 def noise_diagnostics(
-    scores: np.ndarray | None, flipped: np.ndarray, score_name: str
+    scores: np.ndarray | None,
+    flipped: np.ndarray,
+    score_name: str,
+    clean_labels: np.ndarray | None = None,
+    num_classes: int = 0,
 ) -> dict[str, Any] | None:
-    """AUROC of ``scores`` (higher = believed clean) for telling clean from flipped samples.
+    """AUROC of ``scores`` (higher = believed clean) for telling clean from flipped samples,
+    and, given the clean labels, the mean score of each class's unflipped samples.
 
     NaN scores (samples not seen this epoch) are left out. Returns None when
     there are no scores, or no clean or no flipped sample among the scored.
@@ -38,7 +43,7 @@ def noise_diagnostics(
     ranks = rankdata(np.concatenate([clean, noisy]))
     u = ranks[: len(clean)].sum() - len(clean) * (len(clean) + 1) / 2
     edges = np.histogram_bin_edges(scores[seen], bins=HIST_BINS)
-    return {
+    out = {
         "score_name": score_name,
         "auroc": float(u / (len(clean) * len(noisy))),
         "score_clean": float(clean.mean()),
@@ -47,6 +52,24 @@ def noise_diagnostics(
         "hist_clean": np.histogram(clean, bins=edges)[0].tolist(),
         "hist_flipped": np.histogram(noisy, bins=edges)[0].tolist(),
     }
+    if clean_labels is not None:
+        kept = seen & ~flipped
+        out["score_clean_by_class"] = _class_means(scores, kept, clean_labels, num_classes)
+    return out
+
+
+def _class_means(
+    scores: np.ndarray, kept: np.ndarray, labels: np.ndarray, num_classes: int
+) -> list[float | None]:
+    """Mean score of the kept samples of each class, None for a class with none. A score
+    that ranks well overall can still mark a rare class's clean samples as noisy, as a
+    small-loss rule does under a long tail; the overall AUROC hides it, this shows it."""
+    labels = np.asarray(labels)
+    means: list[float | None] = []
+    for c in range(num_classes):
+        mine = kept & (labels == c)
+        means.append(float(scores[mine].mean()) if mine.any() else None)
+    return means
 
 
 def label_summary(

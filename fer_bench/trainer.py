@@ -331,10 +331,9 @@ class Trainer:
         """A trained epoch's row with its noise diagnostics, val and test metrics, time."""
         data, method = self.data, self.method
         scores = row.pop("scores")
-        row["noise"] = (
-            noise_diagnostics(scores, data.train_labels.flipped, method.score_name)
-            if scores is not None
-            else None
+        labels = data.train_labels
+        row["noise"] = noise_diagnostics(
+            scores, labels.flipped, method.score_name, labels.clean, self.bundle.num_classes
         )
         row["val"] = evaluate(method, self.aug, data.val, data.val_labels, self.run_cfg)
         row["test"] = evaluate(method, self.aug, data.test, data.test.labels, self.run_cfg)

@@ -38,6 +38,18 @@ def test_histograms_share_edges_and_skip_unseen_samples():
     assert out["auroc"] == pytest.approx(3 / 4)
 
 
+def test_clean_score_by_class_shows_a_class_whose_clean_samples_score_as_noisy():
+    clean_labels = np.array([0, 0, 0, 1, 1, 1, 0, 1])
+    flipped = np.array([False, False, False, False, False, False, True, True])
+    # Class 1's clean samples score as low as the flipped ones: the overall AUROC stays
+    # above chance, the per-class means show where the score fails.
+    scores = np.array([0.9, 0.8, np.nan, 0.1, 0.2, 0.3, 0.1, 0.2])
+    out = noise_diagnostics(scores, flipped, "p", clean_labels, num_classes=3)
+    assert out["score_clean_by_class"] == pytest.approx([0.85, 0.2, None])  # unseen left out
+    assert out["auroc"] > 0.5
+    assert "score_clean_by_class" not in noise_diagnostics(scores, flipped, "p")
+
+
 @pytest.mark.parametrize(
     ("scores", "flipped"),
     [

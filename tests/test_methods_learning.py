@@ -110,6 +110,8 @@ def test_run_finishes_and_records_noise_diagnostics(runs, bundle, tmp_path_facto
             assert flipped / (flipped + clean) == pytest.approx(
                 final["labels"]["train_noise_rate"], abs=0.03
             )
+            by_class = noise["score_clean_by_class"]  # each class has clean samples here
+            assert len(by_class) == len(CLASSES) and None not in by_class
 
 
 @pytest.mark.parametrize("case", LEARNERS, ids=case_id)

@@ -15,10 +15,24 @@ from fer_bench.records import environment
 SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "sweep_time.py"
 
 
-def _run(root: Path, name: str, method: str, epochs: list[float], env: dict, precision: str):
+def _run(
+    root: Path,
+    name: str,
+    method: str,
+    epochs: list[float],
+    env: dict,
+    precision: str,
+    n_train: int = 100,
+):
     run = root / name
     run.mkdir()
-    final = {"method": method, "time_s": sum(epochs), "precision": precision, "environment": env}
+    final = {
+        "method": method,
+        "time_s": sum(epochs),
+        "precision": precision,
+        "environment": env,
+        "labels": {"n_train": n_train},
+    }
     (run / "final.json").write_text(json.dumps(final))
     rows = [json.dumps({"epoch": i, "train_time_s": t}) for i, t in enumerate(epochs, 1)]
     (run / "metrics.jsonl").write_text("\n".join(rows) + "\n")
@@ -28,18 +42,21 @@ def test_settings_are_reported_apart_and_old_records_name_no_cpu(tmp_path):
     xeon = {"torch_threads": 1, "cpu": "Intel Xeon"}
     _run(tmp_path, "ce-a", "ce", [7.0, 8.0, 9.0], xeon, "bf16")
     _run(tmp_path, "nla-a", "nla", [16.0, 16.0], xeon, "bf16")
+    _run(tmp_path, "nla-b", "nla", [48.0, 48.0], xeon, "bf16", n_train=300)
     _run(tmp_path, "ce-b", "ce", [22.0, 22.0], {"torch_threads": 2}, "fp32")
     out = subprocess.run(
         [sys.executable, str(SCRIPT), str(tmp_path)], capture_output=True, text=True, check=True
     ).stdout.splitlines()
-    # core-hours: 24 s and 32 s on 1 thread, 44 s on 2: 144 core-seconds
-    hours = "0.04 CPU core-hours (wall time x torch threads)"
-    assert out[0] == f"3 runs, 0.03 h wall time in all (100 s), {hours}"
+    # core-hours: 24, 32 and 96 s on 1 thread, 44 s on 2: 240 core-seconds
+    hours = "0.07 CPU core-hours (wall time x torch threads)"
+    assert out[0] == f"4 runs, 0.05 h wall time in all (196 s), {hours}"
     assert out[1:] == [
-        " trained with 1 torch threads, bf16, on Intel Xeon:",
+        " trained with 1 torch threads, bf16, on Intel Xeon, 100 training images:",
         "  ce     median training epoch    8.0 s  (1.00x CE)",
         "  nla    median training epoch   16.0 s  (2.00x CE)",
-        " trained with 2 torch threads, fp32, on an unrecorded CPU:",
+        " trained with 1 torch threads, bf16, on Intel Xeon, 300 training images:",
+        "  nla    median training epoch   48.0 s  (no CE runs)",
+        " trained with 2 torch threads, fp32, on an unrecorded CPU, 100 training images:",
         "  ce     median training epoch   22.0 s  (1.00x CE)",
     ]
 

@@ -288,8 +288,11 @@ def _mark_best(cells: list[Cell]) -> None:
     scored = [c for c in cells if c.values]
     if not scored:
         return
-    top = max(c.mean for c in scored)  # type: ignore[type-var]
-    best = [c for c in scored if c.mean == top]
+    # A one-seed cell cannot be tested against, so it is the reference only when no cell of
+    # the column has two seeds; otherwise a lucky single seed would mark every other cell "?".
+    testable = [c for c in scored if len(c.values) >= 2] or scored
+    top = max(c.mean for c in testable)  # type: ignore[type-var]
+    best = [c for c in testable if c.mean == top]
     for c in best:
         c.best = True
     for c in scored:

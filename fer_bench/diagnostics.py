@@ -21,7 +21,7 @@ def noise_diagnostics(
     flipped: np.ndarray,
     score_name: str,
     clean_labels: np.ndarray | None = None,
-    num_classes: int = 0,
+    num_classes: int | None = None,
 ) -> dict[str, Any] | None:
     """AUROC of ``scores`` (higher = believed clean) for telling clean from flipped samples,
     and, given the clean labels, the mean score of each class's unflipped samples.
@@ -53,6 +53,8 @@ def noise_diagnostics(
         "hist_flipped": np.histogram(noisy, bins=edges)[0].tolist(),
     }
     if clean_labels is not None:
+        if num_classes is None:  # inferring it from the labels would drop an absent class
+            raise ValueError("noise_diagnostics: clean_labels need num_classes")
         kept = seen & ~flipped
         out["score_clean_by_class"] = _class_means(scores, kept, clean_labels, num_classes)
     return out

@@ -24,9 +24,9 @@ MARKS = {"tie": "≈", "untested": "?"}
 def legend() -> str:
     return (
         "Mean ± sample std over training seeds, n = seeds with a result (of those in the "
-        "directory). Bold: best mean in the column. ≈: not significantly different from the "
-        f"best (paired t-test over shared seeds, p ≥ {ALPHA:g}). ?: untested (fewer than 2 "
-        "seeds shared with the best)."
+        "directory). Bold: best mean in the column among cells with two or more seeds. ≈: "
+        f"not significantly different from the best (paired t-test over shared seeds, p ≥ "
+        f"{ALPHA:g}). ?: untested (fewer than 2 seeds shared with the best)."
     )
 
 

@@ -48,6 +48,8 @@ def test_clean_score_by_class_shows_a_class_whose_clean_samples_score_as_noisy()
     assert out["score_clean_by_class"] == pytest.approx([0.85, 0.2, None])  # unseen left out
     assert out["auroc"] > 0.5
     assert "score_clean_by_class" not in noise_diagnostics(scores, flipped, "p")
+    with pytest.raises(ValueError, match="need num_classes"):
+        noise_diagnostics(scores, flipped, "p", clean_labels)
 
 
 @pytest.mark.parametrize(

@@ -120,6 +120,17 @@ def test_best_tie_and_differs_from_paired_tests(tmp_path):
     assert a.mean == pytest.approx(0.81) and a.std == pytest.approx(0.01)
 
 
+def test_a_single_seed_cell_is_not_the_best_while_a_column_has_tested_cells(tmp_path):
+    values = {"a": [0.80, 0.82, 0.81], "b": [0.60, 0.61, 0.63], "c": [0.95]}
+    for method, accs in values.items():
+        for seed, acc in enumerate(accs):
+            _with_acc(tmp_path, _cfg(method, seed), acc)
+    board = build_leaderboard(scan_runs(tmp_path))
+    a, b, c = (board.cells[m, board.columns[0]] for m in "abc")
+    assert a.best and not c.best  # c's higher mean rests on one seed
+    assert b.versus_best == "differs" and c.versus_best == "untested"
+
+
 def test_paired_p_edge_cases():
     assert paired_p({0: 0.5}, {0: 0.4}) is None  # one shared seed: untested
     assert paired_p({0: 0.5, 1: 0.6}, {1: 0.6, 2: 0.1}) is None
@@ -272,7 +283,7 @@ def test_cli_sweep_file_shows_cells_not_run(tmp_path):
     result = CliRunner().invoke(app, ["table", str(runs), "--sweep", str(sweep), "--metric", "acc"])
     assert result.exit_code == 0, result.output
     rows = {line.split(" | ")[0].strip("| "): line for line in result.stdout.splitlines()}
-    assert rows["scn"].endswith("(n=1/2) | not run |")  # a planned seed is no footnote
+    assert rows["scn"].endswith("(n=1/2) ? | not run |")  # a planned seed is no footnote
     assert "(n=2)" in rows["ce"] and rows["ce"].endswith("| not run |")
     assert "3 of 8 planned runs done" in result.stdout and "[1]" not in result.stdout
     # Without the sweep file the table knows only the runs on disk.

@@ -32,6 +32,7 @@ METRICS = {
 }
 DEFAULT_METRICS = ("acc", "mean_class_acc")
 ALPHA = 0.05  # paired t-test level for "indistinguishable from the best"
+MIN_PAIRED_SEEDS = 2  # a paired t-test needs two shared seeds; fewer: untested
 
 # Settings shown in a table's header, with how to name them.
 _HEADER_KEYS = (
@@ -272,7 +273,7 @@ def _fill_cell(
 
 def paired_p(a: dict[int, float], b: dict[int, float]) -> float | None:
     shared = sorted(set(a) & set(b))
-    if len(shared) < 2:
+    if len(shared) < MIN_PAIRED_SEEDS:
         return None
     xa, xb = [a[s] for s in shared], [b[s] for s in shared]
     if all(x == y for x, y in zip(xa, xb, strict=True)):
@@ -290,7 +291,7 @@ def _mark_best(cells: list[Cell]) -> None:
         return
     # A one-seed cell cannot be tested against, so it is the reference only when no cell of
     # the column has two seeds; otherwise a lucky single seed would mark every other cell "?".
-    testable = [c for c in scored if len(c.values) >= 2] or scored
+    testable = [c for c in scored if c.n >= MIN_PAIRED_SEEDS] or scored
     top = max(c.mean for c in testable)  # type: ignore[type-var]
     best = [c for c in testable if c.mean == top]
     for c in best:

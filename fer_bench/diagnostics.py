@@ -36,7 +36,8 @@ def noise_diagnostics(
     if scores.shape != flipped.shape:
         raise ValueError(f"scores shape {scores.shape} does not match flip mask {flipped.shape}")
     seen = np.isfinite(scores)
-    clean, noisy = scores[seen & ~flipped], scores[seen & flipped]
+    kept = seen & ~flipped  # the scored clean samples
+    clean, noisy = scores[kept], scores[seen & flipped]
     if len(clean) == 0 or len(noisy) == 0:
         return None
     # Mann-Whitney U of clean over flipped, ties counted half: P(score_clean > score_flipped).
@@ -55,7 +56,6 @@ def noise_diagnostics(
     if clean_labels is not None:
         if num_classes is None:  # inferring it from the labels would drop an absent class
             raise ValueError("noise_diagnostics: clean_labels need num_classes")
-        kept = seen & ~flipped
         out["score_clean_by_class"] = _class_means(scores, kept, clean_labels, num_classes)
     return out
 

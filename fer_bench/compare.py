@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from scipy.stats import false_discovery_control
 
-from fer_bench.aggregate import ALPHA, Leaderboard, paired_p
+from fer_bench.aggregate import ALPHA, MIN_PAIRED_SEEDS, Leaderboard, paired_p
 from fer_bench.results import ProtocolKey
 from fer_bench.tables import sources_line, tex
 
@@ -75,8 +75,8 @@ def _legend(method: str, comparisons: list[Comparison]) -> str:
         f"Points of {method} minus the row's method, mean over the training seeds both "
         "have (n). q: paired t-test p-value over those seeds, Benjamini-Hochberg adjusted "
         f"over the {sum(c.p is not None for c in comparisons)} tested pairs of this table. "
-        f"Bold: q < {ALPHA:g}, a difference beyond seed noise. No q: fewer than 2 shared "
-        "seeds, untested."
+        f"Bold: q < {ALPHA:g}, a difference beyond seed noise. No q: fewer than "
+        f"{MIN_PAIRED_SEEDS} shared seeds, untested."
     )
 
 

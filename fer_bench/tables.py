@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from fer_bench.aggregate import ALPHA, Cell, Leaderboard
+from fer_bench.aggregate import ALPHA, MIN_PAIRED_SEEDS, Cell, Leaderboard
 
 FORMATS = ("md", "latex", "csv", "html")
 SUFFIX_FORMATS = {".md": "md", ".tex": "latex", ".csv": "csv", ".html": "html", ".htm": "html"}
@@ -26,7 +26,7 @@ def legend() -> str:
         "Mean ± sample std over training seeds, n = seeds with a result (of those in the "
         "directory). Bold: best mean in the column among cells with two or more seeds. ≈: "
         f"not significantly different from the best (paired t-test over shared seeds, p ≥ "
-        f"{ALPHA:g}). ?: untested (fewer than 2 seeds shared with the best)."
+        f"{ALPHA:g}). ?: untested (fewer than {MIN_PAIRED_SEEDS} seeds shared with the best)."
     )
 
 

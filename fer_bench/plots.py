@@ -38,18 +38,14 @@ def save_png(fig: Figure, path: Path) -> Path:
 
 # Matplotlib's default cycle has ten colours; a board of more rows would repeat them, so
 # each further ten rows take the same colours with the next line style (bars: hatch).
-_LINESTYLES = ("-", "--", ":")
-_HATCHES = ("", "//", "..")
+_SECOND_CUES = {"linestyle": ("-", "--", ":"), "hatch": ("", "//", "..")}
 
 
-def _row_line(i: int) -> dict[str, str]:
-    """Colour and line style of the i-th row of a figure: distinct for up to 30 rows."""
-    return {"color": f"C{i % 10}", "linestyle": _LINESTYLES[i // 10 % len(_LINESTYLES)]}
-
-
-def _row_bar(i: int) -> dict[str, str]:
-    """Colour and hatch of the i-th row's bars: distinct for up to 30 rows."""
-    return {"color": f"C{i % 10}", "hatch": _HATCHES[i // 10 % len(_HATCHES)]}
+def _row_style(i: int, cue: str) -> dict[str, str]:
+    """Colour and ``cue`` (``linestyle`` for lines, ``hatch`` for bars) of the i-th row
+    of a figure: distinct for up to 30 rows."""
+    choices = _SECOND_CUES[cue]
+    return {"color": f"C{i % 10}", cue: choices[i // 10 % len(choices)]}
 
 
 def _values(runs: list[Run], metric: str, selection: str) -> dict[int, float]:
@@ -99,7 +95,7 @@ def accuracy_vs_noise(
             if not points:
                 continue
             rates.update(x for x, _ in points)
-            style = _row_line(i)
+            style = _row_style(i, "linestyle")
             shift = (i - (len(rows) - 1) / 2) * 0.3  # side by side, so seeds stay visible
             xs = [x + shift for x, _ in points]
             means = [statistics.fmean(v.values()) for _, v in points]
@@ -157,7 +153,7 @@ def per_class(
             yerr=std,
             capsize=2,
             label=f"{row} (n={len(stack)})",
-            **_row_bar(i),
+            **_row_style(i, "hatch"),
         )
     ax.set_xticks(x, class_names, rotation=20)
     ax.set_ylabel("test accuracy (%)")
@@ -206,7 +202,7 @@ def training_curves(
                 continue
             drawn = True
             epochs, mean, std = curve
-            style = _row_line(i)
+            style = _row_style(i, "linestyle")
             ax.plot(epochs, mean, **style, label=f"{row} (n={len(by_row[row])})")
             ax.fill_between(epochs, mean - std, mean + std, color=style["color"], alpha=0.2)
             ax.set_title(name)

@@ -16,6 +16,7 @@ from fer_bench.aggregate import Cell, Leaderboard, build_leaderboard, paired_p
 from fer_bench.recipes import is_official
 from fer_bench.results import ProtocolKey, RunSet
 from fer_bench.selection import rule
+from fer_bench.tables import cell_parts
 
 KINDS = ("shared", "tuned", "official")
 
@@ -41,10 +42,11 @@ def row_kinds(
 
 
 def _mean(cell: Cell | None) -> str:
+    """The table's figure and count, so a row of stale or collapsed runs says so here too."""
     if cell is None or not cell.values:
         return "–"
-    spread = f" ± {cell.std * 100:.2f}" if cell.std is not None else ""
-    return f"{cell.mean * 100:.2f}{spread} (n={cell.n})"
+    parts = cell_parts(cell)
+    return f"{parts.text} {parts.count}"
 
 
 def _shift(cell: Cell | None, base: Cell | None) -> str:

@@ -165,6 +165,12 @@ class SerialExecutor:
             yield run_job(job, trainer)
 
 
+def make_stale(run: Path) -> None:
+    """Rewrite a recorded run as if recorded under other method code: outputs must say so."""
+    config_path = run / "config.json"
+    config_path.write_text(config_path.read_text().replace('"method_code": "', '"method_code": "0'))
+
+
 def train_all(jobs: list[RunConfig], out: Path, executor: Any = None) -> None:
     """Every job not done, as a sweep of this engine trains them."""
     from fer_bench.sweep import plan, run_sweep

@@ -135,15 +135,14 @@ def test_ranks_before_and_after_tuning_are_among_the_same_methods(tmp_path):
     assert _row(report, "nla")[6] == "–" and _row(report, "ce")[6] == "1 → 1"
 
 
-
 def test_a_stale_untuned_row_is_marked_in_the_report(tmp_path):
     untuned, tuned, _ = _boards(tmp_path)
     run = next(r for r in scan_runs(untuned).runs if r.method == "ce" and r.seed == 0)
-    config = run.path / "config.json"  # recorded under other method code, as make_golden's
-    config.write_text(config.read_text().replace('"method_code": "', '"method_code": "0'))
+    fake_engine.make_stale(run.path)
     report = _invoke("table", tuned, untuned, "--tuning-report", "--metric", "acc")
     assert _row(report, "ce")[1].endswith("(n=2, 1 stale)")
     assert _row(report, "nla")[1].endswith("(n=2)") and "stale" not in _row(report, "ce")[2]
+
 
 def test_ranks_share_the_better_rank_on_ties():
     assert ranks({"a": 0.7, "b": 0.7, "c": 0.6, "d": 0.8}) == {"d": 1, "a": 2, "b": 2, "c": 4}

@@ -72,17 +72,11 @@ def write_records() -> None:
         checkpoint.unlink()  # git ignores *.pt: keep the committed records what the test reads
     nla_clean_1 = fake_engine.run_dir(config("nla", 1), RECORDS)
     (nla_clean_1 / "final.json").write_text('{"status": "done", "selection": ')
-    _make_stale(fake_engine.run_dir(config("scn", 0), RECORDS))
+    fake_engine.make_stale(fake_engine.run_dir(config("scn", 0), RECORDS))
     _make_collapsed(fake_engine.run_dir(config("scn", 1, 0.3), RECORDS))
     broken = fake_engine.run_dir(config("rul", 0), RECORDS)
     broken.mkdir()
     (broken / "config.json").write_text("{not json")
-
-
-def _make_stale(run: Path) -> None:
-    """A run recorded under other method code: the tables must say so."""
-    config_path = run / "config.json"
-    config_path.write_text(config_path.read_text().replace('"method_code": "', '"method_code": "0'))
 
 
 def _make_collapsed(run: Path) -> None:

@@ -12,15 +12,30 @@ the label (train.py:96-108). The target branch learns from
   min-max scaled per sample (make_model.py:126-131, 153-165);
 * ``soft``: the mean squared gap between its softmax off the label and the latent
   distribution (losses/softLoss.py:10-14);
-* ``sp``: per branch c, the MSE of the row-normalised Gram matrices of branch c's and the
-  target's features over the samples not labelled c, averaged (make_model.py:141-147,
-  losses/SP_KD_Loss.py:10-13).
+* ``sp``: per branch c, the MSE of the row-normalised Gram matrices of branch c's
+  *logits* (make_model.py:122 turns each branch's pooled feature into its logits, :141
+  takes their Gram matrix) and of the target's pooled *features* (make_model.py:142,
+  before its classifier at :150) over the samples not labelled c, averaged
+  (make_model.py:143-147, losses/SP_KD_Loss.py:10-13). The harness's first DMUE read
+  branch c's features instead; no paper or code text gives a reason to keep that
+  reading, so it is gone (the runs trained with it are stale).
 Loss = up(e) (ce + w soft + gamma sp) + down(e) aux, ramps of utils/ramp.py:3-15 over
 0-based epochs (train.py:80, 110-116). Inference: the target branch alone, unscaled
 (models/make_target_model.py:39-45). Defaults w 0.5, T 1.2, gamma 1000, ramp_a 6
-(config.py:27-29, whose comment gives AffectNet 4/6, FERPlus 10/12/14, RAF 9/10).
+(config.py:27-29, whose comment gives AffectNet 4/6, FERPlus 10/12/14, RAF 9/10; the
+config file's active setting is AffectNet's, 36 epochs at config.py:69). The FERPlus
+boards (results/ferplus-cpu, results/ferplus-cpu-fair) train ramp_a 6, this default,
+not the comment's FERPlus values: every method there runs its official defaults, no
+sweep file or profile sets a DMUE hyperparameter, and the fair board's search varies
+w and gamma only (every DMUE record's resolved hparams say ramp_a 6), so over their
+30 epochs the ramps cross at epoch 6.
 
 Options and adaptations:
+* Precision: ``class_similarity``, the confidence MLP that reads it and ``pairwise_loss``
+  (weighted by gamma = 1000) run in float32 outside the engine's bf16 autocast (as NLA
+  and LDAM keep such products in float32): the per-sample min-max scaling magnifies
+  bfloat16's rounding of close class means. The runs before this change computed them
+  in bf16 and are stale.
 * ``train_uncertainty_head=False`` (official): the MLP giving s is not in the optimiser
   (train.py:55-57: trunk, branches, classifiers), so it keeps its initial draw and its
   gradient reaches the features only; True trains it (the paper's reading).
@@ -109,22 +124,28 @@ def aux_loss(aux_logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return ((ce.view(k, b) * keep).sum(1) / keep.sum(1).clamp_min(1)).mean()
 
 
-def pairwise_loss(aux_feats: torch.Tensor, feats: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean over branches c of the MSE of row-normalised Gram matrices, samples not labelled c
-    (masked: the dropped rows and columns are zero on both sides)."""
-    keep = not_labelled(y, len(aux_feats))
-    pairs = keep[:, :, None] * keep[:, None, :]
-    own = F.normalize(aux_feats @ aux_feats.transpose(1, 2) * pairs, dim=2)
-    target = F.normalize((feats @ feats.T)[None] * pairs, dim=2)
-    return (((own - target) ** 2).sum((1, 2)) / keep.sum(1).clamp_min(1) ** 2).mean()
+def pairwise_loss(aux_logits: torch.Tensor, feats: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean over branches c of the MSE of the row-normalised Gram matrices of branch c's
+    logits (K, B, K - 1) and of the target's features (B, D), samples not labelled c
+    (masked: the dropped rows and columns are zero on both sides). Float32 throughout."""
+    with torch.autocast(feats.device.type, enabled=False):
+        aux_logits, feats = aux_logits.float(), feats.float()
+        keep = not_labelled(y, len(aux_logits))
+        pairs = keep[:, :, None] * keep[:, None, :]
+        own = F.normalize(aux_logits @ aux_logits.transpose(1, 2) * pairs, dim=2)
+        target = F.normalize((feats @ feats.T)[None] * pairs, dim=2)
+        return (((own - target) ** 2).sum((1, 2)) / keep.sum(1).clamp_min(1) ** 2).mean()
 
 
 def class_similarity(feats: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
     """(B, K): mean cosine similarity to the batch's samples of each class (self included),
-    min-max scaled per sample over the classes present; absent classes 0."""
-    unit = F.normalize(feats, dim=1)
+    min-max scaled per sample over the classes present; absent classes 0. Float32: the
+    scaling magnifies bfloat16's rounding of close class means."""
+    with torch.autocast(feats.device.type, enabled=False):
+        unit = F.normalize(feats.float(), dim=1)
+        onehot = onehot.float()
+        mean = (unit @ unit.T) @ onehot / onehot.sum(0).clamp_min(1)
     present = onehot.sum(0) > 0
-    mean = (unit @ unit.T) @ onehot / onehot.sum(0).clamp_min(1)
     low = mean.masked_fill(~present, math.inf).min(1, keepdim=True).values
     high = mean.masked_fill(~present, -math.inf).max(1, keepdim=True).values
     return ((mean - low) / (high - low).clamp_min(1e-12)).masked_fill(~present, 0.0)
@@ -153,14 +174,14 @@ class DMUE(Method):
         branch_feats = [self.backbone.pool(branch(shared)) for branch in self.branches]
         heads = zip(self.heads, branch_feats, strict=True)
         aux_logits = torch.stack([head(f) for head, f in heads]).float()
-        aux_feats, feats = torch.stack(branch_feats).float(), feats.float()
         onehot = F.one_hot(y, self.info.num_classes).float()
         stats = torch.cat([class_similarity(feats, onehot), onehot], 1)
-        confidence = torch.sigmoid(self.uncertainty(stats).float()).squeeze(1)
+        with torch.autocast(stats.device.type, enabled=False):
+            confidence = torch.sigmoid(self.uncertainty(stats)).squeeze(1)
         ce = F.cross_entropy(confidence[:, None] * logits, y)
         soft_target = latent_distribution(aux_logits, y, hp.T)
         soft = ((logits.softmax(1) * (1 - onehot) - soft_target) ** 2).mean()
-        sp, aux = pairwise_loss(aux_feats, feats, y), aux_loss(aux_logits, y)
+        sp, aux = pairwise_loss(aux_logits, feats, y), aux_loss(aux_logits, y)
         up, down = ramp_up(epoch, hp.ramp_a), ramp_down(epoch, hp.ramp_a)
         loss = up * (ce + hp.w * soft + hp.gamma * sp) + down * aux
         logs = {"ce": ce.detach(), "soft": soft.detach(), "sp": sp.detach(), "aux": aux.detach()}

@@ -6,6 +6,7 @@ import dataclasses
 import math
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -109,12 +110,36 @@ def test_class_similarity_is_the_scaled_mean_cosine_per_class_absent_classes_zer
 
 def test_pairwise_loss_compares_row_normalised_gram_matrices_without_the_branch_class():
     y = torch.tensor([0, 1, 1])
-    feats = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])  # rows 1, 2: Gram = identity
-    aux = torch.stack([torch.tensor([[5.0, 5.0], [1.0, 0.0], [1.0, 0.0]]), feats])
-    # branch 0 (rows 1, 2): all-ones Gram -> rows (a, a), a = 1/sqrt 2, vs identity;
-    # branch 1 (row 0): 1x1 matrices, both 1
-    expected = (1 - 1 / math.sqrt(2)) / 2
+    feats = torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])  # rows 1, 2: I
+    # branch logits over K - 1 = 2 classes; branch 2 (no sample labelled 2) keeps all rows
+    aux = torch.stack(
+        [
+            torch.tensor([[5.0, 5.0], [1.0, 0.0], [1.0, 0.0]]),
+            torch.tensor([[2.0, 0.0], [0.0, 0.0], [0.0, 0.0]]),
+            torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]),
+        ]
+    )
+    # branch 0 (rows 1, 2): all-ones Gram -> rows (a, a), a = 1/sqrt 2, vs identity: 2 (1 - a)^2
+    # + 2 a^2 = 4 - 4a over 4 entries; branch 1 (row 0): 1x1 matrices, both 1; branch 2: the
+    # target's whole Gram [[1, 1, 0], [1, 1, 0], [0, 0, 1]] on both sides
+    a = 1 / math.sqrt(2)
+    expected = ((4 - 4 * a) / 4 + 0 + 0) / 3
     assert pairwise_loss(aux, feats, y).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_pairwise_loss_matches_numpy_by_hand():
+    gen = torch.Generator().manual_seed(5)
+    y = torch.tensor([0, 2, 1, 2, 0])
+    aux, feats = torch.randn(K, 5, K - 1, generator=gen), torch.randn(5, 4, generator=gen)
+    a64, f64, labels = aux.double().numpy(), feats.double().numpy(), y.numpy()
+    terms = []
+    for c in range(K):
+        rows = np.flatnonzero(labels != c)
+        own, tgt = a64[c, rows] @ a64[c, rows].T, f64[rows] @ f64[rows].T
+        own /= np.linalg.norm(own, axis=1, keepdims=True)
+        tgt /= np.linalg.norm(tgt, axis=1, keepdims=True)
+        terms.append(((own - tgt) ** 2).mean())
+    assert pairwise_loss(aux, feats, y).item() == pytest.approx(np.mean(terms), rel=1e-5)
 
 
 def official_pairwise(aux: torch.Tensor, feats: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -134,6 +159,45 @@ def test_masked_pairwise_loss_equals_the_official_loop_over_subsets():
     aux, feats = torch.randn(K, 7, 5, generator=gen), torch.randn(7, 5, generator=gen)
     ours = pairwise_loss(aux, feats, y)
     assert ours.item() == pytest.approx(official_pairwise(aux, feats, y).item(), rel=1e-5)
+
+
+def test_class_similarity_matches_numpy_by_hand():
+    gen = torch.Generator().manual_seed(6)
+    feats, y = torch.randn(6, 4, generator=gen), torch.tensor([0, 1, 1, 2, 2, 2])
+    f = feats.double().numpy()
+    unit = f / np.linalg.norm(f, axis=1, keepdims=True)
+    cos = unit @ unit.T
+    mean = np.stack([cos[:, y.numpy() == c].mean(1) for c in range(K)], 1)
+    low, high = mean.min(1, keepdims=True), mean.max(1, keepdims=True)
+    expected = torch.from_numpy((mean - low) / (high - low)).float()
+    torch.testing.assert_close(class_similarity(feats, F.one_hot(y, K).float()), expected)
+
+
+def test_similarity_and_gram_products_run_in_float32_under_bf16_autocast():
+    gen = torch.Generator().manual_seed(7)
+    feats, aux = torch.randn(16, 32, generator=gen), torch.randn(K, 16, K - 1, generator=gen)
+    y = torch.arange(16) % K
+    onehot = F.one_hot(y, K).float()
+    fp32 = class_similarity(feats, onehot), pairwise_loss(aux, feats, y)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert (feats @ feats.T).dtype == torch.bfloat16  # what a bare product would do
+        bf16 = class_similarity(feats, onehot), pairwise_loss(aux, feats, y)
+    assert all(t.dtype == torch.float32 for t in bf16)
+    torch.testing.assert_close(bf16, fp32, rtol=0, atol=0)
+
+
+def test_sp_term_reads_the_auxiliary_logits_not_the_branch_features():
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    method = make(y).eval()  # eval: a deterministic forward
+    x = torch.randn(6, 1, 24, 24, generator=torch.Generator().manual_seed(4))
+    out = method.loss(Batch(x=x, y=y, index=torch.arange(6)), epoch=0)
+    trunk, last = method.backbone.split_last_stage()
+    shared = trunk(x)
+    feats = method.backbone.pool(last(shared))
+    branch_feats = torch.stack([method.backbone.pool(b(shared)) for b in method.branches])
+    logits = torch.stack([head(f) for head, f in zip(method.heads, branch_feats, strict=True)])
+    torch.testing.assert_close(out.logs["sp"], pairwise_loss(logits, feats, y).detach())
+    assert not torch.isclose(out.logs["sp"], pairwise_loss(branch_feats, feats, y)).item()
 
 
 def test_branches_never_learn_from_their_own_class_and_the_head_stays_official():

@@ -13,6 +13,14 @@ Defaults beta 0.7, lam 3: the repository's CIFAR-10 configuration
 its CIFAR-100 run uses beta 0.9, lam 7 and its asymmetric-noise CIFAR-10 run
 beta 0.9, lam 1 (config_cifar100.json, config_cifar10_asym.json).
 
+Repeated indices: ``--sampler balanced`` draws with replacement, so one index can occur
+twice in a batch, which the official code (one pass over a permutation) never meets. Each
+occurrence counts as one visit, applied in batch order, as visits in successive batches
+would be: an index seen m times ends at beta^m t + (1 - beta) sum_j beta^(m-1-j) p_j,
+p_j its j-th occurrence's prediction, and every occurrence's regulariser and score read
+that final target. Without repeats (every run of the uniform sampler) this is the update
+above, bit for bit (tests/test_elr.py).
+
 The targets are a registered buffer (N, K), so a checkpoint saves them and a
 resume restores them. Score: t_i[y_i], the ensembled target's mass on the
 observed label after this step's update (higher = the model has long agreed
@@ -56,6 +64,18 @@ def elr_regulariser(target: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
     return torch.log(1 - (target * probs).sum(1)).mean()
 
 
+def updated_targets(
+    target: torch.Tensor, index: torch.Tensor, seen: torch.Tensor, beta: float
+) -> torch.Tensor:
+    """(B, K): each batch position's target after the batch's visits, repeated indices
+    applied in batch order (module docstring); elementwise, so no step reads the device."""
+    same = index[:, None] == index[None, :]
+    later = same.triu(1).sum(1)  # occurrences of the same index after this one
+    weight = (1 - beta) * beta ** later.to(seen.dtype)
+    visits = (same[:, :, None] * (weight[:, None] * seen)[None]).sum(1)
+    return beta ** same.sum(1, keepdim=True).to(seen.dtype) * target[index] + visits
+
+
 @METHODS.register("elr")
 class EarlyLearningReg(Method):
     Hparams = ElrHparams
@@ -71,7 +91,7 @@ class EarlyLearningReg(Method):
         probs = logits.softmax(1).clamp(CLAMP, 1 - CLAMP)
         with torch.no_grad():
             seen = probs.detach() / probs.detach().sum(1, keepdim=True)
-            self.target[batch.index] = hp.beta * self.target[batch.index] + (1 - hp.beta) * seen
+            self.target[batch.index] = updated_targets(self.target, batch.index, seen, hp.beta)
         target = self.target[batch.index]
         ce = F.cross_entropy(logits, batch.y)
         reg = elr_regulariser(target, probs)

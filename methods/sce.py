@@ -8,6 +8,17 @@ YisenWang/symmetric_cross_entropy_for_noisy_labels), loss.py:14-27: p = softmax(
 clamped to [1e-7, 1], the one-hot clamped to [1e-4, 1], CE and RCE both
 averaged over the batch.
 
+Keras original against the PyTorch port: the authors' README links the port ("The
+Pytorch reimplementation", README.md:14-15 at YisenWang/symmetric_cross_entropy_for_
+noisy_labels@ec778df), and the harness follows the port. The authors' own loss
+(loss.py:9-21 there) differs in where it clamps p: its CE clips p_y at 1e-7 before the
+log (loss.py:17, 20), so a sample with p_y < 1e-7 costs at most -log(1e-7) = 16.1 and
+passes no gradient, where the port's CE (torch CrossEntropyLoss on the logits, port
+loss.py:12, 16) grows without bound; its RCE takes p unclamped (y_pred_2, loss.py:20),
+where the port clamps p to [1e-7, 1] (port loss.py:19-20), which moves RCE by at most
+1e-7 |A| per class and stops the gradient of a p_k below 1e-7. Both differ only where
+some probability is under 1e-7.
+
 Defaults: alpha 0.1, beta 1.0, the repository's CIFAR-10 run
 (slurm/sce_loss0.4.slurm, README "How To Run"; 10 classes, closest to the 7-8
 of FER) and the paper's CIFAR-10 setting. The argparse defaults (train.py:27-28)

@@ -60,6 +60,22 @@ def noise_diagnostics(
     return out
 
 
+def score_by_observed_class(
+    scores: np.ndarray | None, observed: np.ndarray, score_name: str, num_classes: int
+) -> dict[str, Any] | None:
+    """Mean score of all scored training samples of each OBSERVED class (the label the
+    method trains on, flipped or not), None for a class with none; None without scores.
+    Needs no clean label, so a clean run records it too: over epochs it shows whether a
+    method's weight moves towards or away from the minority classes as training goes on."""
+    if scores is None:
+        return None
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.shape != np.shape(observed):
+        raise ValueError(f"scores shape {scores.shape} does not match labels {np.shape(observed)}")
+    means = _class_means(scores, np.isfinite(scores), observed, num_classes)
+    return {"score_name": score_name, "mean_by_class": means}
+
+
 def _class_means(
     scores: np.ndarray, kept: np.ndarray, labels: np.ndarray, num_classes: int
 ) -> list[float | None]:

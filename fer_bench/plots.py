@@ -4,11 +4,14 @@
 - per-class test accuracy per method, one figure per protocol;
 - training curves (train loss, validation and test accuracy), one figure per protocol;
 - for methods that score samples, the score distribution of clean vs flipped
-  training samples over epochs and the score's AUROC, one figure per run.
+  training samples over epochs and the score's AUROC, one figure per run;
+- for methods that score samples, the mean score of each OBSERVED class's training
+  samples over epochs (mean over seeds), one panel per method, one figure per protocol.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import statistics
 from collections import defaultdict
@@ -271,6 +274,46 @@ def score_distributions(run: Run, row: str) -> Figure | None:
     return fig
 
 
+def scores_by_observed_class(
+    runs: list[Run], labels: dict[str, str], protocol: ProtocolKey
+) -> Figure | None:
+    """Does a method's weight shift between classes as training goes on? Per row, the
+    mean score of each observed class's training samples by epoch, mean over seeds
+    (records from before ``score_by_observed_class`` was recorded have none)."""
+    key = "score_by_observed_class"
+    by_row: dict[str, list[Run]] = defaultdict(list)
+    for run in runs:
+        if any(r.get(key) for r in run.epochs):
+            by_row[labels[run.name]].append(run)
+    if not by_row:
+        return None
+
+    def class_score(row: dict, c: int) -> float:  # NaN: an epoch or class without scores
+        value = row[key]["mean_by_class"][c] if row.get(key) else None
+        return math.nan if value is None else value
+
+    fig = Figure(figsize=(4.2 * len(by_row), 3.6))
+    axes = fig.subplots(1, len(by_row), squeeze=False)[0]
+    for ax, (row, group) in zip(axes, sorted(by_row.items()), strict=True):
+        first = next(r[key] for r in group[0].epochs if r.get(key))
+        names = group[0].final.get("class_names") or []
+        for c in range(len(first["mean_by_class"])):
+            curve = _mean_curve(group, lambda r, c=c: class_score(r, c))
+            if curve is not None:
+                name = names[c] if c < len(names) else f"class {c}"
+                ax.plot(curve[0], curve[1], **_row_style(c, "linestyle"), label=name)
+        ax.set_title(f"{row} (n={len(group)})", fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"mean {first['score_name']}")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7, title="observed class", title_fontsize=7)
+    fig.suptitle(
+        f"{protocol.label}: mean score of each observed class's training samples (mean over seeds)",
+        fontsize=10,
+    )
+    return fig
+
+
 def tuning_spread(record: dict, runs: dict[str, Run], metric: str = "acc") -> Figure | None:
     """Each method's trials: validation score (what picked) and test metric at the
     val-selected epoch (what it would have reported), one column per method: the spread
@@ -338,6 +381,7 @@ def plot_all(
         for prefix, fig in (
             ("per_class", per_class(group, labels, protocol, selection)),
             ("curves", training_curves(group, labels, protocol)),
+            ("score_by_class", scores_by_observed_class(group, labels, protocol)),
         ):
             if fig is not None:
                 written.append(save_png(fig, out / f"{prefix}_{name}.png"))

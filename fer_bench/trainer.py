@@ -28,7 +28,7 @@ from fer_bench.backbones import Backbone, compile_backbone, create_backbone
 from fer_bench.config import RunConfig
 from fer_bench.data.base import DatasetBundle, Split
 from fer_bench.data.store import ImageStore, channel_stats
-from fer_bench.diagnostics import noise_diagnostics
+from fer_bench.diagnostics import noise_diagnostics, score_by_observed_class
 from fer_bench.identity import run_hash
 from fer_bench.labels import LabelSet
 from fer_bench.methods.base import Batch, Method, TrainInfo, TrainingImages
@@ -332,8 +332,10 @@ class Trainer:
         data, method = self.data, self.method
         scores = row.pop("scores")
         labels = data.train_labels
-        row["noise"] = noise_diagnostics(
-            scores, labels.flipped, method.score_name, labels.clean, self.bundle.num_classes
+        k = self.bundle.num_classes
+        row["noise"] = noise_diagnostics(scores, labels.flipped, method.score_name, labels.clean, k)
+        row["score_by_observed_class"] = score_by_observed_class(
+            scores, labels.observed, method.score_name, k
         )
         row["val"] = evaluate(method, self.aug, data.val, data.val_labels, self.run_cfg)
         row["test"] = evaluate(method, self.aug, data.test, data.test.labels, self.run_cfg)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from scipy.stats import mannwhitneyu
 
-from fer_bench.diagnostics import label_summary, noise_diagnostics
+import fer_bench.engine as engine
+from fer_bench.diagnostics import label_summary, noise_diagnostics, score_by_observed_class
 from fer_bench.labels import LabelSet
+from fer_bench.results import scan_runs
 
 
 def test_auroc_matches_mann_whitney_and_extremes():
@@ -50,6 +54,29 @@ def test_clean_score_by_class_shows_a_class_whose_clean_samples_score_as_noisy()
     assert "score_clean_by_class" not in noise_diagnostics(scores, flipped, "p")
     with pytest.raises(ValueError, match="need num_classes"):
         noise_diagnostics(scores, flipped, "p", clean_labels)
+
+
+def test_score_by_observed_class_averages_every_scored_sample_of_its_observed_label():
+    observed = np.array([0, 0, 1, 1, 1, 0])  # samples 1 and 4 flipped: they count too
+    scores = np.array([0.9, 0.1, 0.4, np.nan, 0.8, 0.5])  # sample 3 unseen this epoch
+    out = score_by_observed_class(scores, observed, "weight", num_classes=3)
+    # class 0: (0.9 + 0.1 + 0.5) / 3; class 1: (0.4 + 0.8) / 2; class 2: no sample
+    assert out == {"score_name": "weight", "mean_by_class": pytest.approx([0.5, 0.6, None])}
+    assert score_by_observed_class(None, observed, "weight", 3) is None
+    with pytest.raises(ValueError, match="does not match labels"):
+        score_by_observed_class(scores[:4], observed, "weight", 3)
+
+
+def test_every_epoch_records_the_score_by_observed_class(micro_bundle, micro_config, tmp_path):
+    cfg = replace(micro_config, method="elr", epochs=1)  # clean labels: no noise record
+    engine.train(cfg, tmp_path, progress=False, bundle=micro_bundle)
+    (run,) = scan_runs(tmp_path).runs
+    (row,) = run.epochs
+    assert row["noise"] is None
+    record = row["score_by_observed_class"]
+    assert record["score_name"] == "target_p_label"
+    assert len(record["mean_by_class"]) == micro_bundle.num_classes
+    assert all(0 < m < 1 for m in record["mean_by_class"] if m is not None)
 
 
 @pytest.mark.parametrize(

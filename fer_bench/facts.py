@@ -1,0 +1,191 @@
+"""Figures a board's README states in prose, recomputed from the board's run records.
+
+A README marks a figure with an HTML comment right after it (invisible when rendered)
+holding an expression over the board's records::
+
+    LS (68.75<!-- = acc("ls", "fer2013") --> %) is level with CE
+    (+0.57<!-- = minus("ls", "ce", "fer2013") -->)
+
+:func:`check` evaluates each expression and compares it with the figure as written,
+rounded to the figure's own decimals (a figure written without a sign is positive).
+Between ``<!-- facts: checked -->`` and ``<!-- facts: end -->`` every decimal figure must
+carry an expression, so a region's prose cannot state a number no test recomputes.
+tests/test_readme_facts.py checks every board's README.
+
+Expressions see these functions (percentages and points, as the tables print them;
+``col`` a column label as the tables write it, e.g. ``"fer2013"``, ``"sym 30%"``;
+``row`` a row label, e.g. ``"ce"``, ``"nla (tuned)"``), and min, max, abs:
+
+- ``acc(row, col, metric="acc", select="val")``, ``sd(...)``: a cell's mean and sample std;
+- ``value(row, col, seed, metric="acc", select="val")``: one seed's run; ``values(row, col,
+  metric="acc", select="val")`` every seed's, ``seeds(row, col)`` the cell's seeds;
+- ``minus(a, b, col, metric="acc")``: mean over shared seeds of a - b (``fer-bench compare``);
+- ``q(ref, other, col, metric="acc")``: the Benjamini-Hochberg q of ``fer-bench compare
+  RUNS ref`` (over all of that comparison's tested pairs) for ``other`` in ``col``;
+- ``shift(rule, row, col, metric="acc")``: points a selection rule adds to ``val``
+  (``selection_report.md``); ``shifts(rule, *cols)``: every row's shift in those columns;
+- ``auroc(row, col, seed, epoch)``: the noise score's AUROC at a 1-based epoch (-1: last).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from fer_bench.aggregate import Leaderboard, build_leaderboard, row_labels
+from fer_bench.compare import compare
+from fer_bench.merge import scan_boards
+from fer_bench.results import Run, RunSet
+from fer_bench.tune import apply_tuning
+
+NUMBER = r"[-+]?\d[\d,]*(?:\.\d+)?"
+FACT = re.compile(rf"(?P<number>{NUMBER})(?P<gap> ?%?)<!-- = (?P<expr>.+?) -->")
+REGION = re.compile(r"<!-- facts: checked -->(?P<body>.*?)<!-- facts: end -->", re.S)
+# A decimal figure in prose (integers are counts, epochs, years and seeds: not required).
+DECIMAL = re.compile(r"(?<![\w.])[-+]?\d[\d,]*\.\d+(?![\w.])")
+# What the required-figure rule skips in a region: inline code, link targets, the comments.
+_SKIPPED = re.compile(r"`[^`]*`|\]\([^)]*\)|<!--.*?-->", re.S)
+
+
+@dataclass
+class Problem:
+    line: int
+    text: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.text}"
+
+
+@dataclass
+class Board:
+    """A board's records, as ``bench/refresh_board.sh`` tables them (tuned rows applied)."""
+
+    runset: RunSet
+    labels: dict[str, str]
+    _boards: dict[tuple[str, str], Leaderboard] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, runs: Path) -> Board:
+        runset = scan_boards([runs])
+        labels, _ = apply_tuning(runset)
+        return cls(runset, row_labels(runset.runs, labels))
+
+    def board(self, metric: str, select: str) -> Leaderboard:
+        if (metric, select) not in self._boards:
+            self._boards[metric, select] = build_leaderboard(
+                self.runset, metric, select, self.labels
+            )
+        return self._boards[metric, select]
+
+    def column(self, board: Leaderboard, label: str) -> Any:
+        for col in board.columns:
+            if col.label == label:
+                return col
+        known = ", ".join(c.label for c in board.columns)
+        raise ValueError(f"no column {label!r}; columns: {known}")
+
+    def cell_values(self, row: str, col: str, metric: str, select: str) -> dict[int, float]:
+        board = self.board(metric, select)
+        if row not in board.rows:
+            raise ValueError(f"no row {row!r}; rows: {', '.join(board.rows)}")
+        return board.cells[row, self.column(board, col)].values
+
+    def run(self, row: str, col: str, seed: int) -> Run:
+        board = self.board("acc", "val")
+        key = self.column(board, col)
+        for run in self.runset.runs:
+            if self.labels[run.name] == row and run.protocol == key and run.seed == seed:
+                return run
+        raise ValueError(f"no run of {row!r} / {col!r} seed {seed}")
+
+    def functions(self) -> dict[str, Callable[..., Any]]:
+        def acc(row: str, col: str, metric: str = "acc", select: str = "val") -> float:
+            values = self.cell_values(row, col, metric, select)
+            return 100 * sum(values.values()) / len(values)
+
+        def sd(row: str, col: str, metric: str = "acc", select: str = "val") -> float:
+            values = list(self.cell_values(row, col, metric, select).values())
+            mean = sum(values) / len(values)
+            return 100 * math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+        def value(row: str, col: str, seed: int, metric: str = "acc", select: str = "val"):
+            return 100 * self.cell_values(row, col, metric, select)[seed]
+
+        def values(row: str, col: str, metric: str = "acc", select: str = "val") -> list[float]:
+            return [100 * v for v in self.cell_values(row, col, metric, select).values()]
+
+        def seeds(row: str, col: str) -> list[int]:
+            return sorted(self.cell_values(row, col, "acc", "val"))
+
+        @cache
+        def comparison(ref: str, metric: str) -> dict[tuple[str, str], Any]:
+            return {(c.other, c.protocol.label): c for c in compare(self.board(metric, "val"), ref)}
+
+        def minus(a: str, b: str, col: str, metric: str = "acc") -> float:
+            return 100 * comparison(a, metric)[b, col].diff
+
+        def q(ref: str, other: str, col: str, metric: str = "acc") -> float:
+            return comparison(ref, metric)[other, col].q
+
+        def shift(rule: str, row: str, col: str, metric: str = "acc") -> float | None:
+            mine = self.cell_values(row, col, metric, rule)
+            base = self.cell_values(row, col, metric, "val")
+            shared = sorted(set(mine) & set(base))
+            if not shared:
+                return None
+            return 100 * sum(mine[s] - base[s] for s in shared) / len(shared)
+
+        def shifts(rule: str, *cols: str) -> list[float]:
+            rows = self.board("acc", "val").rows
+            found = (shift(rule, row, col) for row in rows for col in cols)
+            return [s for s in found if s is not None]
+
+        def auroc(row: str, col: str, seed: int, epoch: int) -> float:
+            epochs = self.run(row, col, seed).epochs
+            picked = epochs[-1] if epoch == -1 else next(r for r in epochs if r["epoch"] == epoch)
+            return picked["noise"]["auroc"]
+
+        named = (acc, sd, value, values, seeds, minus, q, shift, shifts, auroc, min, max, abs)
+        return {f.__name__: f for f in named}
+
+
+def _as_written(number: str) -> tuple[float, int]:
+    digits = number.replace(",", "").lstrip("+")
+    decimals = len(digits.partition(".")[2])
+    return float(digits), decimals
+
+
+def check(text: str, board: Board) -> list[Problem]:
+    """Every marked figure of ``text`` against the records, and every decimal figure of a
+    checked region marked; returns what does not hold (empty: all hold)."""
+    problems = []
+    namespace = {"__builtins__": {}, **board.functions()}
+    for match in FACT.finditer(text):
+        line = text.count("\n", 0, match.start()) + 1
+        written, decimals = _as_written(match["number"])
+        try:
+            got = eval(match["expr"], namespace)  # the repository's own README: trusted text
+        except Exception as err:  # a fact that cannot be computed is a failed fact
+            problems.append(Problem(line, f"{match['expr']}: {type(err).__name__}: {err}"))
+            continue
+        shown = f"{got:.{decimals}f}"
+        if float(shown) != written:
+            problems.append(
+                Problem(
+                    line, f"states {match['number']}, the records give {shown} ({match['expr']})"
+                )
+            )
+    for region in REGION.finditer(text):
+        body = region["body"]
+        marked = {m.start("number") for m in FACT.finditer(body)}
+        plain = _SKIPPED.sub(lambda m: " " * len(m[0]), body)
+        for number in DECIMAL.finditer(plain):
+            if number.start() not in marked:
+                line = text.count("\n", 0, region.start("body") + number.start()) + 1
+                problems.append(Problem(line, f"{number[0]} in a checked region has no fact"))
+    return problems

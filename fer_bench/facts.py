@@ -24,7 +24,13 @@ Expressions see these functions (percentages and points, as the tables print the
   RUNS ref`` (over all of that comparison's tested pairs) for ``other`` in ``col``;
 - ``shift(rule, row, col, metric="acc")``: points a selection rule adds to ``val``
   (``selection_report.md``); ``shifts(rule, *cols)``: every row's shift in those columns;
-- ``auroc(row, col, seed, epoch)``: the noise score's AUROC at a 1-based epoch (-1: last).
+- ``auroc(row, col, seed, epoch)``: the noise score's AUROC at a 1-based epoch (-1: last);
+- ``at(row, col, seed, epoch)``: that epoch's metrics.jsonl record; ``picked(row, col, seed,
+  select="val")``: the record a single-epoch rule picks (e.g. ``picked(...)["epoch"]``);
+- ``class_acc(row, col, name, select="val")``: a class's test accuracy, mean over seeds;
+  ``clean_score(row, col, seed, name, epoch=-1)``: the mean score of a class's unflipped
+  training samples (``score_clean_by_class``);
+- ``mean(values)``.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from fer_bench.aggregate import Leaderboard, build_leaderboard, row_labels
 from fer_bench.compare import compare
 from fer_bench.merge import scan_boards
 from fer_bench.results import Run, RunSet
+from fer_bench.selection import rule
 from fer_bench.tune import apply_tuning
 
 NUMBER = r"[-+]?\d[\d,]*(?:\.\d+)?"
@@ -146,11 +153,32 @@ class Board:
             return [s for s in found if s is not None]
 
         def auroc(row: str, col: str, seed: int, epoch: int) -> float:
-            epochs = self.run(row, col, seed).epochs
-            picked = epochs[-1] if epoch == -1 else next(r for r in epochs if r["epoch"] == epoch)
-            return picked["noise"]["auroc"]
+            return at(row, col, seed, epoch)["noise"]["auroc"]
 
-        named = (acc, sd, value, values, seeds, minus, q, shift, shifts, auroc, min, max, abs)
+        def at(row: str, col: str, seed: int, epoch: int) -> dict[str, Any]:
+            epochs = self.run(row, col, seed).epochs
+            return epochs[-1] if epoch == -1 else next(r for r in epochs if r["epoch"] == epoch)
+
+        def picked(row: str, col: str, seed: int, select: str = "val") -> dict[str, Any]:
+            return rule(select).epochs(self.run(row, col, seed).epochs)[0]
+
+        def class_acc(row: str, col: str, name: str, select: str = "val") -> float:
+            found = []
+            for seed in seeds(row, col):
+                run = self.run(row, col, seed)
+                index = run.final["class_names"].index(name)
+                found.append(100 * picked(row, col, seed, select)["test"]["per_class_acc"][index])
+            return sum(found) / len(found)
+
+        def clean_score(row: str, col: str, seed: int, name: str, epoch: int = -1) -> float:
+            index = self.run(row, col, seed).final["class_names"].index(name)
+            return at(row, col, seed, epoch)["noise"]["score_clean_by_class"][index]
+
+        def mean(values: list[float]) -> float:
+            return sum(values) / len(values)
+
+        named = (acc, sd, value, values, seeds, minus, q, shift, shifts, auroc, at, picked)
+        named += (class_acc, clean_score, mean, min, max, abs)
         return {f.__name__: f for f in named}
 
 

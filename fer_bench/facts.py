@@ -30,6 +30,12 @@ Expressions see these functions (percentages and points, as the tables print the
 - ``class_acc(row, col, name, select="val")``: a class's test accuracy, mean over seeds;
   ``clean_score(row, col, seed, name, epoch=-1)``: the mean score of a class's unflipped
   training samples (``score_clean_by_class``);
+- ``p(a, b, col, metric="acc")``: the paired t-test p of two cells (``tuning_report.md``);
+- ``tuning(method, col)``: the method's search in the board's ``tuning.json`` (its
+  ``"best"`` trial's ``"values"``, its ``"trials"``);
+- ``merged(*boards)``: these functions over several boards' runs merged, named as in
+  ``results/`` (``merged("ferplus-cpu-fair", "ferplus-cpu").minus(...)``, the tuning
+  report's view), ``merged("ferplus-cpu")`` alone another board's;
 - ``mean(values)``.
 """
 
@@ -41,9 +47,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
-from fer_bench.aggregate import Leaderboard, build_leaderboard, row_labels
+from fer_bench.aggregate import Leaderboard, build_leaderboard, paired_p, row_labels
 from fer_bench.compare import compare
 from fer_bench.merge import scan_boards
 from fer_bench.results import Run, RunSet
@@ -74,13 +81,16 @@ class Board:
 
     runset: RunSet
     labels: dict[str, str]
+    results: Path | None = None  # the results/ folder holding the board, for merged()
     _boards: dict[tuple[str, str], Leaderboard] = field(default_factory=dict)
 
     @classmethod
-    def read(cls, runs: Path) -> Board:
-        runset = scan_boards([runs])
+    def read(cls, *runs: Path) -> Board:
+        runset = scan_boards(list(runs))
         labels, _ = apply_tuning(runset)
-        return cls(runset, row_labels(runset.runs, labels))
+        board = cls(runset, row_labels(runset.runs, labels))
+        board.results = runs[0].resolve().parent.parent
+        return board
 
     def board(self, metric: str, select: str) -> Leaderboard:
         if (metric, select) not in self._boards:
@@ -174,11 +184,26 @@ class Board:
             index = self.run(row, col, seed).final["class_names"].index(name)
             return at(row, col, seed, epoch)["noise"]["score_clean_by_class"][index]
 
+        def p(a: str, b: str, col: str, metric: str = "acc") -> float | None:
+            return paired_p(
+                self.cell_values(a, col, metric, "val"), self.cell_values(b, col, metric, "val")
+            )
+
+        def tuning(method: str, col: str) -> dict[str, Any]:
+            (record,) = self.runset.tuning.values()
+            return record["groups"][f"{method} / {col}"]
+
+        @cache
+        def merged(*boards: str) -> SimpleNamespace:
+            assert self.results is not None, "merged() needs a board read from results/NAME/runs"
+            other = Board.read(*(self.results / name / "runs" for name in boards))
+            return SimpleNamespace(**other.functions())
+
         def mean(values: list[float]) -> float:
             return sum(values) / len(values)
 
         named = (acc, sd, value, values, seeds, minus, q, shift, shifts, auroc, at, picked)
-        named += (class_acc, clean_score, mean, min, max, abs)
+        named += (class_acc, clean_score, p, tuning, merged, mean, min, max, abs)
         return {f.__name__: f for f in named}
 
 

@@ -18,7 +18,10 @@ READMES = sorted((ROOT / "results").glob("*/README.md"))
 
 @pytest.mark.parametrize("readme", READMES, ids=lambda p: p.parent.name)
 def test_every_marked_figure_of_a_board_readme_holds(readme):
-    problems = check(readme.read_text(), Board.read(readme.parent / "runs"))
+    text = readme.read_text()
+    if "<!-- = " not in text and "<!-- facts: checked -->" not in text:
+        pytest.skip("no figure of this README is marked yet")
+    problems = check(text, Board.read(readme.parent / "runs"))
     assert not problems, f"{readme.relative_to(ROOT)}:\n" + "\n".join(map(str, problems))
 
 

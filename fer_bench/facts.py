@@ -25,6 +25,8 @@ Expressions see these functions (percentages and points, as the tables print the
 - ``shift(rule, row, col, metric="acc")``: points a selection rule adds to ``val``
   (``selection_report.md``); ``shifts(rule, *cols)``: every row's shift in those columns;
 - ``auroc(row, col, seed, epoch)``: the noise score's AUROC at a 1-based epoch (-1: last);
+  ``aurocs(row, col, seed)``: every epoch's;
+- ``hparam(row, col, seed, name)``: a run's resolved hyperparameter;
 - ``at(row, col, seed, epoch)``: that epoch's metrics.jsonl record; ``picked(row, col, seed,
   select="val")``: the record a single-epoch rule picks (e.g. ``picked(...)["epoch"]``);
 - ``class_acc(row, col, name, select="val")``: a class's test accuracy, mean over seeds;
@@ -165,6 +167,12 @@ class Board:
         def auroc(row: str, col: str, seed: int, epoch: int) -> float:
             return at(row, col, seed, epoch)["noise"]["auroc"]
 
+        def aurocs(row: str, col: str, seed: int) -> list[float]:
+            return [r["noise"]["auroc"] for r in self.run(row, col, seed).epochs if r["noise"]]
+
+        def hparam(row: str, col: str, seed: int, name: str) -> Any:
+            return self.run(row, col, seed).config["experiment"]["hparams"][name]
+
         def at(row: str, col: str, seed: int, epoch: int) -> dict[str, Any]:
             epochs = self.run(row, col, seed).epochs
             return epochs[-1] if epoch == -1 else next(r for r in epochs if r["epoch"] == epoch)
@@ -202,8 +210,8 @@ class Board:
         def mean(values: list[float]) -> float:
             return sum(values) / len(values)
 
-        named = (acc, sd, value, values, seeds, minus, q, shift, shifts, auroc, at, picked)
-        named += (class_acc, clean_score, p, tuning, merged, mean, min, max, abs)
+        named = (acc, sd, value, values, seeds, minus, q, shift, shifts, auroc, aurocs, hparam)
+        named += (at, picked, class_acc, clean_score, p, tuning, merged, mean, min, max, abs)
         return {f.__name__: f for f in named}
 
 

@@ -4,6 +4,7 @@ figure without one (fer_bench/facts.py)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import fake_engine
@@ -68,3 +69,25 @@ def test_a_checked_region_refuses_an_unmarked_decimal_and_a_bad_expression(tmp_p
     assert check(region.replace("1.5 points", "points"), board) == []
     (problem,) = check('0.5<!-- = acc("ce", "sym 99%") -->', board)
     assert "no column 'sym 99%'" in problem.text
+
+
+def _fenced_blocks(text: str) -> list[str]:
+    blocks, current = [], None
+    for line in text.splitlines(keepends=True):
+        if line.startswith("```"):
+            if current is None:
+                current = []
+            else:
+                blocks.append("".join(current))
+                current = None
+        elif current is not None:
+            current.append(line)
+    return blocks
+
+
+@pytest.mark.parametrize("readme", READMES, ids=lambda p: p.parent.name)
+def test_a_readme_copy_of_the_compute_summary_is_the_generated_one(readme):
+    """A README that shows bench/sweep_time.py's summary shows compute.txt as generated."""
+    copies = [b for b in _fenced_blocks(readme.read_text()) if re.match(r"\d+ runs, ", b)]
+    for block in copies:
+        assert block == (readme.parent / "compute.txt").read_text()

@@ -26,7 +26,9 @@ Expressions see these functions (percentages and points, as the tables print the
   (``selection_report.md``); ``shifts(rule, *cols)``: every row's shift in those columns;
 - ``auroc(row, col, seed, epoch)``: the noise score's AUROC at a 1-based epoch (-1: last);
   ``aurocs(row, col, seed)``: every epoch's;
-- ``hparam(row, col, seed, name)``: a run's resolved hyperparameter;
+- ``hparam(row, col, seed, name)``: a run's resolved hyperparameter; ``final(row, col,
+  seed)``: its final.json (``final(...)["time_s"]``); ``epochs(row, col, seed)``: its
+  metrics.jsonl records;
 - ``at(row, col, seed, epoch)``: that epoch's metrics.jsonl record; ``picked(row, col, seed,
   select="val")``: the record a single-epoch rule picks (e.g. ``picked(...)["epoch"]``);
 - ``class_acc(row, col, name, select="val")``: a class's test accuracy, mean over seeds;
@@ -173,6 +175,12 @@ class Board:
         def hparam(row: str, col: str, seed: int, name: str) -> Any:
             return self.run(row, col, seed).config["experiment"]["hparams"][name]
 
+        def final(row: str, col: str, seed: int) -> dict[str, Any]:
+            return self.run(row, col, seed).final
+
+        def epochs(row: str, col: str, seed: int) -> list[dict[str, Any]]:
+            return self.run(row, col, seed).epochs
+
         def at(row: str, col: str, seed: int, epoch: int) -> dict[str, Any]:
             epochs = self.run(row, col, seed).epochs
             return epochs[-1] if epoch == -1 else next(r for r in epochs if r["epoch"] == epoch)
@@ -211,7 +219,21 @@ class Board:
             return sum(values) / len(values)
 
         named = (acc, sd, value, values, seeds, minus, q, shift, shifts, auroc, aurocs, hparam)
-        named += (at, picked, class_acc, clean_score, p, tuning, merged, mean, min, max, abs)
+        named += (
+            final,
+            epochs,
+            at,
+            picked,
+            class_acc,
+            clean_score,
+            p,
+            tuning,
+            merged,
+            mean,
+            min,
+            max,
+            abs,
+        )
         return {f.__name__: f for f in named}
 
 

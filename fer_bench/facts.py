@@ -40,13 +40,18 @@ Expressions see these functions (percentages and points, as the tables print the
 - ``merged(*boards)``: these functions over several boards' runs merged, named as in
   ``results/`` (``merged("ferplus-cpu-fair", "ferplus-cpu").minus(...)``, the tuning
   report's view), ``merged("ferplus-cpu")`` alone another board's;
-- ``mean(values)``.
+- ``all_runs()``: every run and search trial of the board (``run.final``, ``run.epochs``,
+  ``run.config``, ``run.method``), with ``label(run)`` and ``column(run)`` its row and
+  column (a trial: its method's row), for totals such as
+  ``sum(r.final["time_s"] for r in all_runs()) / 3600``;
+- ``mean(values)``, ``median(values)``, ``sum``, ``len``.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
@@ -215,25 +220,21 @@ class Board:
             other = Board.read(*(self.results / name / "runs" for name in boards))
             return SimpleNamespace(**other.functions())
 
+        def all_runs() -> list[Run]:
+            return self.runset.runs + self.runset.trials
+
+        def label(run: Run) -> str:
+            return self.labels.get(run.name, run.method)
+
+        def column(run: Run) -> str:
+            return run.protocol.label
+
         def mean(values: list[float]) -> float:
             return sum(values) / len(values)
 
         named = (acc, sd, value, values, seeds, minus, q, shift, shifts, auroc, aurocs, hparam)
-        named += (
-            final,
-            epochs,
-            at,
-            picked,
-            class_acc,
-            clean_score,
-            p,
-            tuning,
-            merged,
-            mean,
-            min,
-            max,
-            abs,
-        )
+        named += (final, epochs, at, picked, class_acc, clean_score, p, tuning, merged)
+        named += (all_runs, label, column, mean, statistics.median, min, max, abs, sum, len)
         return {f.__name__: f for f in named}
 
 

@@ -43,7 +43,8 @@ Expressions see these functions (percentages and points, as the tables print the
 - ``all_runs()``: every run and search trial of the board (``run.final``, ``run.epochs``,
   ``run.config``, ``run.method``), with ``label(run)`` and ``column(run)`` its row and
   column (a trial: its method's row), for totals such as
-  ``sum(r.final["time_s"] for r in all_runs()) / 3600``;
+  ``sum(r.final["time_s"] for r in all_runs()) / 3600``; ``picked_run(name, select="val")``:
+  the record a rule picks of the run (or trial) of that directory name;
 - ``mean(values)``, ``median(values)``, ``sum``, ``len``.
 """
 
@@ -220,6 +221,10 @@ class Board:
             other = Board.read(*(self.results / name / "runs" for name in boards))
             return SimpleNamespace(**other.functions())
 
+        def picked_run(name: str, select: str = "val") -> dict[str, Any]:
+            (run,) = [r for r in all_runs() if r.name == name]
+            return rule(select).epochs(run.epochs)[0]
+
         def all_runs() -> list[Run]:
             return self.runset.runs + self.runset.trials
 
@@ -234,7 +239,19 @@ class Board:
 
         named = (acc, sd, value, values, seeds, minus, q, shift, shifts, auroc, aurocs, hparam)
         named += (final, epochs, at, picked, class_acc, clean_score, p, tuning, merged)
-        named += (all_runs, label, column, mean, statistics.median, min, max, abs, sum, len)
+        named += (
+            picked_run,
+            all_runs,
+            label,
+            column,
+            mean,
+            statistics.median,
+            min,
+            max,
+            abs,
+            sum,
+            len,
+        )
         return {f.__name__: f for f in named}
 
 

@@ -10,7 +10,9 @@ holding an expression over the board's records::
 rounded to the figure's own decimals (a figure written without a sign is positive).
 Between ``<!-- facts: checked -->`` and ``<!-- facts: end -->`` every decimal figure must
 carry an expression, so a region's prose cannot state a number no test recomputes.
-tests/test_readme_facts.py checks every board's README.
+tests/test_readme_facts.py checks every board's README; after a board is retrained,
+``python -m fer_bench.facts results/NAME/README.md --write`` rewrites its marked
+figures from the records and lists those that changed.
 
 Expressions see these functions (percentages and points, as the tables print them;
 ``col`` a column label as the tables write it, e.g. ``"fer2013"``, ``"sym 30%"``;
@@ -50,6 +52,7 @@ Expressions see these functions (percentages and points, as the tables print the
 
 from __future__ import annotations
 
+import argparse
 import math
 import re
 import statistics
@@ -63,6 +66,7 @@ from typing import Any
 from fer_bench.aggregate import Leaderboard, build_leaderboard, paired_p, row_labels
 from fer_bench.compare import compare
 from fer_bench.merge import scan_boards
+from fer_bench.records import write_text_atomic
 from fer_bench.results import Run, RunSet
 from fer_bench.selection import rule
 from fer_bench.tune import apply_tuning
@@ -261,6 +265,31 @@ def _as_written(number: str) -> tuple[float, int]:
     return float(digits), decimals
 
 
+def _shown(number: str, value: float) -> str:
+    """``value`` written as ``number`` is: its decimals, a + sign, thousands commas."""
+    decimals = _as_written(number)[1]
+    spec = ("+" if number.startswith("+") else "") + ("," if "," in number else "")
+    return f"{value:{spec}.{decimals}f}"
+
+
+def rewrite(text: str, board: Board) -> tuple[str, list[str]]:
+    """``text`` with every marked figure recomputed from the records, as it was written
+    (decimals, sign, commas), and a line per figure that changed: after a board is
+    retrained, the prose around a changed figure needs rereading (a sign may have
+    flipped what "above" or "level" says)."""
+    namespace = {"__builtins__": {}, **board.functions()}
+    changed = []
+
+    def fill(match: re.Match[str]) -> str:
+        shown = _shown(match["number"], eval(match["expr"], namespace))
+        if float(shown.replace(",", "")) != _as_written(match["number"])[0]:
+            line = text.count("\n", 0, match.start()) + 1
+            changed.append(f"line {line}: {match['number']} -> {shown} ({match['expr']})")
+        return f"{shown}{match['gap']}<!-- = {match['expr']} -->"
+
+    return FACT.sub(fill, text), changed
+
+
 def check(text: str, board: Board) -> list[Problem]:
     """Every marked figure of ``text`` against the records, and every decimal figure of a
     checked region marked; returns what does not hold (empty: all hold)."""
@@ -268,14 +297,14 @@ def check(text: str, board: Board) -> list[Problem]:
     namespace = {"__builtins__": {}, **board.functions()}
     for match in FACT.finditer(text):
         line = text.count("\n", 0, match.start()) + 1
-        written, decimals = _as_written(match["number"])
+        written = _as_written(match["number"])[0]
         try:
             got = eval(match["expr"], namespace)  # the repository's own README: trusted text
         except Exception as err:  # a fact that cannot be computed is a failed fact
             problems.append(Problem(line, f"{match['expr']}: {type(err).__name__}: {err}"))
             continue
-        shown = f"{got:.{decimals}f}"
-        if float(shown) != written:
+        shown = _shown(match["number"], got)
+        if float(shown.replace(",", "")) != written:
             problems.append(
                 Problem(
                     line, f"states {match['number']}, the records give {shown} ({match['expr']})"
@@ -290,3 +319,26 @@ def check(text: str, board: Board) -> list[Problem]:
                 line = text.count("\n", 0, region.start("body") + number.start()) + 1
                 problems.append(Problem(line, f"{number[0]} in a checked region has no fact"))
     return problems
+
+
+def main() -> None:
+    """``python -m fer_bench.facts results/NAME/README.md [--write]``: check a board
+    README's figures against its records; ``--write`` rewrites the marked figures from
+    the records and lists those that changed (reread the prose around them)."""
+    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    parser.add_argument("readme", type=Path)
+    parser.add_argument("--write", action="store_true")
+    args = parser.parse_args()
+    board = Board.read(args.readme.parent / "runs")
+    text = args.readme.read_text()
+    if args.write:
+        text, changed = rewrite(text, board)
+        write_text_atomic(args.readme, text)
+        print("\n".join(changed) or "no figure changed")
+    problems = check(text, board)
+    print("\n".join(map(str, problems)) or "every marked figure holds")
+    raise SystemExit(1 if problems else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -11,7 +11,7 @@ import fake_engine
 import pytest
 
 from fer_bench.config import RunConfig
-from fer_bench.facts import Board, check
+from fer_bench.facts import Board, check, rewrite
 
 ROOT = Path(__file__).resolve().parents[1]
 READMES = sorted((ROOT / "results").glob("*/README.md"))
@@ -56,6 +56,21 @@ def test_a_drifted_figure_fails_and_a_true_one_passes(tmp_path):
     assert f"states {mean + 0.01:.2f}, the records give {mean:.2f}" in problem.text
     flipped = true.replace(f"{diff:+.2f}", f"{-diff:+.2f}")  # a sign is part of the figure
     assert len(check(flipped, board)) == 1
+
+
+def test_rewrite_restores_drifted_figures_as_written_and_lists_them(tmp_path):
+    board = _board(tmp_path)
+    functions = board.functions()
+    diff, mean = functions["minus"]("nla", "ce", "sym 30%"), functions["acc"]("ce", "sym 30%")
+    text = (
+        '+9.99<!-- = minus("nla", "ce", "sym 30%") --> and 1.0<!-- = acc("ce", "sym 30%") --> %'
+        ' and 1,000<!-- = 1000 * acc("ce", "sym 30%") -->'
+    )
+    fixed, changed = rewrite(text, board)
+    assert fixed.startswith(f"{diff:+.2f}<!-- = ")
+    assert f"{mean:.1f}<!-- = " in fixed and f"{1000 * mean:,.0f}<!-- = " in fixed
+    assert check(fixed, board) == [] and len(changed) == 3
+    assert rewrite(fixed, board) == (fixed, [])
 
 
 def test_a_checked_region_refuses_an_unmarked_decimal_and_a_bad_expression(tmp_path):

@@ -2,30 +2,26 @@
 Stomach-ache/RoLT at c78db7b (``main.py --cfg config/.../feat_uniform.yaml --cleaning``).
 
 At the start of every epoch (``label_cleaning``, run_networks.py:523-651) the network,
-in eval mode, embeds the training set (pooled features f, logits). Prototypes are the
-per-(noisy-)class means of the centred, L2-normalised features (``get_knncentroids``'s
-``cl2n``, :1053-1115); the nearest-class-mean logits are ``-||z - c_k||^2`` with z the
-centred, normalised feature (models/KNNClassifier.py:41-75, the default ``cl2n``/``l2``).
+in eval mode, embeds the training set. Prototypes are the per-(noisy-)class means of the
+centred, L2-normalised features (``cl2n``, :1053-1115); the nearest-class-mean logits are
+``-||z - c_k||^2`` for the centred, normalised feature z (models/KNNClassifier.py:41-75).
 Per class, its samples' own-class NCM logits, min-max normalised, are fitted by a
-two-component Gaussian mixture; the samples of the higher-mean component are clean, all
-of them when none is (``get_gmm_mask``, :653-676). The prototypes are then recomputed
-over the clean samples only and the mask taken again from the refined logits
-(:551-557, 609). Network and NCM logits are averaged over epochs,
-``ens = (0.6 ens + 0.4 new) / (1 - 0.6^e)`` for 1-based epoch e, the correction kept in
-the stored ensemble as the official code does (:559-567). After epoch 80 of 200 a
-sample kept by the mask trains on its label; the others on the weighted targets
-``0.4 erm_pred + 0.2 ncm_pred + 0.2 label + 0.2 uniform`` (the ensembles' argmaxes,
-:636-648), each a cross-entropy (``batch_loss``, :269-278); before, plain cross-entropy.
+two-component Gaussian mixture; the higher-mean component's samples are clean, all of the
+class when none is (``get_gmm_mask``, :653-676). The prototypes are recomputed over the
+clean samples and the mask taken again from the refined logits (:551-557, 609). Network
+and NCM logits are averaged over epochs, ``ens = (0.6 ens + 0.4 new) / (1 - 0.6^e)`` for
+1-based epoch e, the correction kept in the stored ensemble as officially (:559-567).
+After epoch 80 of 200 a kept sample trains on its label, the others on the weighted
+targets ``0.4 erm_pred + 0.2 ncm_pred + 0.2 label + 0.2 uniform`` (the ensembles'
+argmaxes, :636-648), each a cross-entropy (:269-278); before, plain cross-entropy.
 
-Adaptations to the harness: the relabelling starts after ``round(start * E)`` epochs
-(official 80 of 200); the mixture is ``fer_bench.gmm`` (scikit-learn's defaults, k-means
-started from the extremes instead of ``random_state=0``); a class with fewer than two
-distinct values keeps all its samples (scikit-learn would warn or fail); a class with no
-kept sample keeps its unrefined prototype. Not reproduced: RoLT-DRW and RoLT with LDAM
-(other configs: the deferred re-weighting from epoch 160, :341-350, 625-633), and RoLT+
-(rolt+/, a DivideMix variant). Official recipe (not set here): SGD lr 0.1, momentum 0.9,
-weight decay 2e-4, batch 128, 200 epochs (config/ImbalanceCifar10/feat_uniform.yaml).
-Scores: the posterior of the higher-mean component of the last mixture.
+Adaptations: the soft targets start after ``round(start * E)`` epochs; ``fer_bench.gmm``
+for scikit-learn (k-means from the extremes, not ``random_state=0``); a class with fewer
+than two distinct values keeps all its samples; a class with no kept sample keeps its
+unrefined prototype. Not reproduced: RoLT-DRW and RoLT with LDAM (other configs: deferred
+re-weighting from epoch 160, :341-350, 625-633), RoLT+ (rolt+/, a DivideMix variant).
+Official recipe (not set here): feat_uniform.yaml (SGD lr 0.1, momentum 0.9, weight decay
+2e-4, batch 128, 200 epochs). Scores: the last mixture's higher-mean posterior.
 """
 
 from __future__ import annotations
@@ -35,6 +31,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from fer_bench.backbones import Backbone
 from fer_bench.gmm import low_component_posterior
@@ -52,6 +49,22 @@ class RoltHparams(Hparams):
     def __post_init__(self) -> None:
         if not 0 <= self.start < 1 or not 0 <= self.ema < 1:
             raise ValueError("rolt start and ema must be in [0, 1)")
+
+
+def embed(
+    net: Backbone, images: TrainingImages, head: nn.Module | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(pooled features, logits of ``head`` or else the classifier) of every training image,
+    in the training set's order, on the CPU in float32."""
+    head = net.classifier if head is None else head
+    index, feats, logits = [], [], []
+    for batch in images.batches():
+        f = net.pool(net.feature_map(batch.x)).float()
+        index.append(batch.index.cpu())
+        feats.append(f.cpu())
+        logits.append(head(f).float().cpu())
+    order = torch.cat(index).argsort()
+    return torch.cat(feats)[order], torch.cat(logits)[order]
 
 
 def centred_normalised(feats: torch.Tensor) -> torch.Tensor:
@@ -110,13 +123,8 @@ class RoLT(Method):
 
     def on_epoch_start(self, epoch: int, images: TrainingImages) -> None:
         self.eval()
-        labels, k = images.observed_labels, self.info.num_classes
-        feats = torch.zeros(len(labels), self.backbone.num_features)
-        logits = torch.zeros(len(labels), k)
-        for batch in images.batches():
-            f = self.backbone.pool(self.backbone.feature_map(batch.x)).float()
-            feats[batch.index.cpu()] = f.cpu()
-            logits[batch.index.cpu()] = self.backbone.classifier(f).float().cpu()
+        labels, k = images.observed_labels.cpu(), self.info.num_classes
+        feats, logits = embed(self.backbone, images)
         z = centred_normalised(feats)
         everything = torch.ones(len(labels), dtype=torch.bool)
         first = gmm_mask(ncm_logits(z, class_centroids(z, labels, everything, k)), labels)

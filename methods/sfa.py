@@ -1,33 +1,25 @@
-"""SFA - Stochastic Feature Averaging (Li et al., IJCAI 2023), after HotanLee/SFA at 233fa8e
-(Train_cifar.py).
+"""SFA - Stochastic Feature Averaging (Li et al., IJCAI 2023), after HotanLee/SFA at 233fa8e.
 
-DivideMix's training (``methods/dividemix.py``: two networks, co-divided MixMatch,
-Train_cifar.py:56-137) with, on each network, a second linear head trained by the
-balanced softmax (logits + log class counts, :341-360) beside the first: in the warm-up
-with the observed class counts (:144-158), after it on the same mixed features and
-targets as the first head, with the counts of the peer's kept samples (:117-133, 455-460).
-Each network divides the training set at the start of each epoch after the warm-up
-(``eval_train``, :199-264): samples whose second-head confidence in their label exceeds
-``phi^e / K`` (1-based epoch e) give per-class centroids of the centred, L2-normalised
-features (RoLT's ``cl2n``, :285-322); a class with more than 300 such samples draws its
-centroid from ``N(m, v)``, ``m`` and ``v`` running averages (``beta``) of the centroid and of
-its square (:237-253); the nearest-centroid logits ``-||z - c||^2`` (summed over
-``sample_rate`` draws) are min-max normalised per class and a two-component mixture's
-higher-mean posterior is the clean probability (:258-283); those above ``p_threshold``
-are kept and counted per class. Prediction: the mean of both heads of both networks (the
-official sums them, :175-179).
+DivideMix's training (``methods/dividemix.py``; Train_cifar.py:56-137) plus, per network,
+a second linear head trained by the balanced softmax (logits + log class counts, :341-360)
+on the same features: with the observed class counts in the warm-up (:144-158), then on
+the mixed inputs and targets with the counts of the peer's kept samples (:117-133,
+455-460). After the warm-up each network divides the training set at each epoch's start
+(``eval_train``, :199-264): the samples whose second-head confidence in their label
+exceeds ``phi^e / K`` (1-based epoch e) give per-class ``cl2n`` centroids (RoLT's,
+:285-322); a class with over 300 of them draws its centroid from ``N(m, v)``, m and v
+running averages (``beta``) of the centroid and its square (:237-253); the per-class
+mixture of the nearest-centroid logits (summed over ``sample_rate`` draws) gives the clean
+probability (:258-283); those above ``p_threshold`` are kept and counted. Prediction: the
+mean of both heads of both networks (official: their sum, :175-179).
 
-Official code and paper differ: ``eval_train`` assigns the running averages to local
-names it never returns (:237-242), so the official code averages nothing: after the first
-division ``m = (1 - beta) c`` and ``v = (1 - beta) c^2`` of that epoch's centroids c
-(``carry_average=False``, the default); ``carry_average=True`` is the paper's running
-average. Defaults: warm-up 30 of 200 epochs, lambda_u ramp 16 epochs, lambda_u 25,
-p_threshold 0.5, T 0.5, alpha 4, beta 0.99, phi 1.005 (:17-38). Adaptations: ``phi``'s
-exponent counts the epochs of a 200-epoch run (``e * 200 / E``); counts are at least 1
-(the official would take log 0 for a class with no kept sample); a class with no
-confident sample takes all its samples' centroid (the official mean is NaN); the
-mixture is ``fer_bench.gmm``; the warm-up trains network k on view k (DivideMix's);
-scores stay 1 during the warm-up, when nothing is divided.
+Official code and paper differ: ``eval_train`` never returns the averages it assigns
+(:237-242), so after the first division ``m = (1 - beta) c`` and ``v = (1 - beta) c^2`` of
+the epoch's centroids c (``carry_average=False``, default); ``True``: the paper's average.
+Defaults: :17-38. Adaptations: ``phi``'s exponent counts a 200-epoch run's epochs
+(``e * 200 / E``); counts are at least 1 (official: log 0); a class with no confident
+sample takes its samples' centroid (official: NaN); ``fer_bench.gmm`` for scikit-learn;
+the warm-up trains network k on view k (DivideMix's); scores are 1 in the warm-up.
 """
 
 from __future__ import annotations
@@ -39,12 +31,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from fer_bench.backbones import Backbone
-from fer_bench.methods.base import Batch, Hparams, StepOutput, TrainInfo, TrainingImages
-from fer_bench.methods.dividemix import DivideMix, mix_coefficient, semi_loss, sharpen
+from fer_bench.methods.base import Batch, StepOutput, TrainInfo, TrainingImages
+from fer_bench.methods.dividemix import (
+    DivideMix,
+    DividemixHparams,
+    mix_coefficient,
+    semi_loss,
+    sharpen,
+)
 from fer_bench.methods.rolt import (
     centred_normalised,
     class_centroids,
     class_clean_posterior,
+    embed,
     ncm_logits,
 )
 from fer_bench.registry import METHODS
@@ -53,22 +52,14 @@ OFFICIAL_EPOCHS = 200  # the run over which phi's exponent counts (Train_cifar.p
 
 
 @dataclass
-class SfaHparams(Hparams):
+class SfaHparams(DividemixHparams):  # lambda_u, p_threshold, T and alpha: the same defaults
     warmup: float = 30 / 200  # Train_cifar.py:34
     rampup: float = 16 / 200  # lambda_u ramp (:324)
-    lambda_u: float = 25.0
-    p_threshold: float = 0.5
-    T: float = 0.5
-    alpha: float = 4.0
     beta: float = 0.99  # centroid averaging (:36)
     phi: float = 1.005  # confidence threshold growth (:37)
     sample_rate: int = 1  # centroid draws per division (:38)
     min_sampled: int = 300  # a class with more confident samples draws its centroid (:230)
     carry_average: bool = False  # False: the official code; True: the paper's average
-
-    def __post_init__(self) -> None:
-        if not 0 < self.warmup < 1 or self.rampup <= 0 or self.sample_rate < 1:
-            raise ValueError("sfa warmup must be in (0, 1), rampup above 0, sample_rate >= 1")
 
 
 @METHODS.register("sfa")
@@ -93,13 +84,9 @@ class SFA(DivideMix):
         self.eval()
         labels = images.observed_labels.cpu()
         for row, net in enumerate(self.nets):
-            feats = torch.zeros(len(labels), net.num_features, dtype=torch.float64)
-            confs = torch.zeros(len(labels), dtype=torch.float64)
-            for batch in images.batches():
-                f = net.pool(net.feature_map(batch.x)).float()
-                p = self.heads[row](f).float().softmax(1).gather(1, batch.y[:, None])
-                feats[batch.index.cpu()], confs[batch.index.cpu()] = f.double().cpu(), p[:, 0].cpu()
-            self._divide(row, epoch, feats, confs, labels)
+            feats, logits = embed(net, images, self.heads[row])
+            confs = logits.softmax(1).gather(1, labels[:, None])[:, 0]
+            self._divide(row, epoch, feats.double(), confs.double(), labels)
 
     def _divide(
         self, row: int, epoch: int, feats: torch.Tensor, confs: torch.Tensor, labels: torch.Tensor
@@ -158,7 +145,10 @@ class SFA(DivideMix):
         total, logs, prior = 0.0, {}, self.observed_count.clamp_min(1).log()
         for k, (net, x) in enumerate(zip(self.nets, (batch.x, batch.x2), strict=True)):
             feats = net.pool(net.feature_map(x))
-            ce = F.cross_entropy(net.classifier(feats).float(), batch.y)
+            logits = net.classifier(feats).float()
+            ce = F.cross_entropy(logits, batch.y)
+            if self.hparams.conf_penalty:  # DivideMix's option (off, as in SFA's code)
+                ce = ce + (logits.softmax(1) * logits.log_softmax(1)).sum(1).mean()
             balanced = F.cross_entropy(self.heads[k](feats).float() + prior, batch.y)
             logs |= {f"ce_{k + 1}": ce.detach(), f"balanced_{k + 1}": balanced.detach()}
             total = total + ce + balanced

@@ -22,9 +22,9 @@ each network at the start of each epoch after the warm-up, per observed class c
   dot products) and has fewer selected samples than it (:279, 356-368).
 A kept sample's clean probability is that posterior (above 0.5), the others' 0.
 
-Defaults: warm-up 10 of 100 epochs (CIFAR-10, :632-635, 658), lambda_u ramp over 16
-epochs, lambda_u 25, T 0.5, alpha 4 (configs.py). The official warm-up defines but never
-applies the negative entropy (:645-646), so ``conf_penalty`` stays off. Adaptations: the
+Defaults: warm-up 10 of 100 epochs (CIFAR-10, :632-635, 658), ramp 16, lambda_u 25, T
+0.5, alpha 4 (settings/configs.py); the official warm-up never applies its negative
+entropy (:645-646): ``conf_penalty`` off. Scores: 1 in the warm-up. Adaptations: the
 statistics come from one pass in the evaluation view (official: per-class loaders, batch
 means of means, the centre from the augmented training loader, :275); ``fer_bench.gmm``
 replaces scikit-learn; the official guard for an empty ACD group tests a mask's size,
@@ -41,7 +41,7 @@ import torch
 from fer_bench.gmm import component_posterior, fit_two_gaussians
 from fer_bench.methods.base import TrainingImages
 from fer_bench.methods.dividemix import DivideMix, DividemixHparams
-from fer_bench.methods.rolt import centred_normalised
+from fer_bench.methods.rolt import centred_normalised, embed
 from fer_bench.registry import METHODS
 
 
@@ -143,12 +143,8 @@ class Tabasco(DivideMix):
         if epoch < self.warmup_epochs:
             return
         self.eval()
-        n, d, k = len(images), self.backbone.num_features, self.info.num_classes
+        labels = images.observed_labels.cpu()
         for row, net in enumerate(self.nets):
-            feats, probs = torch.zeros(n, d), torch.zeros(n, k)
-            for batch in images.batches():
-                f = net.pool(net.feature_map(batch.x)).float()
-                feats[batch.index.cpu()] = f.cpu()
-                probs[batch.index.cpu()] = net.classifier(f).float().softmax(1).cpu()
-            division = tabasco_division(probs, feats, images.observed_labels.cpu())
+            feats, logits = embed(net, images)
+            division = tabasco_division(logits.softmax(1), feats, labels)
             self.clean_prob[row] = division.to(self.clean_prob)

@@ -1,0 +1,321 @@
+"""Checkable facts of resup, man, rolt, sfa and tabasco: each official formula recomputed
+here, independently, on small hand-built inputs (tolerance 1e-5 unless said)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from scipy import stats
+
+import fer_bench.engine as engine
+from fer_bench.backbones import create_backbone
+from fer_bench.config import RunConfig
+from fer_bench.methods.base import Batch, Method, TrainInfo, TrainingImages, build_hparams
+from fer_bench.methods.man import mutual_weight
+from fer_bench.methods.resup import clean_lookup, fit_beta_mixture
+from fer_bench.methods.rolt import centred_normalised, class_centroids, gmm_mask, ncm_logits
+from fer_bench.methods.tabasco import class_statistics, js_to_label, tabasco_division
+from fer_bench.registry import METHODS
+
+TOL = 1e-5
+K, N, SIZE = 3, 12, 16
+
+
+def new_backbone() -> torch.nn.Module:
+    return create_backbone(RunConfig().backbone, num_classes=K, in_chans=1)
+
+
+def make(name: str, epochs: int = 10, **overrides: str) -> Method:
+    """The method on small untrained backbones, in eval mode (deterministic forwards)."""
+    torch.manual_seed(0)
+    cls = METHODS.get(name)
+    labels = torch.arange(N) % K
+    info = TrainInfo(K, N, labels, epochs, 3, 4, new_backbone=new_backbone)
+    return cls(new_backbone(), info, build_hparams(cls, overrides)).eval()
+
+
+IMAGES = torch.randn(N, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
+
+
+def images_of(method: Method) -> TrainingImages:
+    def read(batch_size: int):
+        for start in range(0, N, batch_size):
+            index = torch.arange(start, min(start + batch_size, N))
+            yield index, IMAGES[index]
+
+    return TrainingImages(method.info.observed_labels, read, batch_size=5)
+
+
+def batch_of(method: Method, index: list[int]) -> Batch:
+    i = torch.tensor(index)
+    return Batch(x=IMAGES[i], y=method.info.observed_labels[i], index=i, x2=IMAGES[i].flip(-1))
+
+
+# ---- ReSup -------------------------------------------------------------------------------
+
+
+class OfficialBMM:
+    """BetaMixture1D of FERDenoise utils.py:40-112, with scipy's pdf."""
+
+    def __init__(self) -> None:
+        self.a, self.b, self.w = np.array([1.0, 2.0]), np.array([2.0, 1.0]), np.array([0.5] * 2)
+
+    def weighted(self, x: np.ndarray, y: int) -> np.ndarray:
+        return self.w[y] * stats.beta.pdf(x, self.a[y], self.b[y])
+
+    def fit(self, x: np.ndarray) -> None:
+        x = np.clip(x, 1e-4, 1 - 1e-4)
+        for _ in range(10):
+            r = np.array([self.weighted(x, i) for i in range(2)])
+            r[r <= 1e-12] = 1e-12
+            r /= r.sum(axis=0)
+            for k in range(2):
+                mean = np.sum(r[k] * x) / np.sum(r[k])
+                var = np.sum(r[k] * (x - mean) ** 2) / np.sum(r[k])
+                self.a[k] = mean * (mean * (1 - mean) / var - 1)
+                self.b[k] = self.a[k] * (1 - mean) / mean
+            self.w = r.sum(axis=1) / r.sum()
+
+    def lookup(self) -> np.ndarray:
+        x = np.linspace(1e-12, 1 - 1e-12, 100)
+        t = self.weighted(x, 1) / (self.weighted(x, 0) + self.weighted(x, 1) + 1e-12)
+        t[np.argmax(t) :] = t.max()
+        return t
+
+
+def test_resup_beta_mixture_and_lookup_are_the_official_ones() -> None:
+    x = np.array([0.05, 0.1, 0.2, 0.15, 0.6, 0.8, 0.9, 0.95, 0.97, 0.99, 0.85, 0.7])
+    official = OfficialBMM()
+    official.fit(x)
+    a, b, w = fit_beta_mixture(torch.tensor(x), 10)
+    assert np.allclose(a.numpy(), official.a) and np.allclose(b.numpy(), official.b)
+    assert np.allclose(clean_lookup(a, b, w).numpy(), official.lookup(), atol=1e-8)
+
+
+def test_resup_loss_swaps_the_clean_weights_and_adds_five_mse() -> None:
+    method = make("resup")
+    method.on_epoch_start(0, images_of(method))
+    assert torch.equal(method.table, torch.ones_like(method.table))  # epoch 0 fits nothing
+    method.on_epoch_start(1, images_of(method))
+    batch = batch_of(method, [0, 1, 2, 3, 4])
+    l1, l2 = method.backbone(batch.x), method.peer(batch.x)
+    total = 0.0
+    for i in range(5):  # comloss, utils.py:228-255, one sample at a time
+        y = batch.y[i : i + 1]
+        lf, lf1 = l1[i : i + 1].softmax(1), l2[i : i + 1].softmax(1)
+        c = []
+        for k, p in enumerate((lf, lf1)):
+            sim = F.cosine_similarity(F.one_hot(y, K).float(), p).item()
+            sim = 1 - 1e-3 if sim >= 1 else 1e-3 if sim <= 0 else sim
+            c.append(min(max(method.table[k, min(int(100 * sim), 99)].item(), 1e-4), 1 - 1e-4))
+        floss = c[1] * F.cross_entropy(l1[i : i + 1], y) + c[0] * F.cross_entropy(l2[i : i + 1], y)
+        total = total + floss + 5 * F.mse_loss(lf, lf1)
+    assert method.loss(batch, 3).loss.item() == pytest.approx(total.item() / 5, abs=TOL)
+    plain = F.cross_entropy(l1, batch.y) + F.cross_entropy(l2, batch.y)
+    assert method.loss(batch, 0).loss.item() == pytest.approx(plain.item(), abs=TOL)
+
+
+# ---- MAN ---------------------------------------------------------------------------------
+
+
+def test_man_divides_by_the_two_networks_agreement_with_the_label() -> None:
+    method = make("man")
+    method.on_epoch_start(1, images_of(method))
+    with torch.no_grad():
+        nets = (method.backbone, method.peer)
+        hits = [net(IMAGES).argmax(1) == method.info.observed_labels for net in nets]
+    assert torch.equal(method.agree, hits[0].long() + hits[1].long())
+
+
+def test_man_loss_is_the_official_sum_over_the_three_subsets() -> None:
+    method = make("man", epochs=10)  # warm-up: round(0.1 * 10) = 1 epoch
+    assert method.warmup_epochs == 1
+    method.agree.copy_(torch.tensor([2, 1, 0, 2, 0, 1, 2, 2, 0, 1, 1, 0]))
+    batch = batch_of(method, list(range(8)))
+    epoch = 4
+    net1, net2 = method.backbone, method.peer
+    sub = {
+        name: [i for i in range(8) if int(method.agree[i]) == v]
+        for name, v in (("clean", 2), ("ambiguous", 1), ("noisy", 0))
+    }
+
+    def out(net, rows, x):  # eval mode: a subset's forward equals its rows of the batch's
+        return net(x[rows])
+
+    c = sub["clean"]
+    loss_c = 0.5 * (
+        F.cross_entropy(out(net1, c, batch.x), batch.y[c])
+        + F.cross_entropy(out(net2, c, batch.x), batch.y[c])
+    )
+    n = sub["noisy"]
+    loss_n = 0.5 * sum(
+        F.mse_loss(out(net, n, batch.x).softmax(1), out(net, n, batch.x2).softmax(1))
+        for net in (net1, net2)
+    )
+    a = sub["ambiguous"]
+    y1, y2, t = out(net1, a, batch.x), out(net2, a, batch.x), batch.y[a]
+    lam = 0.9 * math.exp(-0.65 * (1 - (epoch + 1) / (0.9 * 10)) ** 2)  # main.py:265-267
+
+    def kl(pred, soft):  # main.py:252-257
+        return F.kl_div(F.log_softmax(pred, 1), F.softmax(soft, 1), reduction="none").sum(1).mean()
+
+    loss_a = (1 - lam) * 0.5 * (F.cross_entropy(y1, t) + F.cross_entropy(y2, t)) + lam * 0.5 * (
+        kl(y1, y2) + kl(y2, y1)
+    )
+    want = loss_c + 0.6 * loss_a + 1.0 * loss_n
+    assert mutual_weight(epoch, 10, method.hparams) == pytest.approx(lam)
+    assert method.loss(batch, epoch).loss.item() == pytest.approx(want.item(), abs=TOL)
+    warm = 0.5 * (F.cross_entropy(net1(batch.x), batch.y) + F.cross_entropy(net2(batch.x), batch.y))
+    assert method.loss(batch, 0).loss.item() == pytest.approx(warm.item(), abs=TOL)
+
+
+# ---- RoLT --------------------------------------------------------------------------------
+
+
+def test_rolt_ncm_logits_are_the_official_cl2n_l2_ones() -> None:
+    gen = torch.Generator().manual_seed(0)
+    feats, labels = torch.randn(9, 4, generator=gen), torch.tensor([0, 1, 2] * 3)
+    mean = feats.mean(0)  # get_knncentroids, run_networks.py:1083-1115
+    cl2n = (feats - mean) / (feats - mean).norm(dim=1, keepdim=True)
+    centres = torch.stack([cl2n[labels == c].mean(0) for c in range(3)])
+    a = cl2n  # KNNClassifier.forward / l2_similarity
+    official = -((a**2).sum(1, keepdim=True) + (centres**2).sum(1)[None] - 2 * a @ centres.T)
+    z = centred_normalised(feats)
+    ours = ncm_logits(z, class_centroids(z, labels, torch.ones(9, dtype=torch.bool), 3))
+    assert torch.allclose(ours, official, atol=TOL)
+
+
+def test_rolt_mask_keeps_the_high_component_or_a_whole_class() -> None:
+    labels = torch.tensor([0] * 8 + [1] * 4)
+    logits = torch.zeros(12, 2)
+    logits[:8, 0] = torch.tensor([-0.1, -0.12, -0.11, -0.09, -0.1, -3.0, -3.1, -2.9])
+    logits[8:, 1] = torch.tensor([-1.0, -1.0, -1.0, -1.0])  # one value: nothing to separate
+    post = gmm_mask(logits, labels)
+    assert (post[:5] > 0.5).all() and (post[5:8] < 0.5).all() and (post[8:] == 1).all()
+
+
+def test_rolt_ensembles_and_soft_targets_are_the_official_ones() -> None:
+    method = make("rolt", epochs=5)  # soft targets from round(0.4 * 5) = 2
+    method.on_epoch_start(0, images_of(method))
+    first = method.ens_erm.clone()
+    with torch.no_grad():
+        logits = method.backbone(IMAGES)
+    assert torch.allclose(first, logits / 0.4, atol=TOL)  # run_networks.py:559-567, e = 1
+    method.on_epoch_start(1, images_of(method))
+    assert torch.allclose(method.ens_erm, (0.6 * first + 0.4 * logits) / (1 - 0.36), atol=TOL)
+    method.clean_prob.copy_(torch.tensor([1.0, 0.2] * 6))
+    batch = batch_of(method, list(range(6)))
+    mask = method.clean_prob[batch.index] > 0.5
+    y = batch.y
+    erm, ncm = method.ens_erm[batch.index].argmax(1), method.ens_ncm[batch.index].argmax(1)
+    targets = [torch.where(mask, y, erm), torch.where(mask, y, ncm), y]  # :636-648
+    targets += [torch.where(mask, y, torch.full_like(y, i)) for i in range(K)]
+    weights = [0.4, 0.2, 0.2] + [0.2 / K] * K
+    out = method.backbone(batch.x)
+    want = sum(w * F.cross_entropy(out, t) for w, t in zip(weights, targets, strict=True))
+    assert method.loss(batch, 2).loss.item() == pytest.approx(want.item(), abs=TOL)
+    assert method.loss(batch, 1).loss.item() == pytest.approx(
+        F.cross_entropy(out, y).item(), abs=TOL
+    )
+
+
+# ---- SFA ---------------------------------------------------------------------------------
+
+
+def sfa_division(method: Method, epoch: int, confs: torch.Tensor) -> torch.Tensor:
+    """Divide with network 1's features on IMAGES and the given confidences; the cl2n z."""
+    with torch.no_grad():
+        feats = method.backbone.pool(method.backbone.feature_map(IMAGES)).double()
+    method._divide(0, epoch, feats, confs, method.info.observed_labels)
+    return centred_normalised(feats)
+
+
+def test_sfa_centroids_average_only_in_the_papers_reading() -> None:
+    labels = torch.arange(N) % K
+    # E = 10: warm-up round(0.15 * 10) = 2; at 0-based epoch 2, e = 3 * 200 / 10 = 60, so the
+    # confidence threshold is 1.005^60 / 3 = 0.449 (Train_cifar.py:227).
+    confs = torch.tensor([0.5, 0.9, 0.9, 0.4] * 3, dtype=torch.float64)
+    confident = confs > 1.005**60 / K
+    for carry in (False, True):
+        method = make("sfa", epochs=10, carry_average=str(carry))
+        z = sfa_division(method, 2, confs)
+        c1 = torch.stack([z[(labels == c) & confident].mean(0) for c in range(K)])
+        assert torch.allclose(method.centroid_mean[0], c1, atol=TOL)
+        assert torch.allclose(method.centroid_square[0], c1**2, atol=TOL)
+        confs2 = torch.full((N,), 0.9, dtype=torch.float64)  # at e = 80 all pass 0.496
+        z = sfa_division(method, 3, confs2)
+        c2 = torch.stack([z[labels == c].mean(0) for c in range(K)])
+        # eval_train's averages are local names (:237-242): official m = (1 - beta) c
+        want = 0.99 * c1 + 0.01 * c2 if carry else 0.01 * c2
+        assert torch.allclose(method.centroid_mean[0], want, atol=TOL)
+
+
+def test_sfa_keeps_counts_of_the_kept_samples_and_its_warmup_is_balanced() -> None:
+    method = make("sfa", epochs=10)
+    sfa_division(method, 2, torch.full((N,), 0.9, dtype=torch.float64))
+    kept = method.info.observed_labels[method.clean_prob[0] > 0.5]
+    assert torch.equal(method.clean_count[0], torch.bincount(kept, minlength=K).float())
+    method.observed_count.copy_(torch.tensor([4.0, 2.0, 6.0]))
+    batch = batch_of(method, [0, 1, 2, 3])
+    want = 0.0
+    for k, (net, x) in enumerate(zip(method.nets, (batch.x, batch.x2), strict=True)):
+        f = net.pool(net.feature_map(x))
+        logits2 = method.heads[k](f) + torch.tensor([4.0, 2.0, 6.0]).log()  # :341-346
+        ce = F.cross_entropy(net.classifier(f), batch.y)
+        want = want + ce + F.cross_entropy(logits2, batch.y)
+    assert method.loss(batch, 0).loss.item() == pytest.approx(want.item(), abs=TOL)
+
+
+# ---- TABASCO -----------------------------------------------------------------------------
+
+
+def test_tabasco_js_and_adaptive_centroid_are_the_official_ones() -> None:
+    p = torch.tensor([[0.7, 0.2, 0.1], [0.2, 0.5, 0.3], [0.6, 0.3, 0.1], [0.1, 0.1, 0.8]])
+    q = F.one_hot(torch.tensor([0] * 4), 3).float()
+    m = (p + q) / 2  # Jensen_Shannon / kl_divergence, train_cifar_ssl.py:577-595
+    kl_pm = (p * ((p + 1e-10) / (m + 1e-10)).log()).sum(1)
+    kl_qm = (q * ((q + 1e-10) / (m + 1e-10)).log()).sum(1)
+    assert torch.allclose(js_to_label(p, 0), 0.5 * kl_pm + 0.5 * kl_qm, atol=TOL)
+    z = torch.randn(4, 5, generator=torch.Generator().manual_seed(0))
+    avg = p.mean(0)  # get_avg_pred: argmax 0, avg 0.4
+    out = p.clone()  # get_avg_pred_2 (:524-541)
+    out[:, 0] = torch.clamp(p[:, 0] / avg[0], min=1) * p[:, 0]
+    avg2 = out.mean(0)
+    chosen = (p.argmax(1) == avg2.argmax()) & (p[:, avg2.argmax()] > avg2[avg2.argmax()])
+    centroid, count = class_statistics(p, z)  # get_high_confidence_samples (:477-508)
+    assert torch.allclose(centroid, z[chosen].mean(0)) and int(count) == int(chosen.sum())
+
+
+def test_tabasco_keeps_the_samples_that_agree_with_their_class() -> None:
+    gen = torch.Generator().manual_seed(0)
+    labels = torch.tensor([0] * 10 + [1] * 10)
+    truth = labels.clone()
+    truth[[7, 8, 9, 17, 18, 19]] = 1 - labels[[7, 8, 9, 17, 18, 19]]  # three flips per class
+    probs = torch.full((20, 2), 0.1)
+    probs[torch.arange(20), truth] = 0.9
+    probs = probs + 0.05 * torch.rand(20, 2, generator=gen)
+    probs = probs / probs.sum(1, keepdim=True)
+    centres = torch.tensor([[3.0, 0.0, 0.0], [0.0, 3.0, 0.0]])
+    feats = centres[truth] + 0.3 * torch.randn(20, 3, generator=gen)
+    prob = tabasco_division(torch.cat([probs, torch.zeros(20, 1)], 1), feats, labels)
+    assert ((prob > 0.5) == (truth == labels)).all()
+    assert (prob[truth != labels] == 0).all()
+
+
+# ---- through the engine ------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["resup", "man", "rolt", "sfa", "tabasco"])
+def test_trains_through_the_engines_hooks(name, micro_bundle, micro_config, tmp_path) -> None:
+    # Two epochs: each method's division pass runs (the second epoch is past every
+    # warm-up: round(share * 2) is at most 1) on the engine's training images.
+    cfg = replace(micro_config, method=name)
+    cfg.protocol.noise_rate = 0.3
+    final = engine.train(cfg, tmp_path, progress=False, bundle=micro_bundle)
+    assert final["status"] == "done"

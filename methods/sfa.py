@@ -25,6 +25,7 @@ the warm-up trains network k on view k (DivideMix's); scores are 1 in the warm-u
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -47,6 +48,7 @@ from fer_bench.methods.rolt import (
     ncm_logits,
 )
 from fer_bench.registry import METHODS
+from fer_bench.search import Dist, Uniform
 
 OFFICIAL_EPOCHS = 200  # the run over which phi's exponent counts (Train_cifar.py:23)
 
@@ -60,6 +62,12 @@ class SfaHparams(DividemixHparams):  # lambda_u, p_threshold, T and alpha: the s
     sample_rate: int = 1  # centroid draws per division (:38)
     min_sampled: int = 300  # a class with more confident samples draws its centroid (:230)
     carry_average: bool = False  # False: the official code; True: the paper's average
+
+    search_space: ClassVar[dict[str, Dist]] = {
+        "lambda_u": Uniform(0.0, 50.0),  # 25 on CIFAR, 0 on WebVision (Train_webvision.py:23)
+        "p_threshold": Uniform(0.5, 0.7),
+        "warmup": Uniform(1 / 100, 0.15),  # 30 of 200 on CIFAR, 1 of 100 on WebVision (:319)
+    }
 
 
 @METHODS.register("sfa")

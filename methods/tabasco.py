@@ -35,6 +35,7 @@ the other's statistics; a class whose values are all equal is kept whole.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -43,12 +44,18 @@ from fer_bench.methods.base import TrainingImages
 from fer_bench.methods.dividemix import DivideMix, DividemixHparams
 from fer_bench.methods.rolt import centred_normalised, embed
 from fer_bench.registry import METHODS
+from fer_bench.search import Dist, Uniform
 
 
 @dataclass
 class TabascoHparams(DividemixHparams):
     warmup: float = 0.1  # 10 of 100 epochs (train_cifar_ssl.py:634)
     rampup: float = 0.16  # lambda_u ramp of 16 of 100 epochs (:175)
+
+    search_space: ClassVar[dict[str, Dist]] = {
+        "lambda_u": Uniform(0.0, 50.0),  # DivideMix's
+        "warmup": Uniform(0.1, 0.3),  # 10 or 30 of 100 epochs (CIFAR-10, -100, :632-635)
+    }
 
 
 def js_to_label(p: torch.Tensor, c: int) -> torch.Tensor:

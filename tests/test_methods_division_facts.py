@@ -15,11 +15,12 @@ from scipy import stats
 import fer_bench.engine as engine
 from fer_bench.backbones import create_backbone
 from fer_bench.config import RunConfig
+from fer_bench.gmm import component_posterior, fit_two_gaussians
 from fer_bench.methods.base import Batch, Method, TrainInfo, TrainingImages, build_hparams
 from fer_bench.methods.man import mutual_weight
 from fer_bench.methods.resup import clean_lookup, fit_beta_mixture
 from fer_bench.methods.rolt import centred_normalised, class_centroids, gmm_mask, ncm_logits
-from fer_bench.methods.tabasco import class_statistics, js_to_label, tabasco_division
+from fer_bench.methods.tabasco import class_statistics, js_to_label, select_class, tabasco_division
 from fer_bench.registry import METHODS
 
 TOL = 1e-5
@@ -305,6 +306,61 @@ def test_tabasco_keeps_the_samples_that_agree_with_their_class() -> None:
     prob = tabasco_division(torch.cat([probs, torch.zeros(20, 1)], 1), feats, labels)
     assert ((prob > 0.5) == (truth == labels)).all()
     assert (prob[truth != labels] == 0).all()
+
+
+def official_selection(p, z, c, centroid, acd_low):
+    """bi_dimensional_sample_selection_2's steps for one class (train_cifar_ssl.py:285-368),
+    in numpy where the official uses it; (branch, clean probabilities)."""
+    avg = p.mean(0)
+    w = torch.clamp(
+        p[torch.arange(len(p)), p.argmax(1)] / p[:, c],
+        min=1,
+        max=(avg[avg.argmax()] / avg[c]).item(),
+    )
+    wjsd = (w * js_to_label(p, c)).numpy()
+    acd = (z @ centroid).numpy()
+    wjsd = (wjsd - wjsd.min()) / (wjsd.max() - wjsd.min())
+    acd = (acd - acd.min()) / (acd.max() - acd.min())
+    gw = fit_two_gaussians(torch.tensor(wjsd), max_iter=30, tol=1e-2, reg_covar=5e-4)
+    ga = fit_two_gaussians(torch.tensor(acd), max_iter=30, tol=1e-2, reg_covar=5e-4)
+    prob_w = component_posterior(torch.tensor(wjsd), gw).numpy()
+    prob_a = component_posterior(torch.tensor(acd), ga).numpy()
+    lo_w, hi_w = int(gw[1].argmin()), int(gw[1].argmax())
+    lo_a, hi_a = int(ga[1].argmin()), int(ga[1].argmax())
+    one_w, one_a = prob_w[:, lo_w] > 0.5, prob_a[:, lo_a] > 0.5
+    two_a = ~one_a
+
+    def predict(v):
+        return int(component_posterior(torch.tensor([v]), gw).argmax())
+
+    mean_1, std_1 = wjsd[one_a].mean(0), wjsd[one_a].std(0)
+    mean_2, std_2 = wjsd[two_a].mean(0), wjsd[two_a].std(0)
+    pred_1, pred_2 = predict(mean_1), predict(mean_2)
+    std_list = [1] * 2
+    std_list[pred_1] = std_1 if std_1 else 0.1
+    std_list[pred_2] = std_2 if std_2 else 0.1
+    if (pred_1 == pred_2 and pred_1 != lo_w) or std_list[hi_w] / std_list[lo_w] < 0.65:
+        return "wjsd", np.where(one_w, prob_w[:, lo_w], 0.0)
+    if acd_low:
+        return "acd_low", np.where(one_a, prob_a[:, lo_a], 0.0)
+    return "acd_high", np.where(two_a, prob_a[:, hi_a], 0.0)
+
+
+def test_tabasco_chooses_its_dimension_as_the_official_code() -> None:
+    branches = set()
+    for seed in range(12):
+        gen = torch.Generator().manual_seed(seed)
+        p = torch.softmax(2 * torch.randn(30, K, generator=gen), 1).double()
+        z = F.normalize(torch.randn(30, 4, generator=gen), dim=1).double()
+        centroid = z[:10].mean(0)
+        for acd_low in (False, True):
+            branch, want = official_selection(p, z, 0, centroid, acd_low)
+            if np.isnan(want).any() or min((want > 0).sum(), (want == 0).sum()) == 0:
+                continue  # an empty ACD group: the official code fails there
+            branches.add(branch)
+            ours = select_class(p, z, 0, centroid, acd_low).numpy()
+            assert np.allclose(ours, want, atol=1e-8), (seed, acd_low, branch)
+    assert branches == {"wjsd", "acd_low", "acd_high"}
 
 
 # ---- through the engine ------------------------------------------------------------------

@@ -19,7 +19,8 @@ the epoch's centroids c (``carry_average=False``, default); ``True``: the paper'
 Defaults: :17-38. Adaptations: ``phi``'s exponent counts a 200-epoch run's epochs
 (``e * 200 / E``); counts are at least 1 (official: log 0); a class with no confident
 sample takes its samples' centroid (official: NaN); ``fer_bench.gmm`` for scikit-learn;
-the warm-up trains network k on view k (DivideMix's); scores are 1 in the warm-up.
+the warm-up trains network k on view k (DivideMix's); scores are 1 in the warm-up; the
+lambda_u ramp starts from 0 (the official counts epochs from 1, so it starts at 1/16).
 """
 
 from __future__ import annotations

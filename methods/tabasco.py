@@ -7,8 +7,8 @@ each network at the start of each epoch after the warm-up, per observed class c
 (``bi_dimensional_sample_selection_2``, :253-370), over the class's samples:
 * WJSD: ``w JS(p, onehot(c))``, ``w = p_max / p_c`` clamped to [1, A_c,max / A_c,c]
   with ``A_c`` the class's mean prediction (:382-403, 510-522, 589-595);
-* ACD: the cosine of the centred, L2-normalised feature to the class's adaptive
-  centroid: the mean centred, normalised feature of the class's samples predicted as
+* ACD: the dot product of the centred, L2-normalised feature with the class's adaptive
+  centroid, the mean centred, normalised feature of the class's samples predicted as
   ``b = argmax A2_c`` above ``A2_c,b``, all of the class if none (:468-508), where
   ``A2_c`` is the mean prediction with column ``argmax A_c`` scaled by
   ``max(1, p / A_c,argmax)`` (:524-541; the centre is the mean feature of all samples);
@@ -20,7 +20,8 @@ each network at the start of each epoch after the warm-up, per observed class c
 * otherwise ACD keeps its high (near) component, or its low one when the class's
   centroid is within 10 % of its most similar other centroid (softmax of the centroids'
   dot products) and has fewer selected samples than it (:279, 356-368).
-A kept sample's clean probability is that posterior (above 0.5), the others' 0.
+A kept sample's clean probability is that posterior (above 0.5), the others' 0, so
+DivideMix's ``p_threshold`` 0.5 labels exactly the kept samples (train_cifar_ssl.py:690).
 
 Defaults: warm-up 10 of 100 epochs (CIFAR-10, :632-635, 658), ramp 16, lambda_u 25, T
 0.5, alpha 4 (settings/configs.py); the official warm-up never applies its negative

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +39,7 @@ import torch.nn.functional as F
 from fer_bench.backbones import Backbone
 from fer_bench.methods.base import Batch, Hparams, Method, StepOutput, TrainInfo, TrainingImages
 from fer_bench.registry import METHODS
+from fer_bench.search import Dist, LogUniform, Uniform
 
 
 @dataclass
@@ -48,6 +50,11 @@ class ManHparams(Hparams):
     lambda_max: float = 0.9  # mutual loss ramp (main.py:261)
     ramp_beta: float = 0.65
     ramp_end: float = 0.9  # share of the run at which lambda peaks (main.py:266)
+
+    search_space: ClassVar[dict[str, Dist]] = {
+        "w_gamma": LogUniform(0.3, 3.0),  # 1 official (main.py:36)
+        "w_omega": Uniform(0.2, 1.0),  # 0.6 official (main.py:37)
+    }
 
     def __post_init__(self) -> None:
         if not 0 < self.warmup < 1 or self.ramp_end <= 0:

@@ -30,6 +30,7 @@ Scores: network 1's clean probability (the weight network 2 learns with).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +38,7 @@ import torch.nn.functional as F
 from fer_bench.backbones import Backbone
 from fer_bench.methods.base import Batch, Hparams, Method, StepOutput, TrainInfo, TrainingImages
 from fer_bench.registry import METHODS
+from fer_bench.search import Dist, LogUniform
 
 RESOLUTION = 100  # lookup table size (utils.py:50)
 
@@ -45,6 +47,10 @@ RESOLUTION = 100  # lookup table size (utils.py:50)
 class ResupHparams(Hparams):
     sim_weight: float = 5.0  # weight of the two networks' softmax MSE (utils.py:245)
     bmm_iters: int = 10  # EM iterations of the Beta mixture (utils.py:169)
+
+    search_space: ClassVar[dict[str, Dist]] = {
+        "sim_weight": LogUniform(1.0, 25.0),  # 5 official; no other value published
+    }
 
 
 def beta_log_pdf(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +38,7 @@ from fer_bench.backbones import Backbone
 from fer_bench.gmm import low_component_posterior
 from fer_bench.methods.base import Batch, Hparams, Method, StepOutput, TrainInfo, TrainingImages
 from fer_bench.registry import METHODS
+from fer_bench.search import Dist, Uniform
 
 WEIGHTS = (0.4, 0.2, 0.2, 0.2)  # erm_pred, ncm_pred, label, uniform (run_networks.py:646-648)
 
@@ -45,6 +47,10 @@ WEIGHTS = (0.4, 0.2, 0.2, 0.2)  # erm_pred, ncm_pred, label, uniform (run_networ
 class RoltHparams(Hparams):
     start: float = 0.4  # share of the epochs before the soft targets apply (80 of 200)
     ema: float = 0.6  # the logits' temporal ensemble (run_networks.py:558)
+
+    search_space: ClassVar[dict[str, Dist]] = {
+        "start": Uniform(0.2, 0.6),  # 80 of 200 official; the DRW config re-weights at 160
+    }
 
     def __post_init__(self) -> None:
         if not 0 <= self.start < 1 or not 0 <= self.ema < 1:

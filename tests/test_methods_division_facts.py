@@ -273,6 +273,42 @@ def test_sfa_keeps_counts_of_the_kept_samples_and_its_warmup_is_balanced() -> No
     assert method.loss(batch, 0).loss.item() == pytest.approx(want.item(), abs=TOL)
 
 
+def test_sfa_second_head_learns_the_balanced_semi_loss_with_the_peers_counts(
+    monkeypatch,
+) -> None:
+    method = make("sfa", epochs=10)  # at epoch 9 the ramp is full: lambda_u 25
+    monkeypatch.setattr("fer_bench.methods.sfa.mix_coefficient", lambda alpha: 1.0)  # no mix
+    method.clean_prob.copy_(torch.tensor([[0.9, 0.2] * 6, [0.8, 0.3, 0.7, 0.1] * 3]))
+    method.clean_count.copy_(torch.tensor([[3.0, 1.0, 2.0], [5.0, 0.0, 4.0]]))
+    batch = batch_of(method, [0, 1, 2, 3])
+    with torch.no_grad():
+        guess = sum(net(v).softmax(1) for net in method.nets for v in (batch.x, batch.x2)) / 4
+        guess = guess**2 / (guess**2).sum(1, keepdim=True)  # T 0.5
+    one_hot = F.one_hot(batch.y, K).float()
+    want = 0.0
+    for k, net in enumerate(method.nets):
+        w = method.clean_prob[1 - k, batch.index][:, None]  # the peer's division
+        with torch.no_grad():
+            own = (net(batch.x).softmax(1) + net(batch.x2).softmax(1)) / 2
+            px = (w * one_hot + (1 - w) * own) ** 2
+        px = px / px.sum(1, keepdim=True)
+        lab = w[:, 0] > 0.5
+        x_l, x_u = (
+            torch.cat([batch.x[lab], batch.x2[lab]]),
+            torch.cat([batch.x[~lab], batch.x2[~lab]]),
+        )
+        t_l, t_u = torch.cat([px[lab], px[lab]]), torch.cat([guess[~lab], guess[~lab]])
+        f_l, f_u = (net.pool(net.feature_map(x)) for x in (x_l, x_u))
+        spc = method.clean_count[1 - k].clamp_min(1).log()  # tmp_img_num_list of the peer
+        for head, prior in ((net.classifier, 0.0), (method.heads[k], spc)):  # :124-133
+            lx = -(F.log_softmax(head(f_l) + prior, 1) * t_l).sum(1).mean()
+            lu = ((torch.softmax(head(f_u) + prior, 1) - t_u) ** 2).mean()
+            want = want + lx + 25 * lu
+        mean = torch.cat([net.classifier(f_l), net.classifier(f_u)]).softmax(1).mean(0)
+        want = want + (torch.full((K,), 1 / K) * (1 / K / mean).log()).sum()  # penalty
+    assert method.loss(batch, 9).loss.item() == pytest.approx(want.item(), abs=1e-4)
+
+
 # ---- TABASCO -----------------------------------------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""ReSup (Zhang et al., IEEE TAC 2023, "Reliable Label Noise Suppression for FER"), after
+"""ReSup (Zhang et al., arXiv 2305.17895, 2023, "Reliable Label Noise Suppression for FER"),
 purpleleaves007/FERDenoise at 0eb4353.
 
 Two networks (``TrainInfo.new_backbone``; model.py:12-55). After each epoch every

@@ -1,4 +1,4 @@
-"""RoLT - Robust Long-Tailed learning under label noise (Wei et al., 2021), after
+"""RoLT - Robust Long-Tailed learning under label noise (Wei et al., arXiv 2108.11569), after
 Stomach-ache/RoLT at c78db7b (``main.py --cfg config/.../feat_uniform.yaml --cleaning``).
 
 At the start of every epoch (``label_cleaning``, run_networks.py:523-651) the network,

@@ -3,6 +3,7 @@ here, independently, on small hand-built inputs (tolerance 1e-5 unless said)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import replace
 
@@ -56,6 +57,46 @@ def images_of(method: Method) -> TrainingImages:
 def batch_of(method: Method, index: list[int]) -> Batch:
     i = torch.tensor(index)
     return Batch(x=IMAGES[i], y=method.info.observed_labels[i], index=i, x2=IMAGES[i].flip(-1))
+
+
+def test_hparams_have_the_official_defaults() -> None:
+    def defaults(name: str) -> dict:
+        return dataclasses.asdict(build_hparams(METHODS.get(name), {}))
+
+    assert defaults("resup") == {"sim_weight": 5.0, "bmm_iters": 10}
+    assert defaults("man") == {
+        "warmup": 0.1,
+        "w_gamma": 1.0,
+        "w_omega": 0.6,
+        "lambda_max": 0.9,
+        "ramp_beta": 0.65,
+        "ramp_end": 0.9,
+    }
+    assert defaults("rolt") == {"start": 0.4, "ema": 0.6}
+    sfa = defaults("sfa")
+    assert (sfa["warmup"], sfa["rampup"], sfa["lambda_u"], sfa["p_threshold"]) == (
+        0.15,
+        0.08,
+        25.0,
+        0.5,
+    )
+    assert (sfa["beta"], sfa["phi"], sfa["sample_rate"], sfa["min_sampled"]) == (
+        0.99,
+        1.005,
+        1,
+        300,
+    )
+    assert sfa["carry_average"] is False and sfa["conf_penalty"] is False
+    tabasco = defaults("tabasco")
+    assert (tabasco["warmup"], tabasco["rampup"], tabasco["lambda_u"]) == (0.1, 0.16, 25.0)
+    families = {n: METHODS.get(n).family for n in ("resup", "man", "rolt", "sfa", "tabasco")}
+    assert families == {
+        "resup": "fer",
+        "man": "fer",
+        "rolt": "noise+longtail",
+        "sfa": "noise+longtail",
+        "tabasco": "noise+longtail",
+    }
 
 
 # ---- ReSup -------------------------------------------------------------------------------

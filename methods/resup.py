@@ -1,5 +1,5 @@
 """ReSup (Zhang et al., arXiv 2305.17895, 2023, "Reliable Label Noise Suppression for FER"),
-purpleleaves007/FERDenoise at 0eb4353.
+after purpleleaves007/FERDenoise at 0eb4353.
 
 Two networks (``TrainInfo.new_backbone``; model.py:12-55). After each epoch every
 training sample gets, per network, the cosine similarity of its softmax prediction to

@@ -52,11 +52,11 @@ def _log_resp(x: torch.Tensor, params: tuple[torch.Tensor, ...]) -> tuple[float,
     return norm.mean().item(), weighted - norm[:, None]
 
 
-def low_component_posterior(
+def fit_two_gaussians(
     values: torch.Tensor, max_iter: int = 100, tol: float = 1e-3, reg_covar: float = 1e-6
-) -> torch.Tensor:
-    """Each value's posterior probability of the component with the smaller mean (the
-    defaults are scikit-learn's)."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(weights, means, variances) of the fitted mixture, in float64 (the defaults are
+    scikit-learn's)."""
     x = values.detach().double().flatten()
     upper = two_means(x)
     resp = torch.stack([~upper, upper], dim=1).double()
@@ -70,5 +70,18 @@ def low_component_posterior(
         params = (nk / nk.sum(), means, variances)
         if abs(lower_bound - previous) < tol:
             break
-    posterior = _log_resp(x, params)[1].exp()
-    return posterior[:, int(params[1].argmin())]
+    return params
+
+
+def component_posterior(values: torch.Tensor, params: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """(N, 2) posteriors of each value under fitted ``params`` (``predict_proba``)."""
+    return _log_resp(values.detach().double().flatten(), params)[1].exp()
+
+
+def low_component_posterior(
+    values: torch.Tensor, max_iter: int = 100, tol: float = 1e-3, reg_covar: float = 1e-6
+) -> torch.Tensor:
+    """Each value's posterior probability of the component with the smaller mean (the
+    defaults are scikit-learn's)."""
+    params = fit_two_gaussians(values, max_iter, tol, reg_covar)
+    return component_posterior(values, params)[:, int(params[1].argmin())]

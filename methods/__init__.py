@@ -13,8 +13,13 @@ from fer_bench.methods import (  # noqa: F401
     la,
     ldam,
     ls,
+    man,
     nla,
+    resup,
+    rolt,
     rul,
     sce,
     scn,
+    sfa,
+    tabasco,
 )

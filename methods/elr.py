@@ -58,6 +58,7 @@ def elr_regulariser(target: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
 
 @METHODS.register("elr")
 class EarlyLearningReg(Method):
+    family = "noise"
     Hparams = ElrHparams
     score_name = "target_p_label"
 

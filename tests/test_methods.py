@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from fer_bench.backbones import create_backbone
 from fer_bench.config import RunConfig
-from fer_bench.methods.base import Batch, Method, TrainInfo, build_hparams
+from fer_bench.methods.base import FAMILIES, Batch, Method, TrainInfo, build_hparams
 from fer_bench.methods.la import log_priors
 from fer_bench.methods.nla import consistency, naw_weight, sigma_schedule
 from fer_bench.methods.rul import native_map_shape, uncertainty
@@ -73,6 +73,11 @@ def test_every_method_trains_and_predicts(name: str) -> None:
     method.eval()
     with torch.no_grad():
         assert method.predict(torch.randn(3, 1, SIZE, SIZE)).shape == (3, K)
+
+
+def test_every_builtin_method_names_its_family() -> None:
+    named = FAMILIES[:-1]  # all but "other", a plugin's until it names one
+    assert [n for n in BUILTIN if METHODS.get(n).family not in named] == []
 
 
 def test_second_views() -> None:

@@ -84,6 +84,7 @@ def test_second_views() -> None:
     assert make("nla").second_view == "mirror"
     assert make("eac").second_view == "mirror_aug"
     assert make("eac", independent_erasing="false").second_view == "mirror"
+    assert make("mek").second_view == "mirror"
     assert make("ce").second_view is None
 
 
@@ -99,6 +100,12 @@ def test_second_views() -> None:
         ("ldam", "drw_start", "1.5"),
         ("ldam", "drw_beta", "1"),
         ("elr", "beta", "1"),
+        ("apl", "alpha", "-1"),
+        ("cb", "beta", "1"),
+        ("cb", "loss_type", "ce"),
+        ("coteach_plus", "init_epoch_fraction", "2"),
+        ("jocor", "co_lambda", "1.5"),
+        ("mek", "smoothing", "1"),
     ],
 )
 def test_unknown_options_are_refused_before_any_model_exists(

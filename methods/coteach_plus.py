@@ -1,6 +1,6 @@
 """Co-teaching+ (Yu et al., ICML 2019), after xingruiyu/coteaching_plus at a68ed61.
 
-Two networks as in Co-teaching (``coteach.py``, whose schedule and selection this
+Two networks as in Co-teaching (``coteach.py``, whose class, schedule and selection this
 reuses). After the initial epochs, each batch keeps only the samples on which the
 two networks' predictions disagree; among those each network ranks by its own
 per-sample loss and keeps the ``int((1 - tau) * n)`` smallest (all n when that is 0),
@@ -40,8 +40,13 @@ import torch
 import torch.nn.functional as F
 
 from fer_bench.backbones import Backbone
-from fer_bench.methods.base import Batch, Method, StepOutput, TrainInfo, TrainingImages
-from fer_bench.methods.coteach import CoteachHparams, coteaching_losses, forget_rate_at
+from fer_bench.methods.base import Batch, StepOutput, TrainInfo, TrainingImages
+from fer_bench.methods.coteach import (
+    CoteachHparams,
+    CoTeaching,
+    coteaching_losses,
+    forget_rate_at,
+)
 from fer_bench.registry import METHODS
 
 
@@ -103,16 +108,12 @@ def coteaching_plus_losses(
 
 
 @METHODS.register("coteach_plus")
-class CoTeachingPlus(Method):
+class CoTeachingPlus(CoTeaching):  # its peer network and score; its own loss
     Hparams = CoteachPlusHparams
     family = "noise"
-    score_name = "neg_loss"  # network 1's small-loss criterion: higher = kept sooner
 
     def __init__(self, backbone: Backbone, info: TrainInfo, hparams: CoteachPlusHparams) -> None:
         super().__init__(backbone, info, hparams)
-        if info.new_backbone is None:
-            raise ValueError("coteach_plus needs a second network: TrainInfo.new_backbone")
-        self.peer = info.new_backbone()
         self.init_epoch = round(hparams.init_epoch_fraction * info.epochs)
         self.batch_in_epoch = 0  # the official loop's batch index i, for its step = epoch * i
 

@@ -147,8 +147,9 @@ def row_identity(identity: dict[str, Any]) -> dict[str, Any]:
 
 
 # Declarations beside a method's code that do not change what it computes: its official
-# recipe and search space (hyperparameter defaults count through the identity instead).
-_DECLARATIONS = ("official_recipe", "search_space")
+# recipe, search space and listing family (hyperparameter defaults count through the
+# identity instead).
+_DECLARATIONS = ("official_recipe", "search_space", "family")
 _DECLARATION_MODULES = ("__future__", "typing", "fer_bench.recipes", "fer_bench.search")
 # Core modules moved after runs were recorded, by their name today -> the name they had:
 # an import from one is fingerprinted under its old name, so moving a contract leaves

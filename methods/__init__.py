@@ -2,18 +2,23 @@
 registers them."""
 
 from fer_bench.methods import (  # noqa: F401
+    apl,
     bsoftmax,
+    cb,
     ce,
     coteach,
+    coteach_plus,
     dividemix,
     dmue,
     eac,
     elr,
     gce,
+    jocor,
     la,
     ldam,
     ls,
     man,
+    mek,
     nla,
     resup,
     rolt,

@@ -97,6 +97,11 @@ class Hparams:
     search_space: ClassVar[dict[str, Dist]] = {}
 
 
+# Method families, in the order `fer-bench list methods` shows them; "other" is a
+# plugin's family until it names one.
+FAMILIES = ("fer", "noise", "noise+longtail", "longtail", "baseline", "other")
+
+
 class Method(nn.Module):
     Hparams: ClassVar[type] = Hparams
     # A registered view (fer_bench.views: mirror, mirror_aug, independent, strong) given as
@@ -105,6 +110,8 @@ class Method(nn.Module):
     score_name: ClassVar[str | None] = None  # what `scores` means, e.g. "importance"
     # The recipe of the method's official code (``--recipe official``), if it has one.
     official_recipe: ClassVar[Recipe | None] = None
+    # What `fer-bench list methods` groups it under: one of FAMILIES.
+    family: ClassVar[str] = "other"
 
     def __init__(self, backbone: Backbone, info: TrainInfo, hparams: Any) -> None:
         super().__init__()

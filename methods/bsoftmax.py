@@ -36,6 +36,8 @@ def log_counts(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
 
 @METHODS.register("bsoftmax")
 class BalancedSoftmax(Method):
+    family = "longtail"
+
     def __init__(self, backbone: Backbone, info: TrainInfo, hparams: Hparams) -> None:
         super().__init__(backbone, info, hparams)
         adjust = log_counts(info.observed_labels, info.num_classes)

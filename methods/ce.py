@@ -10,6 +10,8 @@ from fer_bench.registry import METHODS
 
 @METHODS.register("ce")
 class CrossEntropy(Method):
+    family = "baseline"
+
     def loss(self, batch: Batch, epoch: int) -> StepOutput:
         loss = F.cross_entropy(self.backbone(batch.x), batch.y)
         return StepOutput(loss=loss)

@@ -102,6 +102,7 @@ def coteaching_losses(
 
 @METHODS.register("coteach")
 class CoTeaching(Method):
+    family = "noise"
     Hparams = CoteachHparams
     score_name = "neg_loss"  # network 1's small-loss criterion: higher = kept sooner
 

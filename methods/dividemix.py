@@ -125,6 +125,7 @@ def semi_loss(
 
 @METHODS.register("dividemix")
 class DivideMix(Method):
+    family = "noise"
     Hparams = DividemixHparams
     second_view = "independent"
     score_name = "clean_prob"  # network 1's mixture posterior of the low-loss component

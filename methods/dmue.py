@@ -153,6 +153,7 @@ def class_similarity(feats: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
 
 @METHODS.register("dmue")
 class DMUE(Method):
+    family = "fer"
     Hparams = DmueHparams
     score_name = "confidence"
 

@@ -75,6 +75,7 @@ def flip_consistency(cam: torch.Tensor, cam_mirrored: torch.Tensor) -> torch.Ten
 
 @METHODS.register("eac")
 class EAC(Method):
+    family = "fer"
     Hparams = EacHparams
     second_view = "mirror_aug"
     official_recipe = Recipe(

@@ -78,6 +78,7 @@ def updated_targets(
 
 @METHODS.register("elr")
 class EarlyLearningReg(Method):
+    family = "noise"
     Hparams = ElrHparams
     score_name = "target_p_label"
 

@@ -38,6 +38,7 @@ def gce_loss(logits: torch.Tensor, y: torch.Tensor, q: float) -> torch.Tensor:
 
 @METHODS.register("gce")
 class GeneralizedCE(Method):
+    family = "noise"
     Hparams = GceHparams
 
     def loss(self, batch: Batch, epoch: int) -> StepOutput:

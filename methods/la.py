@@ -42,6 +42,7 @@ def logit_adjusted_ce(logits: torch.Tensor, y: torch.Tensor, adjust: torch.Tenso
 
 @METHODS.register("la")
 class LogitAdjusted(Method):
+    family = "longtail"
     Hparams = LaHparams
 
     def __init__(self, backbone: Backbone, info: TrainInfo, hparams: LaHparams) -> None:

@@ -97,6 +97,7 @@ class NormedLinear(nn.Module):
 
 @METHODS.register("ldam")
 class LdamDrw(Method):
+    family = "longtail"
     Hparams = LdamHparams
 
     def __init__(self, backbone: Backbone, info: TrainInfo, hparams: LdamHparams) -> None:

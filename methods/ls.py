@@ -37,6 +37,7 @@ class LsHparams(Hparams):
 
 @METHODS.register("ls")
 class LabelSmoothing(Method):
+    family = "noise"
     Hparams = LsHparams
 
     def loss(self, batch: Batch, epoch: int) -> StepOutput:

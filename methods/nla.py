@@ -143,6 +143,7 @@ def consistency(z1: torch.Tensor, z2: torch.Tensor, form: str = "official") -> t
 
 @METHODS.register("nla")
 class NLA(Method):
+    family = "fer"
     Hparams = NlaHparams
     second_view = "mirror"
     score_name = "naw_weight"

@@ -114,6 +114,7 @@ def _head(shape: tuple[int, int, int], dim: int, dropout: float) -> nn.Sequentia
 
 @METHODS.register("rul")
 class RUL(Method):
+    family = "fer"
     Hparams = RulHparams
     score_name = "inverse_uncertainty"
     official_recipe = Recipe(

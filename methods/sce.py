@@ -65,6 +65,7 @@ def reverse_ce(logits: torch.Tensor, y: torch.Tensor, log_floor: float = 1e-4) -
 
 @METHODS.register("sce")
 class SymmetricCE(Method):
+    family = "noise"
     Hparams = SceHparams
 
     def loss(self, batch: Batch, epoch: int) -> StepOutput:

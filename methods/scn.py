@@ -104,6 +104,7 @@ def rank_loss(alpha: torch.Tensor, beta: float, margin: float) -> torch.Tensor:
 
 @METHODS.register("scn")
 class SCN(Method):
+    family = "fer"
     Hparams = ScnHparams
     score_name = "importance"
     official_recipe = Recipe(

@@ -186,6 +186,22 @@ def test_help_names_the_profile_defaults():
     assert "default: from the profile; ferplus-cpu: 30" in text and "synthetic-cpu: 12" in text
 
 
+def test_list_methods_groups_them_by_family():
+    from fer_bench.methods.base import FAMILIES
+
+    lines = WIDE.invoke(app, ["list", "methods"]).output.splitlines()
+    cells = [[c.strip() for c in line.strip("│").split("│")] for line in lines]
+    families = [row[-1] for row in cells if line_is_row(row)]
+    assert families == sorted(families, key=FAMILIES.index)  # grouped, in FAMILIES order
+    assert sum(line.startswith("├") for line in lines) == len(set(families)) - 1  # rules
+    assert {"fer", "noise", "longtail", "baseline"} <= set(families)
+
+
+def line_is_row(cells: list[str]) -> bool:
+    """A table row that names a method (a wrapped description continues with no name)."""
+    return len(cells) == 3 and cells[0] not in ("", "name")
+
+
 def test_list_shows_whole_descriptions_and_profile_settings():
     methods = " ".join(WIDE.invoke(app, ["list", "methods"]).output.split())
     assert "after zyh-uaiaaaa/Erasing-Attention-Consistency" in methods

@@ -125,6 +125,13 @@ def test_stale_when_method_code_changes_but_not_its_docstring_or_comments(tmp_pa
     assert "defaults changed" in staleness(stored)
 
 
+def test_a_methods_listing_family_is_not_its_code():
+    # the fifteen first methods named their family after their runs were recorded
+    plain = "class M(Method):\n    def loss(self):\n        return 1\n"
+    named = "class M(Method):\n    family = 'noise'\n\n    def loss(self):\n        return 1\n"
+    assert source_fingerprint(plain) == source_fingerprint(named)
+
+
 def test_a_process_records_the_code_it_imported_not_a_file_edited_since(tmp_path):
     from fer_bench.identity import method_code
 

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from fer_bench.backbones import create_backbone
 from fer_bench.config import RunConfig
-from fer_bench.methods.base import Batch, Method, TrainInfo, build_hparams
+from fer_bench.methods.base import FAMILIES, Batch, Method, TrainInfo, build_hparams
 from fer_bench.methods.la import log_priors
 from fer_bench.methods.nla import consistency, naw_weight, sigma_schedule
 from fer_bench.methods.rul import native_map_shape, uncertainty
@@ -75,10 +75,16 @@ def test_every_method_trains_and_predicts(name: str) -> None:
         assert method.predict(torch.randn(3, 1, SIZE, SIZE)).shape == (3, K)
 
 
+def test_every_builtin_method_names_its_family() -> None:
+    named = FAMILIES[:-1]  # all but "other", a plugin's until it names one
+    assert [n for n in BUILTIN if METHODS.get(n).family not in named] == []
+
+
 def test_second_views() -> None:
     assert make("nla").second_view == "mirror"
     assert make("eac").second_view == "mirror_aug"
     assert make("eac", independent_erasing="false").second_view == "mirror"
+    assert make("mek").second_view == "mirror"
     assert make("ce").second_view is None
 
 
@@ -94,6 +100,12 @@ def test_second_views() -> None:
         ("ldam", "drw_start", "1.5"),
         ("ldam", "drw_beta", "1"),
         ("elr", "beta", "1"),
+        ("apl", "alpha", "-1"),
+        ("cb", "beta", "1"),
+        ("cb", "loss_type", "ce"),
+        ("coteach_plus", "init_epoch_fraction", "2"),
+        ("jocor", "co_lambda", "1.5"),
+        ("mek", "smoothing", "1"),
     ],
 )
 def test_unknown_options_are_refused_before_any_model_exists(

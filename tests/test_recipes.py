@@ -298,8 +298,22 @@ EXPECTED_SPACES = {
     "coteach": {"forget_rate"},
     "dmue": {"w", "gamma"},
     "dividemix": {"lambda_u", "p_threshold", "warmup"},
+    "apl": {"alpha"},
+    "cb": {"beta"},
+    "coteach_plus": {"forget_rate"},
+    "jocor": {"forget_rate", "co_lambda"},
+    "mek": {"lam", "smoothing"},
 }
-VARIANTS = {"detach_weight", "jsd", "jsd_reduction", "relabel", "relabel_scope", "normed"}
+VARIANTS = {
+    "detach_weight",
+    "jsd",
+    "jsd_reduction",
+    "relabel",
+    "relabel_scope",
+    "normed",
+    "loss_type",
+    "double_softmax",
+}
 
 
 @pytest.mark.parametrize("method", sorted(EXPECTED_SPACES))

@@ -106,7 +106,20 @@ def reads_fail_in_the_step_loop(monkeypatch):
 SLOW = pytest.mark.slow  # a training each: the quick tier keeps CE
 # Methods with tensor logs. Not dividemix: its MixMatch split of each batch by the GMM's
 # division (boolean masks, the labelled count) reads the device by the method's design.
-LOGGING = ("scn", "rul", "eac", "nla", "elr", "coteach", "sce", "dmue")
+LOGGING = (
+    "scn",
+    "rul",
+    "eac",
+    "nla",
+    "elr",
+    "coteach",
+    "sce",
+    "dmue",
+    "apl",
+    "coteach_plus",
+    "jocor",
+    "mek",
+)
 
 
 @pytest.mark.parametrize(

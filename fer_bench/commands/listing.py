@@ -63,6 +63,22 @@ def _profile_summary(name: str) -> str:
     return f"{' '.join(comment)} Sets: {sets}".strip()
 
 
+def _method_rows() -> list[list[str]]:
+    """(name, description, family) of every method, grouped by family in FAMILIES order;
+    a family outside FAMILIES (a plugin's own) comes last."""
+    from fer_bench.methods.base import FAMILIES  # torch: only when methods are listed
+
+    def family(name: str) -> str:
+        return getattr(METHODS.get(name), "family", "other")
+
+    def order(name: str) -> tuple[int, str]:
+        fam = family(name)
+        return (FAMILIES.index(fam) if fam in FAMILIES else len(FAMILIES), fam)
+
+    names = sorted(METHODS.names(), key=lambda n: (*order(n), n))
+    return [[n, _summary(METHODS.get(n)), family(n)] for n in names]
+
+
 def register(app: typer.Typer) -> None:
     @app.command("list")
     @one_line_errors
@@ -79,6 +95,8 @@ def register(app: typer.Typer) -> None:
         rows: list[list[str]] = []
         if kind == "profiles":
             rows = [[n, _profile_summary(n)] for n in profile_names()]
+        elif kind == "methods":
+            rows = _method_rows()
         elif kind in REGISTRIES:
             registries = REGISTRIES[kind]
             for reg in registries:
@@ -91,6 +109,10 @@ def register(app: typer.Typer) -> None:
         table.add_column("description", overflow="fold")
         if len(REGISTRIES.get(kind, ())) > 1:
             table.add_column("kind")
-        for row in rows:
-            table.add_row(*row)
+        if kind == "methods":
+            table.add_column("family")
+        for i, row in enumerate(rows):
+            # methods: a rule under each family's last row (the family is the last cell)
+            last_of_family = kind == "methods" and i + 1 < len(rows) and rows[i + 1][-1] != row[-1]
+            table.add_row(*row, end_section=last_of_family)
         console.print(table)

@@ -141,7 +141,7 @@ def test_the_fine_tuning_fixes_keep_the_networks_output() -> None:
     calibrated on images: in eval mode the features are those loaded."""
     model = dlib_model(fake_weights(), in_chans=1, last_stride=1)
     gen = torch.Generator().manual_seed(2)
-    x, calibration = torch.randn(4, 1, 112, 112, generator=gen), torch.randn(16, 1, 112, 112)
+    x, calibration = torch.randn(2, 1, 112, 112, generator=gen), torch.randn(8, 1, 112, 112)
     with torch.no_grad():
         before = model(x)
         model.rescale_convs()
@@ -219,15 +219,22 @@ def test_split_last_stage_and_new_backbones_are_pretrained_and_equal() -> None:
     }
 
 
-@pytest.mark.parametrize("name", ["ce", "nla", "scn", "rul", "eac", "dmue"])
-def test_the_boards_methods_train_a_step_on_it(name: str) -> None:
+BOARD = [(m, "shared") for m in ("ce", "nla", "scn", "rul", "eac", "dmue")]
+
+
+@pytest.mark.parametrize(
+    ("name", "recipe"), BOARD + [(m, "official") for m in ("scn", "rul", "eac", "nla")]
+)
+def test_the_boards_methods_train_a_step_on_it(name: str, recipe: str) -> None:
     from fer_bench.methods.base import Batch, TrainInfo, build_hparams
+    from fer_bench.recipes import official_recipe
     from fer_bench.registry import METHODS
 
     torch.manual_seed(0)
     cls, n, b = METHODS.get(name), 16, 4
+    hparams = official_recipe(name).hparams if recipe == "official" else {}
     info = TrainInfo(7, n, torch.arange(n) % 7, 2, n // b, b, new_backbone=adapted_backbone)
-    method = cls(adapted_backbone(), info, build_hparams(cls, {}))
+    method = cls(adapted_backbone(), info, build_hparams(cls, hparams))
     x = torch.randn(b, 1, 112, 112)
     batch = Batch(x=x, y=info.observed_labels[:b], index=torch.arange(b), x2=x.flip(-1))
     out = method.loss(batch, 0)

@@ -1,33 +1,49 @@
 """``dlib_face_resnet``: dlib's face-recognition ResNet as a harness backbone, its
 weights read from the installed ``face-recognition-models`` (see dlib_resnet_file).
 
-The network is dlib's (examples/dnn_face_recognition_ex.cpp, ``anet_type``): a 7x7/2
+Sources: davisking/dlib@3d40bf5. The network is dlib's ``anet_type``
+(examples/dnn_face_recognition_ex.cpp:47-70): a 7x7/2
 stem, 3x3/2 max pool, 14 residual blocks at 32-64-128-256-256 channels, global average
 pooling; the 128-D embedding fc is dropped for the task's classifier on the 256-D
-pooled feature. dlib pads k//2 at stride 1 and nothing at stride 2 (dlib/dnn/layers.h,
-``con_``), down-samples the shortcut by a 2x2/2 average pool, and adds operands of
-different shapes by zero-padding the smaller after its last channel, row and column
-(``add_prev_``; dlib/cuda/cpu_dlib.cpp ``add``): all reproduced, so at
+pooled feature. dlib pads k//2 at stride 1 and nothing at stride 2 (dlib/dnn/layers.h:37
+for ``con_``, :1165 and :1363 for the pools), down-samples the shortcut by a 2x2/2
+average pool, and adds operands of different shapes over the larger shape, the smaller
+zero-padded after its last channel, row and column (``add_prev_``, layers.h:3010-3014;
+dlib/cuda/cpu_dlib.cpp:222 ``add``): all reproduced, so at
 ``last_stride=2`` the 128-D descriptor equals dlib's (tests/test_dlib_face_resnet.py).
 
-Three choices for fine-tuning on FER images, each documented where it is made:
+Choices for fine-tuning on FER images, each documented where it is made:
 
 * ``last_stride=1`` (the default): the last down-sampling block runs at stride 1
   (padding 1, identity shortcut), the "last stride 1" of re-identification ResNets
   (Luo et al. 2019, Bag of Tricks and a Strong Baseline for Deep Person Re-ID), so
   that methods built on class activation maps (EAC) get a 3x3 map at 112 px, where
   dlib's geometry ends in 1x1 (below 150 px). Its weights are dlib's, unchanged.
-* :func:`rescale_convs`: the file holds batch norm folded into per-channel affine
-  layers over tiny convolution weights (RMS 0.0006-0.017, affine scales 3-14), on
-  which each Adam step moves a weight by a large share of itself with no
-  normalisation after it, and fine-tuning collapses. Each convolution is rescaled to
-  unit-RMS weights per output channel and its scale moved into the following affine:
-  the same function, with updates of the usual relative size.
 * :meth:`DlibFaceResNet.fold_input_normalisation`: dlib feeds ``(pixel - mean_c)/256``
-  per RGB channel; the harness feeds ``(pixel/255 - mean)/std`` with its own
-  statistics, one channel or three. The stem convolution has no padding, so that
-  affine change of the input folds exactly into its kernel and a per-channel shift
-  after it.
+  per RGB channel (dlib/dnn/input.h:111-115); the harness feeds
+  ``(pixel/255 - mean)/std`` with its own statistics, one channel or three. The stem
+  convolution has no padding, so that affine change of the input folds exactly into
+  its kernel and a per-channel shift after it.
+* The fine-tuning trap: the file holds batch norm folded into per-channel affine
+  layers over tiny convolution weights (RMS 0.0006-0.017, affine scales 3-14), on
+  which each Adam step moves a weight by a large share of itself with nothing to
+  renormalise it, and naive fine-tuning collapses. Two function-preserving steps
+  undo the folding: :meth:`DlibFaceResNet.rescale_convs` gives each convolution the
+  scale of PyTorch's Kaiming initialisation (the affine takes the rest), then
+  :meth:`DlibFaceResNet.affines_to_batch_norm` turns each affine into batch norm
+  whose running statistics are measured on training images and whose scale and
+  shift make it, in eval mode, the affine it replaces. The network then fine-tunes
+  as the papers' batch-norm ResNets do, with the same relative step sizes.
+* A batch-norm neck on the last map (BNNeck, Luo et al. 2019): dlib's pooled features
+  vary little between faces against their mean (an embedding trained for distances),
+  which a new classifier at the papers' learning rate barely separates; standardised,
+  they train it at the usual pace. Pooling is a plain mean after it, so class
+  activation maps stay the logits' own decomposition.
+
+The registered builder loads and rescales; the trainer does the rest through
+:meth:`DlibFaceResNet.adapt_to_inputs` (fer_bench.backbones.create_backbone with the
+run's ``TrainingInputs``). The features before training are dlib's, then standardised
+by the neck for the new classifier.
 """
 
 from __future__ import annotations
@@ -61,7 +77,7 @@ def _norm(channels: int, affine: bool) -> nn.Module:
 
 
 def _conv(cin: int, cout: int, k: int, stride: int) -> nn.Conv2d:
-    # dlib's padding rule (layers.h, con_): k//2 at stride 1, none otherwise
+    # dlib's padding rule (layers.h:37, con_): k//2 at stride 1, none otherwise
     return nn.Conv2d(cin, cout, k, stride, k // 2 if stride == 1 else 0, bias=False)
 
 

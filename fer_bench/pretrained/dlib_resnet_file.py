@@ -1,12 +1,16 @@
 """dlib's face-recognition ResNet (``dlib_face_recognition_resnet_model_v1.dat``), read
 without dlib and converted once to a PyTorch file in the harness's cache.
 
-The network is ``anet_type`` of dlib's examples/dnn_face_recognition_ex.cpp (lines
-40-60 there): a loss_metric over a 256->128 fc without bias, global average pooling,
-five levels of residual blocks and a 7x7/2 stem. dlib writes a network outermost layer
-first, and each layer's sub-network before the layer itself (dlib/dnn/core.h,
-add_layer's serialize), so the reader walks the layer list of that definition and
-reads every layer's version string and shape: a file of any other network is refused.
+The network is ``anet_type`` of davisking/dlib@3d40bf5
+examples/dnn_face_recognition_ex.cpp:47-70: a loss_metric over a 256->128 fc without
+bias, global average pooling, five levels of residual blocks and a 7x7/2 stem. dlib
+writes a network outermost layer first, and each layer's sub-network before the layer
+itself (dlib/dnn/core.h:2765-2771 the loss, :1056-1068 an add_layer, :1441-1453 the one
+over the input, :1694-1699 a tag, :3128-3133 a skip), so the reader walks the layer
+list of that definition and reads every layer's version string and shape (layers.h
+con_ :312-354, max_pool_ :1276-1304, avg_pool_ :1473-1502, fc_ :2216-2243, affine_
+:2921-2956, add_prev_ :3044-3050, relu_ :3690-3701; input.h:263-282; loss.h:2207-2228):
+a file of any other network is refused.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""A strict reader of dlib's binary serialization (dlib/serialize.h, dlib/cuda/tensor.h).
+"""A strict reader of dlib's binary serialization (davisking/dlib@3d40bf5: integers
+dlib/serialize.h:343-463 pack_int/unpack_int, floats serialize.h:645-661 and :721-750
+with dlib/float_details.h:86-88, bools serialize.h:1093-1112, tensors
+dlib/cuda/tensor.h:461-483 and alias tensors tensor.h:674-682).
 
 Only what dlib's DNN files use: integers, floats, bools, strings and tensors. Every
 read checks its bytes, and any surprise is a :class:`DlibFormatError` naming the byte

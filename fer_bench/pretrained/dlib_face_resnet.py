@@ -18,7 +18,7 @@ Choices for fine-tuning on FER images, each documented where it is made:
   (padding 1, identity shortcut), the "last stride 1" of re-identification ResNets
   (Luo et al. 2019, Bag of Tricks and a Strong Baseline for Deep Person Re-ID), so
   that methods built on class activation maps (EAC) get a 3x3 map at 112 px, where
-  dlib's geometry ends in 1x1 (below 150 px). Its weights are dlib's, unchanged.
+  dlib's geometry ends in 1x1 (103-134 px). Its weights are dlib's, unchanged.
 * :meth:`DlibFaceResNet.fold_input_normalisation`: dlib feeds ``(pixel - mean_c)/256``
   per RGB channel (dlib/dnn/input.h:111-115); the harness feeds
   ``(pixel/255 - mean)/std`` with its own statistics, one channel or three. The stem

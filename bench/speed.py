@@ -10,6 +10,7 @@ Prints, for the profile's backbone, input and batch size:
 
     python bench/speed.py            # ferplus-cpu if its data is found, else synthetic-cpu
     python bench/speed.py --profile ferplus-cpu --data-root /path/to/ferplus --epochs 1
+    python bench/speed.py --profile ferplus-face --methods ce,eac,nla   # needs ".[face]"
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from fer_bench.backbones import create_backbone
+from fer_bench.backbones import TrainingInputs, calibration_sample, create_backbone
 from fer_bench.benchmarking import (
     last_epoch,
     matmul_peak,
@@ -30,6 +31,7 @@ from fer_bench.benchmarking import (
     training_flops_per_image,
 )
 from fer_bench.data import load_dataset
+from fer_bench.data.store import channel_stats
 from fer_bench.engine import train
 from fer_bench.precision import native_bf16, resolve_precision
 from fer_bench.profiles import load_profile, with_overrides
@@ -37,10 +39,12 @@ from fer_bench.records import cpu_model
 
 
 def bare_step_time(
-    cfg, bf16: bool, in_chans: int, num_classes: int, steps: int
+    cfg, bf16: bool, in_chans: int, num_classes: int, steps: int, inputs: TrainingInputs
 ) -> tuple[float, float]:
-    """Seconds per step of forward+backward+AdamW on a fixed tensor; training FLOPs per image."""
-    net = create_backbone(cfg.backbone, num_classes, in_chans)
+    """Seconds per step of forward+backward+AdamW on a fixed tensor; training FLOPs per image.
+    ``inputs``: the training set's, for a backbone that adapts to them (dlib_face_resnet's
+    batch norm), so the bare network is the one the engine trains."""
+    net = create_backbone(cfg.backbone, num_classes, in_chans, inputs=inputs)
     size = cfg.aug.crop or cfg.data.image_size
     x = torch.randn(cfg.batch_size, in_chans, size, size)
     y = torch.randint(0, num_classes, (cfg.batch_size,))
@@ -109,8 +113,15 @@ def main() -> None:
                 "epoch_with_eval_s": last["time_s"],
             }
     steps = bundle.train.images.shape[0] // base.batch_size
+    mean, std = channel_stats(bundle.train.images)
+    inputs = TrainingInputs(mean, std, calibration_sample(bundle.train.images, mean, std))
     step_s, flops = bare_step_time(
-        base, precision == "bf16", bundle.image_shape[0], bundle.num_classes, steps=min(steps, 60)
+        base,
+        precision == "bf16",
+        bundle.image_shape[0],
+        bundle.num_classes,
+        steps=min(steps, 60),
+        inputs=inputs,
     )
     ce = report["methods"][args.methods.split(",")[0]]
     bare_epoch = step_s * steps

@@ -8,13 +8,17 @@ in :data:`fer_bench.registry.BACKBONES` (so ``fer-bench list backbones`` shows t
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import timm
 import torch
 from timm.models import adapt_input_conv, register_model
 from torch import nn
 
+from fer_bench.data.mapped import MappedImages
+from fer_bench.pretrained import dlib_face_resnet  # noqa: F401  (registers dlib_face_resnet)
 from fer_bench.registry import BACKBONES, RegistryError
 
 
@@ -166,6 +170,8 @@ class Backbone(nn.Module):
         modules (shared, not copied): ``last(trunk(x))`` is ``feature_map(x)``. For methods
         that branch the last stage (DMUE); the project's FerResNets and timm ResNets."""
         model = self.model
+        if hasattr(model, "split_last_stage"):  # dlib_face_resnet
+            return model.split_last_stage()
         if isinstance(model, FerResNet):
             depth = model.last_stage_depth
             return nn.Sequential(model.stem, *model.stages[:-depth]), model.stages[-depth:]
@@ -191,11 +197,39 @@ def check_backbone_name(name: str) -> None:
         )
 
 
+@dataclass(frozen=True)
+class TrainingInputs:
+    """The training inputs as a backbone sees them: the per-channel ``mean`` and ``std``
+    (0-1 pixels) the harness normalises with, and ``sample``, a fixed set of training
+    images so normalised (:func:`calibration_sample`)."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+    sample: torch.Tensor
+
+
+def calibration_sample(
+    images: torch.Tensor | MappedImages, mean: torch.Tensor, std: torch.Tensor, n: int = 256
+) -> torch.Tensor:
+    """``n`` training images evenly spaced over the set, normalised, unaugmented."""
+    index = np.unique(np.linspace(0, len(images) - 1, min(n, len(images))).round().astype(int))
+    x = torch.as_tensor(np.asarray(images[index])).float().div_(255)
+    return (x - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
+
+
 def create_backbone(
-    name: str, num_classes: int, in_chans: int, pretrained: str | Path | None = None
+    name: str,
+    num_classes: int,
+    in_chans: int,
+    pretrained: str | Path | None = None,
+    inputs: TrainingInputs | None = None,
 ) -> Backbone:
+    """``inputs``: what a backbone with ``adapt_to_inputs`` (dlib_face_resnet) adapts
+    its own weights to before training; ignored by the others."""
     check_backbone_name(name)
     model = timm.create_model(name, num_classes=num_classes, in_chans=in_chans)
+    if inputs is not None and hasattr(model, "adapt_to_inputs"):
+        model.adapt_to_inputs(inputs.mean, inputs.std, inputs.sample)
     report = load_pretrained(model, pretrained) if pretrained is not None else None
     return Backbone(model, report)
 

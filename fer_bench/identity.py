@@ -6,7 +6,8 @@ hyperparameters resolved through the method's typed defaults (``q=0.7``,
 rate-based protocol at rate 0 is the clean set; a label file is named by its
 content) and the recipe. Where things live or run (``data.root``, ``device``,
 ``plugin``, evaluation batching, memory layout, compilation) is not part of it, and a
-pretrained checkpoint is named by its content, not its path.
+pretrained checkpoint is named by its content, not its path, as are the weights a
+backbone loads itself (``backbone_weights``, fer_bench.pretrained.BUILTIN_WEIGHTS).
 
 A method's code is not in the identity either (editing a docstring must not
 rename every run): it is fingerprinted separately (:func:`method_code`, an
@@ -29,6 +30,7 @@ from types import ModuleType
 from typing import Any
 
 from fer_bench.config import ProtocolConfig, RunConfig
+from fer_bench.pretrained import BUILTIN_WEIGHTS
 from fer_bench.registry import METHODS, NOISE, RegistryError, load_plugin_file
 
 # Settings that do not change what is computed, only where or how fast.
@@ -122,6 +124,8 @@ def experiment(cfg: RunConfig, hparams: dict[str, Any] | None = None) -> dict[st
     d["protocol"] = canonical_protocol(cfg.protocol)
     if cfg.pretrained:
         d["pretrained"] = f"sha256={file_digest(cfg.pretrained)}"
+    if cfg.backbone in BUILTIN_WEIGHTS:  # a backbone's own weights (dlib_face_resnet)
+        d["backbone_weights"] = BUILTIN_WEIGHTS[cfg.backbone]
     return d
 
 

@@ -24,7 +24,13 @@ import torch
 
 from fer_bench import checkpoint
 from fer_bench.augment import BatchAugmenter
-from fer_bench.backbones import Backbone, compile_backbone, create_backbone
+from fer_bench.backbones import (
+    Backbone,
+    TrainingInputs,
+    calibration_sample,
+    compile_backbone,
+    create_backbone,
+)
 from fer_bench.config import RunConfig
 from fer_bench.data.base import DatasetBundle, Split
 from fer_bench.data.store import ImageStore, channel_stats
@@ -159,6 +165,10 @@ class Trainer:
     def build(self) -> None:
         cfg, bundle = self.cfg, self.bundle
         self.data, self.label_info = _prepare_data(bundle, self.labels)
+        # the inputs' normalisation and a sample of them, which a backbone may adapt to
+        images = self.data.train_images.images
+        mean, std = channel_stats(images)
+        self.inputs = TrainingInputs(mean, std, calibration_sample(images, mean, std))
         backbone = self._new_backbone()
         _check_input_size(backbone, cfg, bundle.image_shape[0])
         n_train = len(self.data.observed)
@@ -187,7 +197,11 @@ class Trainer:
         first call: nothing runs here)."""
         cfg = self.cfg
         backbone = create_backbone(
-            cfg.backbone, self.bundle.num_classes, self.bundle.image_shape[0], cfg.pretrained
+            cfg.backbone,
+            self.bundle.num_classes,
+            self.bundle.image_shape[0],
+            cfg.pretrained,
+            self.inputs,
         )
         return compile_backbone(backbone) if cfg.torch_compile else backbone
 
@@ -196,13 +210,13 @@ class Trainer:
     def restore(
         self, out: Path, state: dict | None, started: float, notify: Any = lambda m: None
     ) -> None:
-        """Take the normalisation statistics, move the images to the device, seed the
+        """Take the normalisation statistics (build's), move the images to the device, seed the
         augmentation and order streams; with ``state``, continue from that checkpoint.
         ``started``: the run's start on ``time.perf_counter``, before resumed time."""
         cfg = self.cfg
         self.out = out
         self.started = started
-        mean, std = channel_stats(self.data.train_images.images)
+        mean, std = self.inputs.mean, self.inputs.std
         self.data.train_images = ImageStore.for_training(self.data.train_images.images, cfg.device)
         self.data.observed_on_device = self.data.observed.to(cfg.device)
         self.aug_gen = torch.Generator(device=cfg.device).manual_seed(cfg.seed)

@@ -48,7 +48,7 @@ from fer_bench.labels import LabelSet, build_labels
 from fer_bench.methods.base import build_hparams
 from fer_bench.precision import resolve_precision
 from fer_bench.records import write_json_atomic
-from fer_bench.registry import METHODS, load_plugin_file
+from fer_bench.registry import load_plugin_file, method_class
 from fer_bench.results import ERROR_FILE
 from fer_bench.run_lock import delete_run, run_lock
 from fer_bench.trainer import Trainer
@@ -92,9 +92,11 @@ def train(
     finished run is returned after checking it is still this experiment (its method's
     code and its labels); a stale one is retrained only with ``rerun_stale``."""
     cfg.validate()
+    # cfg.plugin is the command line's --plugin (a sweep worker imports it again):
+    # `run --resume` puts the command line's in place of the one its record names.
     if cfg.plugin:
         load_plugin_file(cfg.plugin)
-    method_cls = METHODS.get(cfg.method)
+    method_cls = method_class(cfg.method)
     method_code(cfg.method)  # its source read now, as imported, for the run's record
     hparams = build_hparams(method_cls, cfg.hparams)
     check_backbone_name(cfg.backbone)

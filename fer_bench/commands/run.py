@@ -27,7 +27,7 @@ from fer_bench.profiles import (
     parse_key_values,
     with_overrides,
 )
-from fer_bench.registry import load_plugin_file
+from fer_bench.registry import load_plugin_file, method_class
 from fer_bench.results import keep_traceback
 from fer_bench.sweep import one_job
 
@@ -75,6 +75,9 @@ def config_from_run_dir(
         cfg = RunConfig.from_dict(config_part(stored))
     except (ValueError, TypeError, AttributeError) as err:
         raise ValueError(f"--resume {resume}: unreadable config.json ({err})") from None
+    # Code comes from the command line only: the record's plugin path is named, not run.
+    recorded_plugin, cfg.plugin = cfg.plugin, options.get("plugin")
+    method_class(cfg.method, recorded_plugin)
     stored = cfg.to_dict()
     overrides = _overrides(method, cfg_pairs, options)
     overrides["hparams"] = parse_key_values(sets) if sets else None

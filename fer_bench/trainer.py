@@ -13,6 +13,7 @@ files) is :mod:`fer_bench.engine`'s.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,7 +36,13 @@ from fer_bench.methods.base import Batch, Method, TrainInfo, TrainingImages
 from fer_bench.metrics import classification_metrics, collapse_note
 from fer_bench.optim import build_optimizer, build_scheduler
 from fer_bench.recipes import recipe_record
-from fer_bench.records import environment, read_jsonl, write_json_atomic, write_jsonl_atomic
+from fer_bench.records import (
+    environment,
+    jsonl_text,
+    read_jsonl,
+    write_json_atomic,
+    write_jsonl_atomic,
+)
 from fer_bench.sampling import epoch_order
 from fer_bench.selection import summary as selection_summary
 from fer_bench.training_progress import TrainingProgress
@@ -214,7 +221,12 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         checkpoint.set_rng_state(state["rng"], self.aug_gen, self.order_gen, cfg.device)
-        self.history = read_jsonl(out / "metrics.jsonl")[: state["epoch"]]
+        # The log as of the checkpoint, from the checkpoint (its digest covers it), so a
+        # metrics.jsonl damaged since cannot carry into the run; older ones read the file.
+        if checkpoint.METRICS_KEY in state:
+            self.history = [json.loads(line) for line in state[checkpoint.METRICS_KEY].splitlines()]
+        else:
+            self.history = read_jsonl(out / "metrics.jsonl")[: state["epoch"]]
         write_jsonl_atomic(out / "metrics.jsonl", self.history)
         notify(f"{out}: resumed from epoch {state['epoch']} of {cfg.epochs}")
 
@@ -322,6 +334,7 @@ class Trainer:
                 "rng": checkpoint.rng_state(self.aug_gen, self.order_gen, self.cfg.device),
                 "elapsed_s": time.perf_counter() - self.started,
                 "precision": self.precision,
+                checkpoint.METRICS_KEY: jsonl_text(self.history),
             },
         )
 

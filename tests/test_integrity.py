@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 from fake_engine import write_records
+from resume_helpers import crash_after_save
 from typer.testing import CliRunner
 
+import fer_bench.engine as engine
+from fer_bench import checkpoint
 from fer_bench.cli import app
 from fer_bench.config import RunConfig
 
@@ -69,3 +74,64 @@ def test_a_table_names_the_method_that_is_not_loaded(trapped_board):
     result = invoke("table", root)
     assert "method 'evil' is not loaded" in " ".join(result.output.split())
     assert not marker.exists()
+
+
+# --- checkpoints: a content checksum; a damaged one is never resumed from ---
+
+
+def _interrupted(cfg, root, bundle, monkeypatch, at: int) -> Path:
+    crash_after_save(monkeypatch, at)
+    with pytest.raises(KeyboardInterrupt):
+        engine.train(cfg, root, progress=False, bundle=bundle, notify=lambda m: None)
+    return engine.run_dir(cfg, root)
+
+
+def _flip_middle(path: Path, n: int = 64) -> None:
+    """Invert ``n`` bytes in the middle of the file: its size stays the same."""
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + n] = bytes(b ^ 0xFF for b in data[middle : middle + n])
+    path.write_bytes(bytes(data))
+
+
+def test_a_changed_value_in_a_checkpoint_is_refused(tmp_path):
+    path = tmp_path / checkpoint.CHECKPOINT
+    checkpoint.save(path, {"epoch": 1, "w": torch.ones(3), checkpoint.METRICS_KEY: "{}\n"})
+    state = torch.load(path, weights_only=True)
+    state["w"][1] = 1.5  # rewritten as a same-size edit would leave it: digest untouched
+    torch.save(state, path)
+    messages: list[str] = []
+    assert checkpoint.load(tmp_path, "cpu", messages.append) == (
+        None,
+        "checkpoint.pt unreadable: ValueError: content checksum mismatch: changed on disk "
+        "since it was written",
+    )
+    assert messages and "checksum mismatch" in messages[0]
+
+
+def test_a_checkpoint_overwritten_in_the_middle_falls_back_to_the_previous(
+    micro_bundle, micro_config, tmp_path, monkeypatch
+):
+    cfg = replace(micro_config, epochs=3)
+    out = _interrupted(cfg, tmp_path, micro_bundle, monkeypatch, at=2)
+    _flip_middle(out / checkpoint.CHECKPOINT)
+    messages: list[str] = []
+    final = engine.train(cfg, tmp_path, progress=False, bundle=micro_bundle, notify=messages.append)
+    assert final["status"] == "done" and final["epochs_completed"] == 3
+    assert any("checkpoint.pt unreadable" in m for m in messages), messages
+    assert any("resumed from epoch 1" in m for m in messages), messages
+
+
+def test_a_resume_takes_the_log_from_the_checkpoint_not_a_damaged_file(
+    micro_bundle, micro_config, tmp_path, monkeypatch
+):
+    cfg = replace(micro_config, epochs=2)
+    out = _interrupted(cfg, tmp_path, micro_bundle, monkeypatch, at=1)
+    log = out / "metrics.jsonl"
+    written = log.read_text()
+    row = json.loads(written)
+    damaged = written.replace(f'"acc": {row["test"]["acc"]}', '"acc": 0.0', 1)
+    assert damaged != written
+    log.write_text(damaged)
+    engine.train(cfg, tmp_path, progress=False, bundle=micro_bundle, notify=lambda m: None)
+    assert log.read_text().splitlines()[0] == written.splitlines()[0]

@@ -47,7 +47,7 @@ from fer_bench.identity import (
 from fer_bench.labels import LabelSet, build_labels
 from fer_bench.methods.base import build_hparams
 from fer_bench.precision import resolve_precision
-from fer_bench.records import write_json_atomic
+from fer_bench.records import damage, write_json_atomic
 from fer_bench.registry import load_plugin_file, method_class
 from fer_bench.results import ERROR_FILE
 from fer_bench.run_lock import delete_run, run_lock
@@ -146,9 +146,12 @@ def _check_device(device: str) -> None:
 
 
 def _finished_record(out: Path, labels: dict[str, LabelSet], notify: Callable[[str], None]) -> dict:
-    """The record of a finished current run, after checking its labels are the ones this
-    data gives (else :class:`DataMismatch`)."""
-    recorded = json.loads((out / "final.json").read_text()).get("labels") or {}
+    """The record of a finished current run, after checking it is as it finished (else
+    ValueError: a damaged record is no source of numbers) and its labels are the ones
+    this data gives (else :class:`DataMismatch`)."""
+    if (why := damage(out)) is not None:
+        raise ValueError(f"{out}: damaged since it finished ({why}); delete it to train it again")
+    recorded = _read_final(out).get("labels") or {}
     for name, label_set in labels.items():
         if recorded.get(f"{name}_sha256") not in (None, label_set.sha256()):
             raise DataMismatch(
@@ -191,7 +194,19 @@ def _check_saved_labels(out: Path, labels: dict[str, LabelSet]) -> None:
 
 def _already_done(out: Path, notify: Callable[[str], None]) -> dict:
     notify(f"{out}: already done (delete the directory to train it again)")
-    return json.loads((out / "final.json").read_text())
+    return _read_final(out)
+
+
+def _read_final(out: Path) -> dict:
+    path = out / "final.json"
+    try:
+        final = json.loads(path.read_bytes())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        final = err
+    if not isinstance(final, dict):
+        why = f"not valid JSON ({final})" if isinstance(final, ValueError) else "not an object"
+        raise ValueError(f"{path}: {why}; delete {out} to train it again")
+    return final
 
 
 def _tensorboard_writer(out: Path) -> Any:

@@ -43,6 +43,46 @@ def write_jsonl_atomic(path: Path, rows: list[dict]) -> None:
     write_text_atomic(path, jsonl_text(rows))
 
 
+DONE_MARKER = "done"
+# What final.json records of the files beside it, checked by :func:`damage`.
+SEALED = {"metrics_sha256": "metrics.jsonl", "config_sha256": "config.json"}
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def seal_run(out: Path, record: dict[str, Any]) -> None:
+    """Finish a run: final.json with the digests of metrics.jsonl and config.json, then
+    the done marker holding final.json's digest. A record changed after this (a flipped
+    bit, an edited number) no longer matches, and :func:`damage` says so."""
+    for key, name in SEALED.items():
+        if (out / name).exists():  # a run that failed in its first epoch has no log
+            record[key] = file_sha256(out / name)
+    write_json_atomic(out / "final.json", record)
+    write_json_atomic(out / DONE_MARKER, {"final.json": file_sha256(out / "final.json")})
+
+
+def damage(out: Path) -> str | None:
+    """Why a finished run's records are not as it wrote them, or None. A run finished
+    before records were sealed (an empty done marker) is read as before, unchecked."""
+    try:
+        marker = (out / DONE_MARKER).read_text()
+        if not marker.strip():
+            return None
+        digests = {**json.loads(marker)}
+        final_path = out / "final.json"
+        if file_sha256(final_path) != digests.get("final.json"):
+            return "final.json changed since the run finished (digest in done differs)"
+        final = json.loads(final_path.read_text())
+        for key, name in SEALED.items():
+            if key in final and file_sha256(out / name) != final[key]:
+                return f"{name} changed since the run finished (digest in final.json differs)"
+    except (OSError, UnicodeDecodeError, ValueError, TypeError) as err:
+        return f"records unreadable ({type(err).__name__}: {err})"
+    return None
+
+
 def read_jsonl(path: Path) -> list[dict]:
     """Rows of a JSON-lines file ([] when absent); a bad line names the file and line."""
     if not path.exists():

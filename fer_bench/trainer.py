@@ -40,7 +40,7 @@ from fer_bench.records import (
     environment,
     jsonl_text,
     read_jsonl,
-    write_json_atomic,
+    seal_run,
     write_jsonl_atomic,
 )
 from fer_bench.sampling import epoch_order
@@ -379,8 +379,7 @@ class Trainer:
         record["collapsed"] = collapse_note(selected, record["class_names"])
         record["time_s"] = round(time.perf_counter() - self.started, 2)
         record["epoch_time_s"] = [r["time_s"] for r in history]
-        write_json_atomic(self.out / "final.json", record)
-        (self.out / "done").touch()
+        seal_run(self.out, record)
         return record
 
 

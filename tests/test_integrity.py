@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import fer_bench.engine as engine
 from fer_bench import checkpoint
 from fer_bench.cli import app
 from fer_bench.config import RunConfig
+from fer_bench.results import RunState, keep_traceback, run_state
 
 runner = CliRunner()
 
@@ -135,3 +137,52 @@ def test_a_resume_takes_the_log_from_the_checkpoint_not_a_damaged_file(
     log.write_text(damaged)
     engine.train(cfg, tmp_path, progress=False, bundle=micro_bundle, notify=lambda m: None)
     assert log.read_text().splitlines()[0] == written.splitlines()[0]
+
+
+# --- finished records: sealed by digests; a damaged run is shown so, never read ---
+
+
+@pytest.fixture
+def finished(micro_run, tmp_path) -> Path:
+    """A copy of the session's finished micro run, to damage."""
+    _, root = micro_run
+    (run,) = [p for p in root.iterdir() if (p / "done").exists()]
+    copy = tmp_path / "runs" / run.name
+    shutil.copytree(run, copy)
+    return copy
+
+
+def _same_size_edit(path: Path) -> None:
+    """Change one digit of the file in place, as a flipped bit in a number would."""
+    text = path.read_text()
+    at = next(i for i, c in enumerate(text) if c.isdigit() and i > len(text) // 2)
+    path.write_text(text[:at] + str((int(text[at]) + 1) % 10) + text[at + 1 :])
+
+
+@pytest.mark.parametrize("name", ["metrics.jsonl", "final.json", "config.json"])
+def test_a_record_changed_after_the_run_finished_is_shown_damaged(
+    finished, name, micro_run, micro_bundle
+):
+    assert run_state(finished) == (RunState.DONE, None)
+    _same_size_edit(finished / name)
+    state, reason = run_state(finished)
+    assert state is RunState.CORRUPT and f"damaged: {name} changed" in reason
+    result = invoke("table", finished.parent)
+    assert result.exit_code == 0, result.output
+    assert "corrupt" in result.output and "damaged" in result.output
+    with pytest.raises(ValueError, match="damaged since it finished"):
+        engine.train(micro_run[0], finished.parent, progress=False, bundle=micro_bundle)
+
+
+def test_a_run_finished_before_records_were_sealed_reads_as_before(finished):
+    (finished / "done").write_text("")
+    _same_size_edit(finished / "metrics.jsonl")
+    assert run_state(finished) == (RunState.DONE, None)
+
+
+def test_a_failing_attempt_writes_nothing_into_a_finished_run(finished):
+    try:
+        raise RuntimeError("bad data")
+    except RuntimeError:
+        said = keep_traceback(finished)
+    assert "finished run" in said and not (finished / "error.txt").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,7 +17,11 @@ from typer.testing import CliRunner
 import fer_bench.engine as engine
 from fer_bench import checkpoint
 from fer_bench.cli import app
-from fer_bench.config import RunConfig
+from fer_bench.config import DataConfig, RunConfig
+from fer_bench.data import cache as cache_module
+from fer_bench.data import load_dataset
+from fer_bench.data import testing as fx
+from fer_bench.data.base import DatasetBundle
 from fer_bench.results import RunState, keep_traceback, run_state
 
 runner = CliRunner()
@@ -186,3 +191,62 @@ def test_a_failing_attempt_writes_nothing_into_a_finished_run(finished):
     except RuntimeError:
         said = keep_traceback(finished)
     assert "finished run" in said and not (finished / "error.txt").exists()
+
+
+# --- the image cache: a changed array or meta.json is caught and the entry rebuilt ---
+
+
+@pytest.fixture
+def rafdb(tmp_path, monkeypatch) -> tuple[Path, Path]:
+    """A small RAF-DB copy and an empty cache: (data root, cache folder)."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("FER_BENCH_CACHE", str(cache))
+    return fx.write_rafdb(tmp_path / "raf"), cache
+
+
+def _load(root: Path) -> DatasetBundle:
+    return load_dataset(DataConfig(name="rafdb", root=str(root), image_size=16))
+
+
+def _overwrite_middle(path: Path) -> None:
+    time.sleep(0.05)  # a write after the build, as any later one is: its mtime moves
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 32] = bytes(255 - b for b in data[middle : middle + 32])
+    path.write_bytes(bytes(data))
+
+
+def _edit_class_names(meta: Path) -> None:
+    text = meta.read_text()
+    meta.write_text(text.replace('"anger"', '"angry"', 1))
+
+
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [
+        (lambda e: _overwrite_middle(next(e.glob("images-*.npy"))), "content changed"),
+        (lambda e: _edit_class_names(e / "meta.json"), "meta.json does not match"),
+        (lambda e: (e / "meta.json").write_text("{broken"), "meta.json does not match"),
+        (lambda e: (e / "meta.json.sha256").unlink(), "written before cache checksums"),
+    ],
+)
+def test_a_changed_cache_entry_is_rebuilt_before_a_run_reads_it(rafdb, damage, said):
+    root, cache = rafdb
+    first = _load(root)
+    (entry,) = cache.glob("rafdb-*")
+    damage(entry)
+    with pytest.warns(UserWarning, match=f"ignoring unreadable cache entry .*{said}"):
+        again = _load(root)
+    assert torch.equal(again.train.images, first.train.images)
+    assert again.class_names == first.class_names
+    assert again.train.labels.tolist() == first.train.labels.tolist()
+
+
+def test_an_untouched_cache_entry_is_not_hashed_again(rafdb, monkeypatch):
+    root, _ = rafdb
+    _load(root)
+    hashed: list[Path] = []
+    real = cache_module.sha256_file
+    monkeypatch.setattr(cache_module, "sha256_file", lambda p: hashed.append(p) or real(p))
+    _load(root)
+    assert [p.name for p in hashed] == ["labels.npz"]  # the arrays cost a stat each

@@ -13,6 +13,7 @@ same size) is refused, never resumed from.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import shutil
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from typing import Any
 
 import torch
 
-from fer_bench.records import read_jsonl
+from fer_bench.records import disk_full_named, read_jsonl
 
 CHECKPOINT = "checkpoint.pt"
 PREVIOUS_CHECKPOINT = "checkpoint.prev.pt"
@@ -102,8 +103,15 @@ def save(path: Path, state: dict[str, Any]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     previous = path.with_name(PREVIOUS_CHECKPOINT)
     state = {**state, DIGEST_KEY: content_digest(state)}
+    # Serialised in memory, then written as plain bytes: a full disk is then an OSError
+    # naming the directory (DiskFull), not torch's writer failing without a cause.
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
     try:
-        torch.save(state, tmp)
+        with disk_full_named(path.parent), open(tmp, "wb") as f:
+            f.write(buffer.getbuffer())
+            f.flush()
+            os.fsync(f.fileno())
         if path.exists():
             # A second name for the current file, not a rename: ``path`` never goes missing,
             # and the replace below swaps in the new one atomically.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import hashlib
 import json
@@ -9,6 +11,7 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Iterator
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -18,17 +21,47 @@ import torch
 PACKAGES = ("torch", "timm", "numpy", "scipy", "datasets", "pillow", "rich", "typer")
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write through a synced temporary file and rename: a reader never sees half a file."""
+class DiskFull(OSError):
+    """A write that found the disk full; str() is the one line naming the directory."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+@contextlib.contextmanager
+def disk_full_named(directory: Path) -> Iterator[None]:
+    """Turn "no space left" (or an exhausted quota) inside into :class:`DiskFull` naming
+    ``directory``: what was written whole stays, so the same command resumes later."""
+    try:
+        yield
+    except DiskFull:
+        raise
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise DiskFull(
+            err.errno,
+            f"disk full: no space left in {directory}; free some and rerun the same "
+            "command to resume",
+        ) from None
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write through a synced temporary file and rename: a reader never sees half a file,
+    and a full disk leaves the previous file and no .tmp."""
     tmp = path.with_name(path.name + ".tmp")
     try:
-        with open(tmp, "w") as f:
-            f.write(text)
+        with disk_full_named(path.parent), open(tmp, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)  # a full disk or read-only file system leaves no .tmp
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    write_bytes_atomic(path, text.encode())
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from fer_bench.identity import CannotCheck, experiment_of, staleness, takes_rate
-from fer_bench.records import DONE_MARKER, damage
+from fer_bench.records import DONE_MARKER, damage, write_text_atomic
 
 TUNING_FILE = "tuning.json"  # a tuning search's record (fer_bench.tune)
 ERROR_FILE = "error.txt"  # traceback of a sweep job whose engine call raised
@@ -285,7 +285,7 @@ def keep_traceback(out: Path) -> str:
     if (out / DONE_MARKER).exists():
         return f"traceback not kept: {out} is a finished run, left as it is"
     try:
-        (out / ERROR_FILE).write_text(traceback.format_exc())
+        write_text_atomic(out / ERROR_FILE, traceback.format_exc())  # never a 0-byte file
     except OSError as err:
         return f"traceback not kept: {out / ERROR_FILE}: {err.strerror}"
     return f"traceback in {out / ERROR_FILE}"

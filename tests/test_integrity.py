@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import shutil
 import time
 from dataclasses import replace
@@ -22,6 +24,7 @@ from fer_bench.data import cache as cache_module
 from fer_bench.data import load_dataset
 from fer_bench.data import testing as fx
 from fer_bench.data.base import DatasetBundle
+from fer_bench.records import DiskFull, write_json_atomic
 from fer_bench.results import RunState, keep_traceback, run_state
 
 runner = CliRunner()
@@ -250,3 +253,40 @@ def test_an_untouched_cache_entry_is_not_hashed_again(rafdb, monkeypatch):
     monkeypatch.setattr(cache_module, "sha256_file", lambda p: hashed.append(p) or real(p))
     _load(root)
     assert [p.name for p in hashed] == ["labels.npz"]  # the arrays cost a stat each
+
+
+# --- a full disk: one line naming the directory; nothing half-written; a rerun resumes ---
+
+
+def test_a_full_disk_while_decoding_is_one_line_and_the_rerun_resumes(rafdb, monkeypatch):
+    root, cache = rafdb
+    real = os.posix_fallocate
+
+    def full(fd: int, offset: int, length: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    result = invoke("data", "info", "rafdb", "--data-root", root, "--image-size", 16)
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and f"disk full: no space left in {cache}" in " ".join(
+        result.output.split()
+    )
+    assert not list(cache.glob("rafdb-*")) and list(cache.glob(".rafdb-*.partial"))
+    monkeypatch.setattr(os, "posix_fallocate", real)
+    assert invoke("data", "info", "rafdb", "--data-root", root, "--image-size", 16).exit_code == 0
+    assert list(cache.glob("rafdb-*/meta.json"))
+
+
+def test_a_full_disk_writing_a_record_leaves_the_previous_one(tmp_path, monkeypatch):
+    path = tmp_path / "final.json"
+    write_json_atomic(path, {"status": "done"})
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(DiskFull, match=f"disk full: no space left in {tmp_path}"):
+        write_json_atomic(path, {"status": "failed"})
+    assert json.loads(path.read_text()) == {"status": "done"}
+    assert [p.name for p in tmp_path.iterdir()] == ["final.json"]

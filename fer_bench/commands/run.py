@@ -245,6 +245,7 @@ def _train(cfg: RunConfig, root: Path, **kwargs: Any) -> dict:
     """engine.train with every failure as one line: bad input exits 2, anything else 1
     with its traceback kept in RUN_DIR/error.txt."""
     from fer_bench.engine import run_dir, train
+    from fer_bench.records import DiskFull
     from fer_bench.run_lock import RunBusy
 
     out = run_dir(cfg, root)
@@ -252,7 +253,7 @@ def _train(cfg: RunConfig, root: Path, **kwargs: Any) -> dict:
         final = train(cfg, root, notify=_say, **kwargs)
     except USER_ERRORS:
         raise
-    except RunBusy as err:  # the directory is another process's: leave it alone
+    except (RunBusy, DiskFull) as err:  # another process's directory; a full disk, named
         fail(str(err), code=1)
     except Exception as err:
         first = (str(err).strip().splitlines() or [""])[0]

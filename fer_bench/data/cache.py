@@ -50,6 +50,7 @@ from fer_bench.data.files import sha256_file
 from fer_bench.data.imaging import ImageRef
 from fer_bench.data.mapped import MappedImages
 from fer_bench.data.placement import choose_path, requested_path
+from fer_bench.records import DiskFull, disk_full_named
 
 CACHE_FORMAT = 2  # bump when the stored layout or any loader's decoding changes
 _SPLITS = ("train", "val", "test")
@@ -148,7 +149,10 @@ def cached(dataset: str, key: str, build: Build) -> DatasetBundle:
             return _build_uncached(build)
         try:
             sink = ImageSink(partial)
-            write_entry(build(sink), sink)
+            with disk_full_named(cache_dir()):
+                write_entry(build(sink), sink)
+        except DiskFull:
+            raise  # kept, as after an interrupt: the rerun resumes the decode
         except Exception:
             shutil.rmtree(partial, ignore_errors=True)
             raise  # an interrupt (KeyboardInterrupt, a kill) keeps the chunks decoded

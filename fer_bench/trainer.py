@@ -165,6 +165,11 @@ class Trainer:
 
     def build(self) -> None:
         cfg, bundle = self.cfg, self.bundle
+        if bundle.image_shape[0] != cfg.data.channels:  # else the record would misstate it
+            raise ValueError(
+                f"--cfg data.channels={cfg.data.channels}: the {bundle.name} data has "
+                f"{bundle.image_shape[0]} channels"
+            )
         self.data, self.label_info = _prepare_data(bundle, self.labels)
         backbone = self._new_backbone()
         _check_input_size(backbone, cfg, bundle.image_shape[0])

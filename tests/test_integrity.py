@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 from fake_engine import write_records
+from PIL import Image
 from resume_helpers import crash_after_save
 from typer.testing import CliRunner
 
@@ -21,7 +22,7 @@ from fer_bench import checkpoint
 from fer_bench.cli import app
 from fer_bench.config import DataConfig, RunConfig
 from fer_bench.data import cache as cache_module
-from fer_bench.data import load_dataset
+from fer_bench.data import decoding, load_dataset
 from fer_bench.data import testing as fx
 from fer_bench.data.base import DatasetBundle
 from fer_bench.records import DiskFull, write_json_atomic
@@ -290,3 +291,71 @@ def test_a_full_disk_writing_a_record_leaves_the_previous_one(tmp_path, monkeypa
         write_json_atomic(path, {"status": "failed"})
     assert json.loads(path.read_text()) == {"status": "done"}
     assert [p.name for p in tmp_path.iterdir()] == ["final.json"]
+
+
+# --- every error names its cause ---
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--imbalance", "inf"], "--imbalance: the factor must be finite and >= 1 (got inf)"),
+        (["--cfg", "eval_batch_size=0"], "--cfg eval_batch_size=0: outside [1, inf)"),
+        (["--cfg", "aug.erase_p=2"], "--cfg aug.erase_p=2.0: outside [0, 1]"),
+        (["--cfg", "data.channels=3"], "--cfg data.channels=3: the synthetic data has 1 channels"),
+    ],
+)
+def test_values_out_of_range_are_one_line_naming_the_option(
+    args, message, tmp_path, micro_bundle, monkeypatch
+):
+    monkeypatch.setattr("fer_bench.engine.load_dataset", lambda cfg: micro_bundle)
+    runs = tmp_path / "runs"
+    result = invoke("run", "ce", "--out", runs, "--quiet", "--epochs", "1", *args)
+    assert result.exit_code == 2, result.output
+    (line,) = result.output.strip().splitlines()
+    assert message in line
+    assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_a_decode_worker_count_that_is_no_number_names_the_variable(rafdb, monkeypatch):
+    root, _ = rafdb
+    monkeypatch.setenv("FER_BENCH_DECODE_WORKERS", "abc")
+    with pytest.raises(ValueError, match=r"\$FER_BENCH_DECODE_WORKERS='abc': expected a whole"):
+        decoding.decode_workers()
+
+
+def test_a_label_file_not_in_utf8_names_file_and_line(rafdb):
+    root, _ = rafdb
+    labels = root / "EmoLabel" / "list_patition_label.txt"
+    lines = labels.read_bytes().splitlines(keepends=True)
+    lines[2] = lines[2].replace(b"_", "é".encode("latin-1"), 1)
+    labels.write_bytes(b"".join(lines))
+    with pytest.raises(ValueError, match=f"{labels}:3: not UTF-8 text"):
+        _load(root)
+
+
+def test_a_decompression_bomb_names_the_image(rafdb, monkeypatch):
+    root, _ = rafdb
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10)  # every face is then "a bomb"
+    with pytest.raises(ValueError, match="list_patition_label.txt:1: cannot decode image .*bomb"):
+        _load(root)
+
+
+def test_a_vote_count_too_large_names_file_and_line(tmp_path):
+    root = fx.write_ferplus(tmp_path / "ferplus")
+    path = root / "FER2013Valid" / "label.csv"
+    rows = path.read_text().splitlines()
+    fields = rows[0].split(",")
+    rows[0] = ",".join([*fields[:-1], "9" * 30])
+    path.write_text("\n".join(rows) + "\n")
+    with pytest.raises(ValueError, match=f"{path}:1: vote count 9+ too large"):
+        load_dataset(DataConfig(name="ferplus", root=str(root)))
+
+
+def test_a_symlink_loop_names_the_image(rafdb):
+    root, _ = rafdb
+    image = next((root / "Image" / "aligned").iterdir())
+    image.unlink()
+    image.symlink_to(image)
+    with pytest.raises(ValueError, match=f"cannot read image {image}: Too many levels"):
+        _load(root)

@@ -98,6 +98,10 @@ def source_key(options: dict[str, Any], label_files: dict[str, str], images: lis
             st = os.stat(ref.path)
         except FileNotFoundError:
             raise FileNotFoundError(f"{ref.origin}: image not found: {ref.path}") from None
+        except OSError as err:  # a symlink loop, a name too long, no permission
+            raise ValueError(
+                f"{ref.origin}: cannot read image {ref.path}: {err.strerror}"
+            ) from None
         digest.update(f"{ref.path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:20]
 

@@ -33,7 +33,18 @@ WORKERS_ENV = "FER_BENCH_DECODE_WORKERS"
 def decode_workers() -> int:
     """Decode processes: $FER_BENCH_DECODE_WORKERS, else every core this process may use."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, int(os.environ.get(WORKERS_ENV) or cores or 1))
+    text = os.environ.get(WORKERS_ENV, "").strip()
+    if not text:
+        return max(1, cores or 1)
+    try:
+        workers = int(text)
+    except ValueError:
+        workers = 0
+    if workers < 1:
+        raise ValueError(
+            f"${WORKERS_ENV}={text!r}: expected a whole number of processes, 1 or more"
+        )
+    return workers
 
 
 def markers_dir(path: Path) -> Path:

@@ -21,10 +21,12 @@ its hooks are :mod:`fer_bench.trainer`'s.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import random
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -56,6 +58,19 @@ from fer_bench.trainer import Trainer
 
 class StaleRun(ValueError):
     """A run, finished or begun, whose method changed since it was recorded."""
+
+
+class MethodFailed(RuntimeError):
+    """A method's code raised while training; the traceback is kept in error.txt."""
+
+
+def _method_fault(method: str, cls: type, err: Exception) -> str:
+    """One line: the method, its hook and line where the error passed through its file."""
+    source = inspect.getsourcefile(cls)
+    frames = [f for f in traceback.extract_tb(err.__traceback__) if f.filename == source]
+    where = f" in {frames[-1].name} ({Path(source).name}:{frames[-1].lineno})" if frames else ""
+    first = (str(err).strip().splitlines() or [""])[0]
+    return f"method {method!r} failed while training{where}: {type(err).__name__}: {first}"
 
 
 class DataMismatch(ValueError):
@@ -133,7 +148,14 @@ def train(
             trainer.label_info[f"{name}_sha256"] = label_set.save(out / f"labels_{name}.csv")
         trainer.restore(out, state, started, notify)
         writer = _tensorboard_writer(out) if tensorboard else None
-        return trainer.fit(progress, writer)
+        try:
+            return trainer.fit(progress, writer)
+        except OSError:
+            raise  # the machine's (a full disk), not the method's
+        except Exception as err:
+            # The config passed every check before training: what fails now is the method
+            # (a predict of the wrong shape, a vector in its logs), not the user's input.
+            raise MethodFailed(_method_fault(cfg.method, method_cls, err)) from err
 
 
 def _check_device(device: str) -> None:

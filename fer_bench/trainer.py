@@ -160,6 +160,7 @@ class Trainer:
         self.labels = labels
         self.precision = precision
         self.history: list[dict] = []
+        self.position = (0, 0)  # (epoch, steps of it done) being trained: an interrupt says it
 
     # --- build: everything that can reject the config, before anything is written ---
 
@@ -259,6 +260,13 @@ class Trainer:
                         _log_scalars(writer, row)
         except Divergence as err:
             return self.finish("failed", str(err))
+        except KeyboardInterrupt as err:
+            epoch, step = self.position
+            err.where = (  # type: ignore[attr-defined]
+                f"in epoch {epoch} of {cfg.epochs}, after step {step} of {self.steps}; "
+                f"last checkpoint: epoch {len(self.history)}"
+            )
+            raise
         return self.finish("done", None)
 
     @contextmanager
@@ -298,6 +306,7 @@ class Trainer:
         perm = epoch_order(cfg.sampler, data.observed, self.order_gen)
         tally = _EpochTally(len(data.observed), method.score_name is not None, cfg.device)
         batches = data.train_images.batches(perm, cfg.batch_size, self.steps)
+        self.position = (epoch + 1, 0)
         for step, (idx, images) in enumerate(batches):
             x1, x2 = self.aug.train_views(images, method.second_view)
             if cfg.channels_last:
@@ -316,6 +325,7 @@ class Trainer:
                 method.after_step(batch, epoch)
             tally.add(step, loss, out.logs, index, out.scores)
             reporter.step()
+            self.position = (epoch + 1, step + 1)
         with self._hook():
             method.on_epoch_end(epoch)
         train = tally.read(epoch)  # the epoch's one read from the device

@@ -359,3 +359,66 @@ def test_a_symlink_loop_names_the_image(rafdb):
     image.symlink_to(image)
     with pytest.raises(ValueError, match=f"cannot read image {image}: Too many levels"):
         _load(root)
+
+
+PLUGIN_HEAD = (
+    "import torch\n"
+    "import torch.nn.functional as F\n"
+    "from fer_bench.methods.base import Method, StepOutput\n"
+    "from fer_bench.registry import METHODS\n"
+)
+CE_LOSS = (
+    "    def loss(self, batch, epoch):\n"
+    "        return StepOutput(loss=F.cross_entropy(self.backbone(batch.x), batch.y))\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "said"),
+    [
+        (
+            "wrong-shape",
+            "    def predict(self, x):\n        return self.backbone(x)[:, :2]\n",
+            "method 'wrong-shape' failed while training",
+        ),
+        (
+            "vector-log",
+            "    def loss(self, batch, epoch):\n"
+            "        loss = F.cross_entropy(self.backbone(batch.x), batch.y)\n"
+            "        return StepOutput(loss=loss, logs={'v': torch.ones(3)})\n",
+            "method 'vector-log' failed while training",
+        ),
+        (
+            "raises",
+            "    def loss(self, batch, epoch):\n        raise KeyError('oops')\n",
+            "method 'raises' failed while training in loss (faulty.py:8): KeyError",
+        ),
+    ],
+)
+def test_a_plugin_fault_is_the_methods_failure_with_its_traceback_kept(
+    name, body, said, tmp_path, micro_bundle, monkeypatch
+):
+    monkeypatch.setattr("fer_bench.engine.load_dataset", lambda cfg: micro_bundle)
+    plugin = tmp_path / "faulty.py"
+    methods = body if "def loss" in body else CE_LOSS + body
+    plugin.write_text(PLUGIN_HEAD + f"@METHODS.register({name!r})\nclass M(Method):\n" + methods)
+    runs = tmp_path / "runs"
+    args = ["--plugin", plugin, "--out", runs, "--quiet", "--epochs", "1"]
+    result = invoke("run", name, *args, "--cfg", "data.image_size=24", "--batch-size", "64")
+    assert result.exit_code == 1, result.output
+    assert said in " ".join(result.output.split())
+    (error,) = runs.glob("*/error.txt")
+    assert "Traceback" in error.read_text()
+
+
+def test_ctrl_c_says_where_it_stopped_and_how_to_resume(tmp_path, micro_bundle, monkeypatch):
+    monkeypatch.setattr("fer_bench.engine.load_dataset", lambda cfg: micro_bundle)
+    crash_after_save(monkeypatch, at=1)  # Ctrl-C right after epoch 1's checkpoint
+    runs = tmp_path / "runs"
+    args = ["--out", runs, "--quiet", "--epochs", "2", "--batch-size", "64"]
+    result = invoke("run", "ce", *args, "--cfg", "data.image_size=24")
+    assert result.exit_code == 130, result.output
+    (run,) = [p for p in runs.iterdir() if p.is_dir()]
+    (line,) = result.output.strip().splitlines()
+    assert "interrupted in epoch 1 of 2, after step 3 of 3; last checkpoint: epoch 1" in line
+    assert f"resume with: fer-bench run --resume {run}" in line

@@ -255,6 +255,11 @@ def _train(cfg: RunConfig, root: Path, **kwargs: Any) -> dict:
         raise
     except (RunBusy, DiskFull) as err:  # another process's directory; a full disk, named
         fail(str(err), code=1)
+    except KeyboardInterrupt as err:
+        if not (out / "config.json").exists():
+            fail("interrupted before training began: nothing written", code=130)
+        where = getattr(err, "where", "before its first epoch")
+        fail(f"interrupted {where}; resume with: fer-bench run --resume {out}", code=130)
     except Exception as err:
         first = (str(err).strip().splitlines() or [""])[0]
         kept = f" ({keep_traceback(out)})" if out.is_dir() else ""

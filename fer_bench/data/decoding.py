@@ -125,8 +125,12 @@ def _decode_pool(
     advance: Callable[[int], None],
 ) -> None:
     # fork: workers need only PIL/numpy, and spawning would re-import torch in each
+    from fer_bench.executors import die_with_parent  # a killed sweep worker takes these along
+
     ctx = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
-    pool = ProcessPoolExecutor(workers, mp_context=ctx)
+    pool = ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=die_with_parent, initargs=(os.getpid(),)
+    )
     try:
         futures = [
             pool.submit(decode_chunk, path, refs[s : s + CHUNK], s, size, channels) for s in todo

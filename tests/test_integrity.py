@@ -120,6 +120,7 @@ def test_a_changed_value_in_a_checkpoint_is_refused(tmp_path):
     assert messages and "checksum mismatch" in messages[0]
 
 
+@pytest.mark.slow  # trains 4 epochs; test_a_changed_value_in_a_checkpoint_is_refused is quick
 def test_a_checkpoint_overwritten_in_the_middle_falls_back_to_the_previous(
     micro_bundle, micro_config, tmp_path, monkeypatch
 ):

@@ -138,9 +138,9 @@ def method_class(name: str, recorded_plugin: str | None = None) -> type:
         return METHODS.get(name)
     named = f" (its record names {recorded_plugin})" if recorded_plugin else ""
     raise RegistryError(
-        f"method {name!r} is not loaded{named}: pass --plugin FILE with the file that "
-        "registers it, or install the package that provides it (entry point "
-        "fer_bench.methods); plugins are never loaded from a record"
+        f"method {name!r} is not loaded{named}: give the file that registers it with "
+        "--plugin FILE (run, sweep, list), or install the package that provides it "
+        "(entry point fer_bench.methods); plugins are never loaded from a record"
     )
 
 

@@ -103,6 +103,8 @@ class RunConfig:
         checks: list[tuple[str, float | int | None, float, float, bool]] = [
             # key, value, low, high, high included
             ("eval_batch_size", self.eval_batch_size, 1, math.inf, False),
+            ("seed", self.seed, 0, 2**32 - 1, True),  # numpy's seeding takes no other
+            ("protocol.noise_seed", self.protocol.noise_seed, 0, 2**32 - 1, True),
             ("data.channels", self.data.channels, 1, 3, True),
             ("aug.pad", self.aug.pad, 0, math.inf, False),
             ("aug.flip_p", self.aug.flip_p, 0, 1, True),
@@ -121,8 +123,8 @@ class RunConfig:
         for key, value, low, high, closed in checks:
             inside = low <= value <= high if closed else low <= value < high
             if not inside:
-                upper = f"{high:g}]" if closed else ("inf)" if high == math.inf else f"{high:g})")
-                raise ValueError(f"--cfg {key}={value}: outside [{low:g}, {upper}")
+                upper = _num(high) + ("]" if closed else ")")
+                raise ValueError(f"--cfg {key}={value}: outside [{_num(low)}, {upper}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -137,3 +139,7 @@ class RunConfig:
         }
         kwargs = {k: (sub[k](**v) if k in sub else v) for k, v in d.items()}
         return cls(**kwargs)
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if math.isfinite(x) and x == int(x) else f"{x:g}"

@@ -303,6 +303,7 @@ def test_a_full_disk_writing_a_record_leaves_the_previous_one(tmp_path, monkeypa
         (["--imbalance", "inf"], "--imbalance: the factor must be finite and >= 1 (got inf)"),
         (["--cfg", "eval_batch_size=0"], "--cfg eval_batch_size=0: outside [1, inf)"),
         (["--cfg", "aug.erase_p=2"], "--cfg aug.erase_p=2.0: outside [0, 1]"),
+        (["--seed", "-1"], "--cfg seed=-1: outside [0, 4294967295]"),
         (["--cfg", "data.channels=3"], "--cfg data.channels=3: the synthetic data has 1 channels"),
     ],
 )

@@ -424,3 +424,11 @@ def test_ctrl_c_says_where_it_stopped_and_how_to_resume(tmp_path, micro_bundle, 
     (line,) = result.output.strip().splitlines()
     assert "interrupted in epoch 1 of 2, after step 3 of 3; last checkpoint: epoch 1" in line
     assert f"resume with: fer-bench run --resume {run}" in line
+
+
+def test_a_broken_final_json_of_an_unsealed_run_names_the_file(finished, micro_run, micro_bundle):
+    (finished / "done").write_text("")  # finished before sealing: read as before, unchecked
+    (finished / "final.json").write_text('{"status": "do')
+    with pytest.raises(ValueError, match=r"final.json: not valid JSON .*; delete .* to train"):
+        engine.train(micro_run[0], finished.parent, progress=False, bundle=micro_bundle)
+    assert run_state(finished)[0] is RunState.CORRUPT

@@ -20,11 +20,12 @@ from typer.testing import CliRunner
 import fer_bench.engine as engine
 from fer_bench import checkpoint
 from fer_bench.cli import app
-from fer_bench.config import DataConfig, RunConfig
+from fer_bench.config import DataConfig
 from fer_bench.data import cache as cache_module
 from fer_bench.data import decoding, load_dataset
 from fer_bench.data import testing as fx
 from fer_bench.data.base import DatasetBundle
+from fer_bench.profiles import load_profile, with_overrides
 from fer_bench.records import DiskFull, write_json_atomic
 from fer_bench.results import RunState, keep_traceback, run_state
 
@@ -57,8 +58,7 @@ def trapped_board(tmp_path: Path) -> tuple[Path, Path, Path]:
     root = tmp_path / "downloaded"
     runs = []
     for seed in (0, 1):
-        cfg = RunConfig(epochs=2, seed=seed)
-        write_records(cfg, root)
+        write_records(with_overrides(load_profile(), {"epochs": 2, "seed": seed}), root)
         runs.append(next(p for p in root.iterdir() if p.name.startswith("ce-") and p not in runs))
     for run, method in zip(runs, ("ce", "evil"), strict=True):
         config = json.loads((run / "config.json").read_text())
@@ -72,6 +72,10 @@ def test_no_command_imports_a_plugin_a_record_names(trapped_board, tmp_path):
     invoke("table", root)
     invoke("compare", root, "ce")
     invoke("plot", root, "--out", tmp_path / "plots")
+    # A sweep's plan (tune plans the same way) reads both records, checking staleness.
+    sweep = ["sweep", "--methods", "ce", "--seeds", "0,1", "--epochs", "2", "--out", root]
+    planned = invoke(*sweep, "--dry-run")
+    assert planned.exit_code == 0 and "done" in planned.output, planned.output
     result = invoke("run", "--resume", evil_run, "--quiet")
     assert not marker.exists()
     text = " ".join(result.output.split())

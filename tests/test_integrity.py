@@ -436,3 +436,12 @@ def test_a_broken_final_json_of_an_unsealed_run_names_the_file(finished, micro_r
     with pytest.raises(ValueError, match=r"final.json: not valid JSON .*; delete .* to train"):
         engine.train(micro_run[0], finished.parent, progress=False, bundle=micro_bundle)
     assert run_state(finished)[0] is RunState.CORRUPT
+
+
+def test_a_label_file_that_is_a_symlink_loop_says_so(rafdb):
+    root, _ = rafdb
+    labels = root / "EmoLabel" / "list_patition_label.txt"
+    labels.unlink()
+    labels.symlink_to(labels)
+    with pytest.raises(FileNotFoundError, match=f"a broken or looping symlink: {labels}"):
+        _load(root)

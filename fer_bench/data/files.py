@@ -21,14 +21,19 @@ def require_root(cfg: DataConfig, dataset: str) -> Path:
 
 def require_dir(path: Path) -> Path:
     if not path.is_dir():
-        raise FileNotFoundError(f"folder not found: {path}")
+        raise FileNotFoundError(f"{_missing(path, 'folder')}: {path}")
     return path
 
 
 def require_file(path: Path) -> Path:
     if not path.is_file():
-        raise FileNotFoundError(f"file not found: {path}")
+        raise FileNotFoundError(f"{_missing(path, 'file')}: {path}")
     return path
+
+
+def _missing(path: Path, what: str) -> str:
+    # A link that leads nowhere (dangling, or a loop) is there, yet names no file.
+    return f"{what} not found" if not path.is_symlink() else "a broken or looping symlink"
 
 
 def sha256_file(path: Path) -> str:

@@ -116,6 +116,29 @@ def damage(out: Path) -> str | None:
     return None
 
 
+SEAL_KEY = "sha256"  # in a sealed JSON record: the digest of the rest of it
+
+
+def _canonical_digest(obj: dict[str, Any]) -> str:
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def seal_json(obj: dict[str, Any]) -> dict[str, Any]:
+    """``obj`` with the digest of its content: :func:`unseal` then notices any change."""
+    rest = {k: v for k, v in obj.items() if k != SEAL_KEY}
+    return {**rest, SEAL_KEY: _canonical_digest(rest)}
+
+
+def unseal(obj: dict[str, Any], path: Path) -> dict[str, Any]:
+    """A sealed record without its seal; ValueError naming ``path`` when its content
+    changed since it was written. One written before seals (no digest) is read as is."""
+    rest = {k: v for k, v in obj.items() if k != SEAL_KEY}
+    if SEAL_KEY in obj and obj[SEAL_KEY] != _canonical_digest(rest):
+        raise ValueError(f"{path}: changed since it was written (its sha256 differs)")
+    return rest
+
+
 def read_jsonl(path: Path) -> list[dict]:
     """Rows of a JSON-lines file ([] when absent); a bad line names the file and line."""
     if not path.exists():

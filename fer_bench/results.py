@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from fer_bench.identity import CannotCheck, experiment_of, staleness, takes_rate
-from fer_bench.records import DONE_MARKER, damage, write_text_atomic
+from fer_bench.records import DONE_MARKER, damage, unseal, write_text_atomic
 
 TUNING_FILE = "tuning.json"  # a tuning search's record (fer_bench.tune)
 ERROR_FILE = "error.txt"  # traceback of a sweep job whose engine call raised
@@ -272,6 +272,7 @@ def _tuning(root: Path) -> dict[Path, dict[str, Any]]:
         record = _read_json(path)
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from None
+    record = unseal(record, path)  # a changed pick or score is an error, not a row
     if missing := [key for key in ("trials", "groups") if key not in record]:
         raise ValueError(f"{path}: not a tuning record (no {missing[0]!r})")
     return {root: record}

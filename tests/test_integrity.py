@@ -26,8 +26,8 @@ from fer_bench.data import decoding, load_dataset
 from fer_bench.data import testing as fx
 from fer_bench.data.base import DatasetBundle
 from fer_bench.profiles import load_profile, with_overrides
-from fer_bench.records import DiskFull, write_json_atomic
-from fer_bench.results import RunState, keep_traceback, run_state
+from fer_bench.records import DiskFull, seal_json, write_json_atomic
+from fer_bench.results import RunState, keep_traceback, run_state, scan_runs
 
 runner = CliRunner()
 
@@ -445,3 +445,13 @@ def test_a_label_file_that_is_a_symlink_loop_says_so(rafdb):
     labels.symlink_to(labels)
     with pytest.raises(FileNotFoundError, match=f"a broken or looping symlink: {labels}"):
         _load(root)
+
+
+def test_a_tuning_record_changed_since_it_was_written_is_refused(tmp_path):
+    record = {"trials": 8, "groups": {"nla / clean": {"best": {"lr": "0.00766"}}}}
+    path = tmp_path / "tuning.json"
+    write_json_atomic(path, seal_json(record))
+    assert scan_runs(tmp_path).tuning == {tmp_path: record}
+    path.write_text(path.read_text().replace("0.00766", "0.00966"))
+    with pytest.raises(ValueError, match="tuning.json: changed since it was written"):
+        scan_runs(tmp_path)

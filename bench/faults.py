@@ -1,6 +1,7 @@
-"""Fault injection: SIGKILL a small sweep at random moments, rerun it, compare records.
+"""Fault injection: SIGKILL a small sweep at random moments, rerun it, compare records;
+then damage what fer-bench reads back (bench/corruption.py) and score what it did.
 
-    python bench/faults.py [--kills 10] [--seed 0] [--work DIR]
+    python bench/faults.py [--kills 10] [--corrupt 2] [--seed 0] [--work DIR]
 
 Runs a 2-method x 1-seed x 3-epoch sweep on a tiny synthetic dataset (a plugin
 file written to the work directory) once uninterrupted as the reference, then
@@ -11,6 +12,13 @@ Prints the kills survived (the rerun found no failed or corrupt run), the epochs
 redone (logged in metrics.jsonl but not yet in a checkpoint when killed),
 whether every finished sweep's records equal the reference's (timings aside)
 and the worker processes left alive after their sweep was killed.
+
+``--corrupt N`` then runs N trials of each corruption fault (bit flips and same-size
+overwrites of finished records, of a partial run's checkpoints and of an image cache
+entry's arrays, labels and metadata; a full disk on a small tmpfs where this process
+may mount one) and prints, per fault, how many were detected, harmless, silently wrong
+or lost (target: 0 silently wrong, 0 lost). ``--kills 0 --corrupt N`` runs the
+corruption faults alone (after the reference sweep they compare against).
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import corruption
 import torch
 
 from fer_bench.results import RunState, run_state
@@ -168,6 +177,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--corrupt", type=int, default=2, help="trials per corruption fault")
     parser.add_argument("--work", type=Path, default=None, help="default: a temporary folder")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="fer-bench-faults-"))
@@ -185,6 +195,43 @@ def main() -> None:
     print(f"reference sweep: {len(reference)} runs in {span:.1f} s", flush=True)
 
     rng = random.Random(args.seed)
+    if args.kills:
+        kills(args, plugin, out, span, reference, rng)
+    if args.corrupt:
+        corruption_faults(args, plugin, ref_out, work, rng)
+    print(f"total time: {time.perf_counter() - started:.0f} s (work directory {work})")
+
+
+def corruption_faults(
+    args: argparse.Namespace, plugin: Path, reference: Path, work: Path, rng: random.Random
+) -> None:
+    score = corruption.Score()
+    corruption.record_trials(reference, work, rng, args.corrupt, score)
+    corruption.checkpoint_trials(reference, work, plugin, rng, args.corrupt, score)
+    corruption.cache_trials(work, rng, args.corrupt, score)
+
+    def run_command(out: Path) -> list[str]:
+        cli = "from fer_bench.cli import app; app()"
+        return [
+            sys.executable, "-c", cli, "run", "ce", "--seed", "0", "--epochs", str(args.epochs),
+            "--dataset", "faults-tiny", "--image-size", "24", "--batch-size", "64",
+            "--plugin", str(plugin), "--out", str(out), "--quiet",
+        ]  # fmt: skip
+
+    skipped = corruption.disk_full_trials(reference, work, plugin, run_command, score)
+    print(score.report())
+    if skipped:
+        print(f"full disk: {skipped}")
+
+
+def kills(
+    args: argparse.Namespace,
+    plugin: Path,
+    out: Path,
+    span: float,
+    reference: dict,
+    rng: random.Random,
+) -> None:
     cmd = sweep_command(plugin, out, args.epochs, args.workers)
     tally = Tally()
     for _ in range(args.kills * 4):  # a sweep that finishes first gets no kill: try again
@@ -201,7 +248,6 @@ def main() -> None:
           f"({tally.finished_sweeps} finished sweeps against the reference)")  # fmt: skip
     print(f"orphans left: {tally.orphans}")
     print(f"tmp files left: {len([p for r in run_dirs(out) for p in r.glob('*.tmp')])}")
-    print(f"total time: {time.perf_counter() - started:.0f} s (work directory {work})")
 
 
 if __name__ == "__main__":

@@ -4,11 +4,16 @@ A checkpoint holds the method's whole ``state_dict`` (every network, head and
 per-sample buffer it owns), the optimiser, schedule, the epoch, every random
 stream the run draws from, the wall time spent and the precision it trained in:
 tensors and plain values only, read with ``weights_only=True``, so resuming
-someone else's run directory runs no code.
+someone else's run directory runs no code. It also holds the run's metrics.jsonl
+as of its epoch, and a sha256 of all its content (:func:`content_digest`): a
+checkpoint changed on disk since it was written (a flipped bit, an overwrite of the
+same size) is refused, never resumed from.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import shutil
 from collections.abc import Callable
@@ -17,10 +22,40 @@ from typing import Any
 
 import torch
 
-from fer_bench.records import read_jsonl
+from fer_bench.records import disk_full_named, read_jsonl
 
 CHECKPOINT = "checkpoint.pt"
 PREVIOUS_CHECKPOINT = "checkpoint.prev.pt"
+DIGEST_KEY = "sha256"  # the content digest, beside the state it covers
+METRICS_KEY = "metrics_jsonl"  # metrics.jsonl's text when the checkpoint was written
+
+
+def content_digest(state: Any) -> str:
+    """sha256 over every value of a checkpoint's state: tensors by dtype, shape and bytes,
+    containers in order, plain values by type and repr (exact for floats). The bytes
+    are those of the values, not of the file, so the device it is loaded onto does not
+    matter."""
+    digest = hashlib.sha256()
+    _update(digest, state)
+    return digest.hexdigest()
+
+
+def _update(digest: Any, value: Any) -> None:
+    if isinstance(value, torch.Tensor):
+        flat = value.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"T{value.dtype}{tuple(value.shape)}".encode())
+        digest.update(flat.view(torch.uint8).numpy().tobytes())
+    elif isinstance(value, dict):
+        digest.update(f"D{len(value)}".encode())
+        for key, item in value.items():
+            _update(digest, key)
+            _update(digest, item)
+    elif isinstance(value, list | tuple):
+        digest.update(f"L{len(value)}".encode())
+        for item in value:
+            _update(digest, item)
+    else:
+        digest.update(f"{type(value).__name__}:{value!r};".encode())
 
 
 def first_line(err: BaseException) -> str:
@@ -67,8 +102,16 @@ def save(path: Path, state: dict[str, Any]) -> None:
     checkpoint: a crash or full disk at any point leaves ``path`` complete."""
     tmp = path.with_name(path.name + ".tmp")
     previous = path.with_name(PREVIOUS_CHECKPOINT)
+    state = {**state, DIGEST_KEY: content_digest(state)}
+    # Serialised in memory, then written as plain bytes: a full disk is then an OSError
+    # naming the directory (DiskFull), not torch's writer failing without a cause.
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
     try:
-        torch.save(state, tmp)
+        with disk_full_named(path.parent), open(tmp, "wb") as f:
+            f.write(buffer.getbuffer())
+            f.flush()
+            os.fsync(f.fileno())
         if path.exists():
             # A second name for the current file, not a rename: ``path`` never goes missing,
             # and the replace below swaps in the new one atomically.
@@ -106,12 +149,27 @@ def resume_state(
     return state
 
 
+def _verify(state: Any, rows: int) -> dict:
+    """``state`` if it is a whole checkpoint as written; ValueError naming what is not.
+    One written before checksums (no digest) is matched to metrics.jsonl's epochs only."""
+    if not isinstance(state, dict):
+        raise ValueError("not a checkpoint")
+    recorded = state.pop(DIGEST_KEY, None)
+    if recorded is not None and recorded != content_digest(state):
+        raise ValueError("content checksum mismatch: changed on disk since it was written")
+    if METRICS_KEY in state:
+        rows = len(state[METRICS_KEY].splitlines())
+    if not 0 < int(state["epoch"]) <= rows:
+        raise ValueError(f"epoch not in 1..{rows}, the epochs in metrics.jsonl")
+    return state
+
+
 def load(out: Path, device: str, notify: Callable[[str], None]) -> tuple[dict | None, str]:
-    """The newest readable checkpoint (the previous one if the last is broken), or None
+    """The newest whole checkpoint (the previous one if the last is damaged), or None
     and why there is none."""
     try:
         rows = len(read_jsonl(out / "metrics.jsonl"))
-    except ValueError:  # a damaged log: no checkpoint can be matched to its epochs
+    except ValueError:  # a damaged log: only a checkpoint holding its own log can resume
         rows = 0
     why_not = "no checkpoint: interrupted in its first epoch"
     for path in (out / CHECKPOINT, out / PREVIOUS_CHECKPOINT):
@@ -119,9 +177,7 @@ def load(out: Path, device: str, notify: Callable[[str], None]) -> tuple[dict | 
             continue
         try:
             # weights_only: a checkpoint holding code (a pickled object) is refused, not run.
-            state = torch.load(path, map_location=device, weights_only=True)
-            if not isinstance(state, dict) or not 0 < int(state["epoch"]) <= rows:
-                raise ValueError(f"epoch not in 1..{rows}, the epochs in metrics.jsonl")
+            state = _verify(torch.load(path, map_location=device, weights_only=True), rows)
         except Exception as err:  # truncated, not a checkpoint, refused by weights_only
             why_not = f"{path.name} unreadable: {type(err).__name__}: {first_line(err)}"
             notify(f"{out}: {why_not}")

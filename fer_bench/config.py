@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,8 +92,39 @@ class RunConfig:
             raise ValueError(f"noise rate must be in [0, 1) (got {self.protocol.noise_rate})")
         if self.sampler not in ("uniform", "balanced"):
             raise ValueError(f"sampler must be uniform or balanced (got {self.sampler!r})")
-        if self.protocol.imbalance < 1.0:
-            raise ValueError(f"imbalance factor must be >= 1 (got {self.protocol.imbalance})")
+        if not 1.0 <= self.protocol.imbalance < math.inf:
+            raise ValueError(
+                f"--imbalance: the factor must be finite and >= 1 (got {self.protocol.imbalance})"
+            )
+        self._check_ranges()
+
+    def _check_ranges(self) -> None:
+        """Every other numeric value in its range, named by its --cfg key."""
+        checks: list[tuple[str, float | int | None, float, float, bool]] = [
+            # key, value, low, high, high included
+            ("eval_batch_size", self.eval_batch_size, 1, math.inf, False),
+            ("seed", self.seed, 0, 2**32 - 1, True),  # numpy's seeding takes no other
+            ("protocol.noise_seed", self.protocol.noise_seed, 0, 2**32 - 1, True),
+            ("data.channels", self.data.channels, 1, 3, True),
+            ("aug.pad", self.aug.pad, 0, math.inf, False),
+            ("aug.flip_p", self.aug.flip_p, 0, 1, True),
+            ("aug.erase_p", self.aug.erase_p, 0, 1, True),
+            ("aug.erase_max", self.aug.erase_max, 0, 1, True),
+            ("aug.noise_p", self.aug.noise_p, 0, 1, True),
+            ("aug.noise_var", self.aug.noise_var, 0, math.inf, False),
+            ("optim.lr", self.optim.lr, 0, math.inf, False),
+            ("optim.weight_decay", self.optim.weight_decay, 0, math.inf, False),
+            ("optim.momentum", self.optim.momentum, 0, 1, True),
+            ("optim.gamma", self.optim.gamma, 0, 1, True),
+            ("optim.warmup_frac", self.optim.warmup_frac, 0, 1, False),
+        ]
+        if self.aug.crop is not None:  # 0, as None: the input size
+            checks.append(("aug.crop", self.aug.crop, 0, math.inf, False))
+        for key, value, low, high, closed in checks:
+            inside = low <= value <= high if closed else low <= value < high
+            if not inside:
+                upper = _num(high) + ("]" if closed else ")")
+                raise ValueError(f"--cfg {key}={value}: outside [{_num(low)}, {upper}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -107,3 +139,7 @@ class RunConfig:
         }
         kwargs = {k: (sub[k](**v) if k in sub else v) for k, v in d.items()}
         return cls(**kwargs)
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if math.isfinite(x) and x == int(x) else f"{x:g}"

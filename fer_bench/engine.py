@@ -21,10 +21,12 @@ its hooks are :mod:`fer_bench.trainer`'s.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import random
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -47,8 +49,8 @@ from fer_bench.identity import (
 from fer_bench.labels import LabelSet, build_labels
 from fer_bench.methods.base import build_hparams
 from fer_bench.precision import resolve_precision
-from fer_bench.records import write_json_atomic
-from fer_bench.registry import METHODS, load_plugin_file
+from fer_bench.records import damage, write_json_atomic
+from fer_bench.registry import load_plugin_file, method_class
 from fer_bench.results import ERROR_FILE
 from fer_bench.run_lock import delete_run, run_lock
 from fer_bench.trainer import Trainer
@@ -56,6 +58,19 @@ from fer_bench.trainer import Trainer
 
 class StaleRun(ValueError):
     """A run, finished or begun, whose method changed since it was recorded."""
+
+
+class MethodFailed(RuntimeError):
+    """A method's code raised while training; the traceback is kept in error.txt."""
+
+
+def _method_fault(method: str, cls: type, err: Exception) -> str:
+    """One line: the method, its hook and line where the error passed through its file."""
+    source = inspect.getsourcefile(cls)
+    frames = [f for f in traceback.extract_tb(err.__traceback__) if f.filename == source]
+    where = f" in {frames[-1].name} ({Path(source).name}:{frames[-1].lineno})" if frames else ""
+    first = (str(err).strip().splitlines() or [""])[0]
+    return f"method {method!r} failed while training{where}: {type(err).__name__}: {first}"
 
 
 class DataMismatch(ValueError):
@@ -92,9 +107,11 @@ def train(
     finished run is returned after checking it is still this experiment (its method's
     code and its labels); a stale one is retrained only with ``rerun_stale``."""
     cfg.validate()
+    # cfg.plugin is the command line's --plugin (a sweep worker imports it again):
+    # `run --resume` puts the command line's in place of the one its record names.
     if cfg.plugin:
         load_plugin_file(cfg.plugin)
-    method_cls = METHODS.get(cfg.method)
+    method_cls = method_class(cfg.method)
     method_code(cfg.method)  # its source read now, as imported, for the run's record
     hparams = build_hparams(method_cls, cfg.hparams)
     check_backbone_name(cfg.backbone)
@@ -131,7 +148,14 @@ def train(
             trainer.label_info[f"{name}_sha256"] = label_set.save(out / f"labels_{name}.csv")
         trainer.restore(out, state, started, notify)
         writer = _tensorboard_writer(out) if tensorboard else None
-        return trainer.fit(progress, writer)
+        try:
+            return trainer.fit(progress, writer)
+        except OSError:
+            raise  # the machine's (a full disk), not the method's
+        except Exception as err:
+            # The config passed every check before training: what fails now is the method
+            # (a predict of the wrong shape, a vector in its logs), not the user's input.
+            raise MethodFailed(_method_fault(cfg.method, method_cls, err)) from err
 
 
 def _check_device(device: str) -> None:
@@ -144,9 +168,12 @@ def _check_device(device: str) -> None:
 
 
 def _finished_record(out: Path, labels: dict[str, LabelSet], notify: Callable[[str], None]) -> dict:
-    """The record of a finished current run, after checking its labels are the ones this
-    data gives (else :class:`DataMismatch`)."""
-    recorded = json.loads((out / "final.json").read_text()).get("labels") or {}
+    """The record of a finished current run, after checking it is as it finished (else
+    ValueError: a damaged record is no source of numbers) and its labels are the ones
+    this data gives (else :class:`DataMismatch`)."""
+    if (why := damage(out)) is not None:
+        raise ValueError(f"{out}: damaged since it finished ({why}); delete it to train it again")
+    recorded = _read_final(out).get("labels") or {}
     for name, label_set in labels.items():
         if recorded.get(f"{name}_sha256") not in (None, label_set.sha256()):
             raise DataMismatch(
@@ -189,7 +216,19 @@ def _check_saved_labels(out: Path, labels: dict[str, LabelSet]) -> None:
 
 def _already_done(out: Path, notify: Callable[[str], None]) -> dict:
     notify(f"{out}: already done (delete the directory to train it again)")
-    return json.loads((out / "final.json").read_text())
+    return _read_final(out)
+
+
+def _read_final(out: Path) -> dict:
+    path = out / "final.json"
+    try:
+        final = json.loads(path.read_bytes())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        final = err
+    if not isinstance(final, dict):
+        why = f"not valid JSON ({final})" if isinstance(final, ValueError) else "not an object"
+        raise ValueError(f"{path}: {why}; delete {out} to train it again")
+    return final
 
 
 def _tensorboard_writer(out: Path) -> Any:

@@ -31,7 +31,7 @@ from typing import Any
 
 from fer_bench.config import ProtocolConfig, RunConfig
 from fer_bench.pretrained import BUILTIN_WEIGHTS
-from fer_bench.registry import METHODS, NOISE, RegistryError, load_plugin_file
+from fer_bench.registry import METHODS, NOISE, RegistryError, method_class
 
 # Settings that do not change what is computed, only where or how fast.
 _NOT_IDENTITY = ("device", "plugin", "eval_batch_size", "channels_last", "torch_compile")
@@ -282,8 +282,7 @@ def staleness(stored: dict[str, Any]) -> str | None:
     code (its method's code or resolved defaults changed), or None if it is current."""
     try:
         cfg = RunConfig.from_dict(config_part(stored))
-        if cfg.plugin and Path(cfg.plugin).is_file():
-            load_plugin_file(cfg.plugin)
+        method_class(cfg.method, cfg.plugin)  # a record's plugin is named, never imported
         current = experiment(cfg)
         code = method_code(cfg.method)
     # OSError: a file the record names (--pretrained) is not at hand here.

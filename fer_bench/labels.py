@@ -23,6 +23,7 @@ import numpy as np
 from fer_bench.config import ProtocolConfig
 from fer_bench.data.base import DatasetBundle, Split
 from fer_bench.protocols.base import ImbalanceProtocol, NoiseProtocol
+from fer_bench.records import write_bytes_atomic
 from fer_bench.registry import IMBALANCE, NOISE
 
 
@@ -52,9 +53,7 @@ class LabelSet:
 
     def save(self, path: Path) -> str:
         data = self.to_csv_bytes()
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        write_bytes_atomic(path, data)  # a full disk: DiskFull naming the folder, no .tmp
         return hashlib.sha256(data).hexdigest()
 
 

@@ -96,12 +96,12 @@ COMMON_NOT_REPRODUCED: tuple[str, ...] = (
 
 
 def official_recipe(method: str, plugin: str | None = None) -> Recipe:
-    """The official recipe of a registered method; ValueError if it declares none."""
-    from fer_bench.registry import METHODS, load_plugin_file
+    """The official recipe of a registered method; ValueError if it declares none.
+    ``plugin``, a record's plugin path, is only named in the error of a method not
+    loaded: code is loaded from the command line's --plugin alone."""
+    from fer_bench.registry import method_class
 
-    if plugin:
-        load_plugin_file(plugin)
-    cls = METHODS.get(method)
+    cls = method_class(method, plugin)
     recipe = getattr(cls, "official_recipe", None)
     if recipe is None:
         have = ", ".join(methods_with_official_recipe()) or "(none)"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import hashlib
 import json
@@ -9,6 +11,7 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Iterator
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -18,12 +21,38 @@ import torch
 PACKAGES = ("torch", "timm", "numpy", "scipy", "datasets", "pillow", "rich", "typer")
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write through a synced temporary file and rename: a reader never sees half a file."""
+class DiskFull(OSError):
+    """A write that found the disk full; str() is the one line naming the directory."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+@contextlib.contextmanager
+def disk_full_named(directory: Path) -> Iterator[None]:
+    """Turn "no space left" (or an exhausted quota) inside into :class:`DiskFull` naming
+    ``directory``: what was written whole stays, so the same command resumes later."""
+    try:
+        yield
+    except DiskFull:
+        raise
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise DiskFull(
+            err.errno,
+            f"disk full: no space left in {directory}; free some and rerun the same "
+            "command to resume",
+        ) from None
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write through a synced temporary file and rename: a reader never sees half a file,
+    and a full disk leaves the previous file and no .tmp."""
     tmp = path.with_name(path.name + ".tmp")
     try:
-        with open(tmp, "w") as f:
-            f.write(text)
+        with disk_full_named(path.parent), open(tmp, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         tmp.replace(path)
@@ -31,12 +60,83 @@ def write_text_atomic(path: Path, text: str) -> None:
         tmp.unlink(missing_ok=True)  # a full disk or read-only file system leaves no .tmp
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    write_bytes_atomic(path, text.encode())
+
+
 def write_json_atomic(path: Path, obj: Any) -> None:
     write_text_atomic(path, json.dumps(obj, indent=1))
 
 
+def jsonl_text(rows: list[dict]) -> str:
+    return "".join(json.dumps(r) + "\n" for r in rows)
+
+
 def write_jsonl_atomic(path: Path, rows: list[dict]) -> None:
-    write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))
+    write_text_atomic(path, jsonl_text(rows))
+
+
+DONE_MARKER = "done"
+# What final.json records of the files beside it, checked by :func:`damage`.
+SEALED = {"metrics_sha256": "metrics.jsonl", "config_sha256": "config.json"}
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def seal_run(out: Path, record: dict[str, Any]) -> None:
+    """Finish a run: final.json with the digests of metrics.jsonl and config.json, then
+    the done marker holding final.json's digest. A record changed after this (a flipped
+    bit, an edited number) no longer matches, and :func:`damage` says so."""
+    for key, name in SEALED.items():
+        if (out / name).exists():  # a run that failed in its first epoch has no log
+            record[key] = file_sha256(out / name)
+    write_json_atomic(out / "final.json", record)
+    write_json_atomic(out / DONE_MARKER, {"final.json": file_sha256(out / "final.json")})
+
+
+def damage(out: Path) -> str | None:
+    """Why a finished run's records are not as it wrote them, or None. A run finished
+    before records were sealed (an empty done marker) is read as before, unchecked."""
+    try:
+        marker = (out / DONE_MARKER).read_text()
+        if not marker.strip():
+            return None
+        digests = {**json.loads(marker)}
+        final_path = out / "final.json"
+        if file_sha256(final_path) != digests.get("final.json"):
+            return "final.json changed since the run finished (digest in done differs)"
+        final = json.loads(final_path.read_text())
+        for key, name in SEALED.items():
+            if key in final and file_sha256(out / name) != final[key]:
+                return f"{name} changed since the run finished (digest in final.json differs)"
+    except (OSError, UnicodeDecodeError, ValueError, TypeError) as err:
+        return f"records unreadable ({type(err).__name__}: {err})"
+    return None
+
+
+SEAL_KEY = "sha256"  # in a sealed JSON record: the digest of the rest of it
+
+
+def _canonical_digest(obj: dict[str, Any]) -> str:
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def seal_json(obj: dict[str, Any]) -> dict[str, Any]:
+    """``obj`` with the digest of its content: :func:`unseal` then notices any change."""
+    rest = {k: v for k, v in obj.items() if k != SEAL_KEY}
+    return {**rest, SEAL_KEY: _canonical_digest(rest)}
+
+
+def unseal(obj: dict[str, Any], path: Path) -> dict[str, Any]:
+    """A sealed record without its seal; ValueError naming ``path`` when its content
+    changed since it was written. One written before seals (no digest) is read as is."""
+    rest = {k: v for k, v in obj.items() if k != SEAL_KEY}
+    if SEAL_KEY in obj and obj[SEAL_KEY] != _canonical_digest(rest):
+        raise ValueError(f"{path}: changed since it was written (its sha256 differs)")
+    return rest
 
 
 def read_jsonl(path: Path) -> list[dict]:

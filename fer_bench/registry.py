@@ -130,6 +130,20 @@ def _registers_from(module_name: str) -> bool:
     )
 
 
+def method_class(name: str, recorded_plugin: str | None = None) -> type:
+    """The registered method ``name``; one that is not names how to load it. A record's
+    plugin path is never imported (a downloaded run directory must run no code): it is
+    only named, for the user to pass with ``--plugin`` if they trust it."""
+    if name in METHODS:
+        return METHODS.get(name)
+    named = f" (its record names {recorded_plugin})" if recorded_plugin else ""
+    raise RegistryError(
+        f"method {name!r} is not loaded{named}: give the file that registers it with "
+        "--plugin FILE (run, sweep, list), or install the package that provides it "
+        "(entry point fer_bench.methods); plugins are never loaded from a record"
+    )
+
+
 def load_plugin_file(path: str | Path) -> None:
     """Import a user's Python file so its decorators register its classes.
 

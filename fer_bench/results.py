@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from fer_bench.identity import CannotCheck, experiment_of, staleness, takes_rate
+from fer_bench.records import DONE_MARKER, damage, unseal, write_text_atomic
 
 TUNING_FILE = "tuning.json"  # a tuning search's record (fer_bench.tune)
 ERROR_FILE = "error.txt"  # traceback of a sweep job whose engine call raised
@@ -67,6 +68,8 @@ def run_state(path: Path) -> tuple[RunState, str | None]:
         error = path / ERROR_FILE
         last_error = error.read_text().strip().splitlines()[-1:] if error.exists() else []
         return RunState.PARTIAL, (f"last attempt raised {last_error[0]}" if last_error else None)
+    if done and (why := damage(path)) is not None:
+        return RunState.CORRUPT, f"damaged: {why}"  # never read as other numbers
     try:
         final = _read_json(final_path)
     except ValueError as err:
@@ -269,6 +272,7 @@ def _tuning(root: Path) -> dict[Path, dict[str, Any]]:
         record = _read_json(path)
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from None
+    record = unseal(record, path)  # a changed pick or score is an error, not a row
     if missing := [key for key in ("trials", "groups") if key not in record]:
         raise ValueError(f"{path}: not a tuning record (no {missing[0]!r})")
     return {root: record}
@@ -276,9 +280,13 @@ def _tuning(root: Path) -> dict[Path, dict[str, Any]]:
 
 def keep_traceback(out: Path) -> str:
     """Write the traceback being handled to ``out``/error.txt and say where it went; a run
-    directory gone read-only or a full disk keeps it nowhere, and the answer says so."""
+    directory gone read-only or a full disk keeps it nowhere, and the answer says so. A
+    finished run's directory is left as it finished: an attempt that failed before
+    training (bad data, a damaged record) is not that run's error."""
+    if (out / DONE_MARKER).exists():
+        return f"traceback not kept: {out} is a finished run, left as it is"
     try:
-        (out / ERROR_FILE).write_text(traceback.format_exc())
+        write_text_atomic(out / ERROR_FILE, traceback.format_exc())  # never a 0-byte file
     except OSError as err:
         return f"traceback not kept: {out / ERROR_FILE}: {err.strerror}"
     return f"traceback in {out / ERROR_FILE}"

@@ -13,6 +13,7 @@ files) is :mod:`fer_bench.engine`'s.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,7 +42,13 @@ from fer_bench.methods.base import Batch, Method, TrainInfo, TrainingImages
 from fer_bench.metrics import classification_metrics, collapse_note
 from fer_bench.optim import build_optimizer, build_scheduler
 from fer_bench.recipes import recipe_record
-from fer_bench.records import environment, read_jsonl, write_json_atomic, write_jsonl_atomic
+from fer_bench.records import (
+    environment,
+    jsonl_text,
+    read_jsonl,
+    seal_run,
+    write_jsonl_atomic,
+)
 from fer_bench.sampling import epoch_order
 from fer_bench.selection import summary as selection_summary
 from fer_bench.training_progress import TrainingProgress
@@ -159,11 +166,17 @@ class Trainer:
         self.labels = labels
         self.precision = precision
         self.history: list[dict] = []
+        self.position = (0, 0)  # (epoch, steps of it done) being trained: an interrupt says it
 
     # --- build: everything that can reject the config, before anything is written ---
 
     def build(self) -> None:
         cfg, bundle = self.cfg, self.bundle
+        if bundle.image_shape[0] != cfg.data.channels:  # else the record would misstate it
+            raise ValueError(
+                f"--cfg data.channels={cfg.data.channels}: the {bundle.name} data has "
+                f"{bundle.image_shape[0]} channels"
+            )
         self.data, self.label_info = _prepare_data(bundle, self.labels)
         # the inputs' normalisation and a sample of them, which a backbone may adapt to
         images = self.data.train_images.images
@@ -228,7 +241,12 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         checkpoint.set_rng_state(state["rng"], self.aug_gen, self.order_gen, cfg.device)
-        self.history = read_jsonl(out / "metrics.jsonl")[: state["epoch"]]
+        # The log as of the checkpoint, from the checkpoint (its digest covers it), so a
+        # metrics.jsonl damaged since cannot carry into the run; older ones read the file.
+        if checkpoint.METRICS_KEY in state:
+            self.history = [json.loads(line) for line in state[checkpoint.METRICS_KEY].splitlines()]
+        else:
+            self.history = read_jsonl(out / "metrics.jsonl")[: state["epoch"]]
         write_jsonl_atomic(out / "metrics.jsonl", self.history)
         notify(f"{out}: resumed from epoch {state['epoch']} of {cfg.epochs}")
 
@@ -256,6 +274,13 @@ class Trainer:
                         _log_scalars(writer, row)
         except Divergence as err:
             return self.finish("failed", str(err))
+        except KeyboardInterrupt as err:
+            epoch, step = self.position
+            err.where = (  # type: ignore[attr-defined]
+                f"in epoch {epoch} of {cfg.epochs}, after step {step} of {self.steps}; "
+                f"last checkpoint: epoch {len(self.history)}"
+            )
+            raise
         return self.finish("done", None)
 
     @contextmanager
@@ -295,6 +320,7 @@ class Trainer:
         perm = epoch_order(cfg.sampler, data.observed, self.order_gen)
         tally = _EpochTally(len(data.observed), method.score_name is not None, cfg.device)
         batches = data.train_images.batches(perm, cfg.batch_size, self.steps)
+        self.position = (epoch + 1, 0)
         for step, (idx, images) in enumerate(batches):
             x1, x2 = self.aug.train_views(images, method.second_view)
             if cfg.channels_last:
@@ -313,6 +339,7 @@ class Trainer:
                 method.after_step(batch, epoch)
             tally.add(step, loss, out.logs, index, out.scores)
             reporter.step()
+            self.position = (epoch + 1, step + 1)
         with self._hook():
             method.on_epoch_end(epoch)
         train = tally.read(epoch)  # the epoch's one read from the device
@@ -336,6 +363,7 @@ class Trainer:
                 "rng": checkpoint.rng_state(self.aug_gen, self.order_gen, self.cfg.device),
                 "elapsed_s": time.perf_counter() - self.started,
                 "precision": self.precision,
+                checkpoint.METRICS_KEY: jsonl_text(self.history),
             },
         )
 
@@ -382,8 +410,7 @@ class Trainer:
         record["collapsed"] = collapse_note(selected, record["class_names"])
         record["time_s"] = round(time.perf_counter() - self.started, 2)
         record["epoch_time_s"] = [r["time_s"] for r in history]
-        write_json_atomic(self.out / "final.json", record)
-        (self.out / "done").touch()
+        seal_run(self.out, record)
         return record
 
 

@@ -30,6 +30,7 @@ from typing import Any
 from fer_bench.config import RunConfig
 from fer_bench.identity import run_name
 from fer_bench.profiles import with_overrides
+from fer_bench.records import unseal
 from fer_bench.registry import METHODS
 from fer_bench.results import TUNING_FILE, ProtocolKey, Run, RunSet, RunState
 from fer_bench.search import RECIPE_SPACE, draw, trial_rng
@@ -197,7 +198,7 @@ def check_budget(spec: TuneSpec, out: Path) -> dict[str, Any] | None:
     path = out / TUNING_FILE
     if not path.is_file():
         return None
-    previous = json.loads(path.read_text())
+    previous = unseal(json.loads(path.read_text()), path)
     differing = [
         f"{key} {previous.get(key)} there, {value} here"
         for key, value in budget(spec).items()

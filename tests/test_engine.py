@@ -12,6 +12,7 @@ from resume_helpers import crash_after_save
 
 import fer_bench.engine as engine
 import fer_bench.precision as precision
+from fer_bench import checkpoint
 from fer_bench.identity import run_hash
 from fer_bench.methods.base import Batch, Method, StepOutput
 from fer_bench.registry import METHODS
@@ -66,8 +67,13 @@ def test_resume_reaches_the_same_numbers(micro_bundle, micro_config, tmp_path, m
     out = engine.run_dir(cfg, tmp_path / "cut")
     assert not (out / "done").exists() and (out / "checkpoint.pt").exists()
     # The wall time before the crash counts: pretend it was 1000 s.
+    # Re-sealed with a fresh content digest, as a checkpoint edited behind its back is refused.
     state = torch.load(out / "checkpoint.pt", weights_only=False)
-    torch.save({**state, "elapsed_s": 1000.0}, out / "checkpoint.pt")
+    del state[checkpoint.DIGEST_KEY]
+    state["elapsed_s"] = 1000.0
+    torch.save(
+        {**state, checkpoint.DIGEST_KEY: checkpoint.content_digest(state)}, out / "checkpoint.pt"
+    )
     resumed = engine.train(cfg, tmp_path / "cut", resume=True, progress=False, bundle=micro_bundle)
     assert resumed["selection"] == full["selection"]
     assert resumed["labels"] == full["labels"]

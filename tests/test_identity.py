@@ -228,11 +228,12 @@ def test_a_finished_run_with_an_unreadable_record_is_one_line(tmp_path, micro_ru
 
 def test_engine_detects_other_labels_behind_the_same_name(tmp_path, micro_run, micro_bundle):
     from fer_bench.engine import DataMismatch, train
+    from fer_bench.records import seal_run
 
     cfg, out = _copy_of(micro_run, tmp_path)
     final = json.loads((out / "final.json").read_text())
     final["labels"]["train_sha256"] = "f" * 64
-    (out / "final.json").write_text(json.dumps(final))
+    seal_run(out, final)  # sealed again: as written by a run on other labels, not damaged
     with pytest.raises(DataMismatch, match="label-file hash differs"):
         train(cfg, tmp_path, progress=False, bundle=micro_bundle)
 

@@ -8,6 +8,7 @@ import builtins
 import errno
 import io
 import json
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -95,17 +96,17 @@ def test_unreadable_checkpoints_restart_with_a_message(
 
 
 def test_a_failed_checkpoint_write_leaves_no_tmp(micro_bundle, micro_config, tmp_path, monkeypatch):
-    real_save = torch.save
+    real_fsync = os.fsync
 
-    def disk_full(obj, path, *args, **kwargs):
-        Path(path).write_bytes(b"half")
-        raise OSError(28, "No space left on device")
+    def disk_full(fd: int) -> None:  # the checkpoint's bytes half written, then no space
+        if os.readlink(f"/proc/self/fd/{fd}").endswith(".pt.tmp"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
 
-    monkeypatch.setattr(checkpoint.torch, "save", disk_full)
-    with pytest.raises(OSError, match="No space left"):
-        _train(micro_config, tmp_path, micro_bundle)
-    monkeypatch.setattr(checkpoint.torch, "save", real_save)
+    monkeypatch.setattr(os, "fsync", disk_full)
     out = engine.run_dir(micro_config, tmp_path)
+    with pytest.raises(OSError, match=f"disk full: no space left in {out}; free some"):
+        _train(micro_config, tmp_path, micro_bundle)
     assert not list(out.glob("*.tmp")) and not (out / checkpoint.CHECKPOINT).exists()
 
 

@@ -27,7 +27,7 @@ from fer_bench.profiles import (
     parse_key_values,
     with_overrides,
 )
-from fer_bench.registry import load_plugin_file
+from fer_bench.registry import load_plugin_file, method_class
 from fer_bench.results import keep_traceback
 from fer_bench.sweep import one_job
 
@@ -75,6 +75,9 @@ def config_from_run_dir(
         cfg = RunConfig.from_dict(config_part(stored))
     except (ValueError, TypeError, AttributeError) as err:
         raise ValueError(f"--resume {resume}: unreadable config.json ({err})") from None
+    # Code comes from the command line only: the record's plugin path is named, not run.
+    recorded_plugin, cfg.plugin = cfg.plugin, options.get("plugin")
+    method_class(cfg.method, recorded_plugin)
     stored = cfg.to_dict()
     overrides = _overrides(method, cfg_pairs, options)
     overrides["hparams"] = parse_key_values(sets) if sets else None
@@ -242,6 +245,7 @@ def _train(cfg: RunConfig, root: Path, **kwargs: Any) -> dict:
     """engine.train with every failure as one line: bad input exits 2, anything else 1
     with its traceback kept in RUN_DIR/error.txt."""
     from fer_bench.engine import run_dir, train
+    from fer_bench.records import DiskFull
     from fer_bench.run_lock import RunBusy
 
     out = run_dir(cfg, root)
@@ -249,8 +253,13 @@ def _train(cfg: RunConfig, root: Path, **kwargs: Any) -> dict:
         final = train(cfg, root, notify=_say, **kwargs)
     except USER_ERRORS:
         raise
-    except RunBusy as err:  # the directory is another process's: leave it alone
+    except (RunBusy, DiskFull) as err:  # another process's directory; a full disk, named
         fail(str(err), code=1)
+    except KeyboardInterrupt as err:
+        if not (out / "config.json").exists():
+            fail("interrupted before training began: nothing written", code=130)
+        where = getattr(err, "where", "before its first epoch")
+        fail(f"interrupted {where}; resume with: fer-bench run --resume {out}", code=130)
     except Exception as err:
         first = (str(err).strip().splitlines() or [""])[0]
         kept = f" ({keep_traceback(out)})" if out.is_dir() else ""

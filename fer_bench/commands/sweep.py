@@ -326,6 +326,12 @@ def register(app: typer.Typer) -> None:
                 report = _train(planned, out, runner, retry_failed, rerun_stale)
         except SweepBusy as err:
             fail(str(err))
+        except KeyboardInterrupt:
+            fail(
+                f"interrupted: finished runs in {out} are kept and the jobs that were training "
+                "resume from their last epoch's checkpoint: rerun the same command",
+                code=130,
+            )
         _summarise(report, {p.path.name: p.label for p in planned})
         if report.failures or report.busy:
             raise typer.Exit(1)

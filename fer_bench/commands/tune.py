@@ -22,7 +22,7 @@ from fer_bench.commands.common import (
 from fer_bench.config import RunConfig
 from fer_bench.executors import Executor, JobResult
 from fer_bench.profiles import option_overrides
-from fer_bench.records import write_json_atomic
+from fer_bench.records import seal_json, write_json_atomic
 from fer_bench.results import RunState
 from fer_bench.sweep import (
     PlannedJob,
@@ -117,7 +117,8 @@ def _record(
     of the searches that finished."""
     groups = pick(spec, out)
     if not dry_run:
-        write_json_atomic(out / TUNING_FILE, merged_record(previous, tuning_record(spec, groups)))
+        record = merged_record(previous, tuning_record(spec, groups))
+        write_json_atomic(out / TUNING_FILE, seal_json(record))  # a changed pick is noticed
     return groups
 
 

@@ -14,8 +14,14 @@ straight into the maps, chunk by chunk (:mod:`fer_bench.data.decoding`), and
 is resumed there if interrupted; ``meta.json`` is written last and the folder
 then renamed, so only a complete entry carries the final name. A load error
 (a bad image, a bad label file) removes the partial folder: nothing is cached.
-Reading checks each array's file size against its header's shape and the labels
-file against its recorded checksum; an entry failing either is rebuilt. Builds
+Reading checks meta.json against its sha256 (``meta.json.sha256``), each array's
+file size against its header's shape and the labels file against its recorded
+sha256; an array whose size or modification time differs from those recorded
+at build (it was written since) is hashed whole and compared with its recorded
+sha256. An entry failing any check, or written before these checksums, is
+rebuilt. A same-size change is thus caught by the write's new mtime, at no cost
+to an untouched entry's load (a stat per array); decay that leaves the mtime as
+it was (bit rot on the medium) is not. Builds
 hold a lock on the cache folder, so concurrent loads (a sweep's workers)
 decode a dataset once.
 """
@@ -44,11 +50,13 @@ from fer_bench.data.files import sha256_file
 from fer_bench.data.imaging import ImageRef
 from fer_bench.data.mapped import MappedImages
 from fer_bench.data.placement import choose_path, requested_path
+from fer_bench.records import DiskFull, disk_full_named
 
 CACHE_FORMAT = 2  # bump when the stored layout or any loader's decoding changes
 _SPLITS = ("train", "val", "test")
 _OPTIONAL = ("soft_labels", "original_labels")
 META, LABELS = "meta.json", "labels.npz"
+META_DIGEST = META + ".sha256"  # meta.json's own sha256, beside it
 
 
 def cache_dir() -> Path:
@@ -90,6 +98,10 @@ def source_key(options: dict[str, Any], label_files: dict[str, str], images: lis
             st = os.stat(ref.path)
         except FileNotFoundError:
             raise FileNotFoundError(f"{ref.origin}: image not found: {ref.path}") from None
+        except OSError as err:  # a symlink loop, a name too long, no permission
+            raise ValueError(
+                f"{ref.origin}: cannot read image {ref.path}: {err.strerror}"
+            ) from None
         digest.update(f"{ref.path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:20]
 
@@ -141,7 +153,10 @@ def cached(dataset: str, key: str, build: Build) -> DatasetBundle:
             return _build_uncached(build)
         try:
             sink = ImageSink(partial)
-            write_entry(build(sink), sink)
+            with disk_full_named(cache_dir()):
+                write_entry(build(sink), sink)
+        except DiskFull:
+            raise  # kept, as after an interrupt: the rerun resumes the decode
         except Exception:
             shutil.rmtree(partial, ignore_errors=True)
             raise  # an interrupt (KeyboardInterrupt, a kill) keeps the chunks decoded
@@ -152,7 +167,7 @@ def cached(dataset: str, key: str, build: Build) -> DatasetBundle:
 def _read_or_discard(entry: Path) -> DatasetBundle | None:
     try:
         return read_entry(entry)
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as err:
         warnings.warn(f"ignoring unreadable cache entry {entry}: {err}", stacklevel=3)
         shutil.rmtree(entry, ignore_errors=True)
         return None
@@ -205,17 +220,51 @@ def write_entry(bundle: DatasetBundle, sink: ImageSink) -> None:
     np.savez(folder / LABELS, **arrays)
     for path in folder.glob("images-*.npy"):
         shutil.rmtree(markers_dir(path), ignore_errors=True)
+    npys = sorted(folder.glob("*.npy"))
     meta = {
         "format": CACHE_FORMAT,
         "name": bundle.name,
         "class_names": list(bundle.class_names),
         "info": bundle.info,
-        "arrays": {p.name: list(np.load(p, mmap_mode="r").shape) for p in folder.glob("*.npy")},
+        "arrays": {p.name: list(np.load(p, mmap_mode="r").shape) for p in npys},
         "labels_sha256": sha256_file(folder / LABELS),
+        "arrays_sha256": {p.name: sha256_file(p) for p in npys},
+        "arrays_stat": {p.name: _stamp(p) for p in npys},
     }
+    text = json.dumps(meta)
+    (folder / META_DIGEST).write_text(hashlib.sha256(text.encode()).hexdigest())
     tmp = folder / f".{META}.tmp"
-    tmp.write_text(json.dumps(meta))
+    tmp.write_text(text)
     tmp.replace(folder / META)
+
+
+def _stamp(path: Path) -> list[int]:
+    """Size and modification time: a write since the entry was built changes them."""
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns]
+
+
+def _read_meta(folder: Path) -> dict[str, Any]:
+    """meta.json, checked against its recorded sha256 before anything in it is used."""
+    text = (folder / META).read_bytes()
+    digest = folder / META_DIGEST
+    if not digest.is_file():
+        raise ValueError("written before cache checksums (no meta.json.sha256)")
+    if hashlib.sha256(text).hexdigest() != digest.read_text().strip():
+        raise ValueError(f"{META} does not match its recorded sha256")
+    meta = json.loads(text)
+    if not isinstance(meta, dict):
+        raise ValueError(f"{META} is not a JSON object")
+    return meta
+
+
+def _check_content(path: Path, meta: dict[str, Any]) -> None:
+    """An array written since the entry was built (its size or mtime moved) must still
+    hash to what was recorded; an untouched one costs a stat."""
+    if _stamp(path) == meta["arrays_stat"][path.name]:
+        return
+    if sha256_file(path) != meta["arrays_sha256"][path.name]:
+        raise ValueError(f"{path.name}: content changed since it was cached (sha256 differs)")
 
 
 def _open_array(path: Path, shape: list[int]) -> np.ndarray:
@@ -229,12 +278,14 @@ def _open_array(path: Path, shape: list[int]) -> np.ndarray:
 
 
 def read_entry(folder: Path) -> DatasetBundle:
-    meta = json.loads((folder / META).read_text())
+    meta = _read_meta(folder)
     if meta.get("format") != CACHE_FORMAT:
         raise ValueError(f"cache format {meta.get('format')}, expected {CACHE_FORMAT}")
     if sha256_file(folder / LABELS) != meta["labels_sha256"]:
         raise ValueError(f"{LABELS} does not match its recorded sha256")
     arrays = {name: _open_array(folder / name, shape) for name, shape in meta["arrays"].items()}
+    for name in arrays:
+        _check_content(folder / name, meta)
     splits = {}
     with np.load(folder / LABELS, allow_pickle=False) as npz:
         mapped = {s: MappedImages(arrays[str(npz[f"{s}.file"])], npz[f"{s}.rows"]) for s in _SPLITS}

@@ -9,6 +9,7 @@ marked instead of starting over.
 
 from __future__ import annotations
 
+import errno
 import multiprocessing
 import os
 import shutil
@@ -22,6 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from fer_bench.data.imaging import ImageRef, check_format, decode_file
+from fer_bench.records import disk_full_named
 
 CHUNK = 500  # images per chunk: the unit of parallel work and of resumption
 POOL_MIN_IMAGES = 2000  # below this a pool's start-up costs more than it saves
@@ -31,7 +33,18 @@ WORKERS_ENV = "FER_BENCH_DECODE_WORKERS"
 def decode_workers() -> int:
     """Decode processes: $FER_BENCH_DECODE_WORKERS, else every core this process may use."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, int(os.environ.get(WORKERS_ENV) or cores or 1))
+    text = os.environ.get(WORKERS_ENV, "").strip()
+    if not text:
+        return max(1, cores or 1)
+    try:
+        workers = int(text)
+    except ValueError:
+        workers = 0
+    if workers < 1:
+        raise ValueError(
+            f"${WORKERS_ENV}={text!r}: expected a whole number of processes, 1 or more"
+        )
+    return workers
 
 
 def markers_dir(path: Path) -> Path:
@@ -62,6 +75,21 @@ def _open_partial(path: Path, shape: tuple[int, ...]) -> None:
     markers.mkdir()
 
 
+def _reserve(path: Path) -> None:
+    """Allocate the map's blocks on disk before any worker writes through it: a map
+    over a sparse file meets a full disk as SIGBUS (a bus error, no message), a
+    reservation as ENOSPC here, which the caller names as a full disk."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+    except OSError as err:
+        if err.errno in (errno.EOPNOTSUPP, errno.EINVAL):
+            return  # a file system without fallocate: written as before
+        raise
+    finally:
+        os.close(fd)
+
+
 def decode_to_npy(refs: list[ImageRef], path: Path, size: int, channels: int) -> np.ndarray:
     """All images as a read-only memory-mapped uint8 (N, C, size, size) ``.npy`` at ``path``,
     in the order given; chunks a previous, interrupted call finished are not decoded again."""
@@ -69,6 +97,8 @@ def decode_to_npy(refs: list[ImageRef], path: Path, size: int, channels: int) ->
     if not refs:
         raise ValueError("no images to decode (empty split)")
     _open_partial(path, (len(refs), channels, size, size))
+    with disk_full_named(path.parent):
+        _reserve(path)  # also a kept partial map: resumed after freeing space
     done = {int(p.name) for p in markers_dir(path).iterdir()}
     todo = [s for s in range(0, len(refs), CHUNK) if s not in done]
     workers = min(decode_workers(), len(todo))
@@ -95,8 +125,12 @@ def _decode_pool(
     advance: Callable[[int], None],
 ) -> None:
     # fork: workers need only PIL/numpy, and spawning would re-import torch in each
+    from fer_bench.executors import die_with_parent  # a killed sweep worker takes these along
+
     ctx = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
-    pool = ProcessPoolExecutor(workers, mp_context=ctx)
+    pool = ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=die_with_parent, initargs=(os.getpid(),)
+    )
     try:
         futures = [
             pool.submit(decode_chunk, path, refs[s : s + CHUNK], s, size, channels) for s in todo

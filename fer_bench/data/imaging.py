@@ -66,5 +66,5 @@ def decode_file(ref: ImageRef, size: int, channels: int) -> np.ndarray:
             return to_chw(image, size, channels)
     except FileNotFoundError:
         raise FileNotFoundError(f"{ref.origin}: image not found: {ref.path}") from None
-    except (OSError, SyntaxError, ValueError) as err:
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         raise ValueError(f"{ref.origin}: cannot decode image {ref.path}: {err}") from None

@@ -25,7 +25,7 @@ import torch
 from fer_bench.config import DataConfig
 from fer_bench.data.base import Split
 from fer_bench.data.cache import ImageSink
-from fer_bench.data.files import csv_rows, parse_int, require_file
+from fer_bench.data.files import csv_rows, parse_count, parse_int, require_file
 from fer_bench.data.imaging import array_to_chw
 from fer_bench.data.loaders.base import Catalog, Loader, Splits
 from fer_bench.data.votes import LABEL_MODES, VOTE_COLUMNS, majority_labels
@@ -92,9 +92,7 @@ def read_votes(path: Path, rows: _Rows) -> tuple[np.ndarray, np.ndarray]:
             raise ValueError(f"{where}: expected {len(VOTES_HEADER)} fields, got {len(fields)}")
         if USAGE.get(fields[0].strip()) != rows.usage[i]:
             raise ValueError(f"{where}: Usage {fields[0]!r} differs from {rows.origins[i]}")
-        row = [parse_int(x, where, "vote count") for x in fields[2:]]
-        if min(row) < 0:
-            raise ValueError(f"{where}: negative vote count")
+        row = [parse_count(x, where, "vote count") for x in fields[2:]]
         votes.append(row)
         named.append(bool(fields[1].strip()))
     if len(votes) != len(rows.usage):

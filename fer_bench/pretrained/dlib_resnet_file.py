@@ -16,6 +16,7 @@ a file of any other network is refused.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -228,13 +229,14 @@ def _read_fc(r: DlibReader, outputs: int, out: DlibFaceWeights) -> None:
 
 def model_file() -> Path:
     """The .dat file of the installed ``face-recognition-models``; one-line error if absent."""
-    try:
-        import face_recognition_models
-    except ImportError:
+    # Found, not imported: the package's __init__ imports pkg_resources, which
+    # setuptools 81 and later no longer ship, so importing it fails where the file is fine.
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
         raise ImportError(
             f"backbone dlib_face_resnet needs the package face-recognition-models: {EXTRA}"
-        ) from None
-    return Path(face_recognition_models.face_recognition_model_location())
+        )
+    return Path(spec.submodule_search_locations[0]) / "models" / MODEL_FILE
 
 
 def converted_weights(path: Path | None = None) -> dict:

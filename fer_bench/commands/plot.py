@@ -9,7 +9,6 @@ import typer
 
 from fer_bench.aggregate import METRICS
 from fer_bench.commands.common import console, one_line_errors, read_rows, warn_unreadable
-from fer_bench.plots import plot_all, save_png, slug, tuning_spread
 from fer_bench.selection import SELECTIONS
 
 Opt = typer.Option
@@ -28,6 +27,8 @@ def register(app: typer.Typer) -> None:
         select: Annotated[str, Opt(help=" | ".join(SELECTIONS))] = "val",
     ) -> None:
         """Accuracy vs noise, per-class accuracy, training curves, clean-vs-flipped scores."""
+        from fer_bench.plots import plot_all, save_png, tuning_spread  # matplotlib: slow
+
         if select not in SELECTIONS:
             raise ValueError(f"unknown selection rule {select!r}; known: {', '.join(SELECTIONS)}")
         runset, labels, _ = read_rows(directories)
@@ -46,4 +47,6 @@ def register(app: typer.Typer) -> None:
 
 def _board_name(root: Path) -> str:
     """A board's name from its runs directory (results/NAME/runs) or a sweep's --out."""
+    from fer_bench.plots import slug
+
     return slug(root.parent.name if root.name == "runs" else root.name)

@@ -340,7 +340,10 @@ def build_leaderboard(
         )
     runs = runset.runs
     if not runs:
-        raise ValueError(f"no readable run records in {runset.root}")
+        raise ValueError(
+            f"no readable run records in {runset.root}: give a directory of run directories "
+            "(a sweep's --out, a board's runs/), a board directory or one run directory"
+        )
     if len(runset.datasets) > 1:
         raise ValueError(
             f"{runset.root} mixes datasets ({', '.join(runset.datasets)}); "

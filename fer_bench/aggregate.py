@@ -183,7 +183,8 @@ def source_texts(runset: RunSet) -> list[str]:
         runs = [r for r in runset.runs if r.path.parent == root]
         counts = Counter(p for r in runs if (p := _precision(r)))
         ran = ", ".join(f"{p} {n}" for p, n in sorted(counts.items()))
-        texts.append(f"{root} ({len(runs)} runs" + (f"; trained in {ran})" if ran else ")"))
+        count = f"{len(runs)} run{'' if len(runs) == 1 else 's'}"
+        texts.append(f"{root} ({count}" + (f"; trained in {ran})" if ran else ")"))
     return texts
 
 

@@ -90,6 +90,16 @@ class Registry(Generic[T]):
             raise RegistryError(f"unknown {self.kind} {name!r}{hint}registered: {known}")
         return self._items[name]
 
+    def canonical(self, name: str) -> str:
+        """``name`` as registered, matched regardless of case when it is not registered
+        as written (the README writes NLA for ``nla``); unchanged when none or several
+        names match, so that ``get`` reports it."""
+        self._load()
+        if name in self._items:
+            return name
+        same = [n for n in self._items if n.lower() == name.lower()]
+        return same[0] if len(same) == 1 else name
+
     def names(self) -> list[str]:
         self._load()
         return sorted(self._items)

@@ -21,11 +21,14 @@ SUFFIX_FORMATS = {".md": "md", ".tex": "latex", ".csv": "csv", ".html": "html", 
 MARKS = {"tie": "≈", "untested": "?"}
 
 
-def legend() -> str:
+def legend(board: Leaderboard) -> str:
+    # A column with no cell of two seeds bolds its best single seed (aggregate._mark_best).
+    single = any(c.best and c.n < MIN_PAIRED_SEEDS for c in board.cells.values())
+    among = " (in a column with none, among all cells)" if single else ""
     return (
         "Mean ± sample std over training seeds, n = seeds with a result (of those in the "
-        "directory). Bold: best mean in the column among cells with two or more seeds. ≈: "
-        f"not significantly different from the best (paired t-test over shared seeds, p ≥ "
+        f"directory). Bold: best mean in the column among cells with two or more seeds{among}. "
+        "≈: not significantly different from the best (paired t-test over shared seeds, p ≥ "
         f"{ALPHA:g}). ?: untested (fewer than {MIN_PAIRED_SEEDS} seeds shared with the best)."
     )
 
@@ -121,7 +124,7 @@ def to_markdown(boards: list[Leaderboard], root: Path | None = None) -> str:
         for row in board.rows:
             cells = [fmt(cell_parts(board.cells[row, col])) for col in board.columns]
             out.append(f"| {esc(row)} | " + " | ".join(cells) + " |")
-        out += ["", legend()]
+        out += ["", legend(board)]
         if board.notes:
             out += [""] + [f"- [{i}] {text}" for i, text in enumerate(board.notes, 1)]
         if board.problems:
@@ -177,7 +180,12 @@ def to_latex(boards: list[Leaderboard], root: Path | None = None) -> str:
         for row in board.rows:
             cells = [fmt(cell_parts(board.cells[row, col])) for col in board.columns]
             out.append(tex(row) + " & " + " & ".join(cells) + r" \\")
-        out += [r"\bottomrule", r"\end{tabular}", "", r"\smallskip\footnotesize " + tex(legend())]
+        out += [
+            r"\bottomrule",
+            r"\end{tabular}",
+            "",
+            r"\smallskip\footnotesize " + tex(legend(board)),
+        ]
         out += [rf"\\ $^{{{i}}}$ {tex(text)}" for i, text in enumerate(board.notes, 1)]
         out += [
             rf"\\ Unreadable record (left out): {tex(line)}" for line in _problem_lines(board, root)
@@ -258,7 +266,7 @@ def to_html(boards: list[Leaderboard], root: Path | None = None) -> str:
                 f"<td>{fmt(cell_parts(board.cells[row, col]))}</td>" for col in board.columns
             )
             out.append(f"<tr><th>{esc(row)}</th>{tds}</tr>")
-        out += ["</tbody>", "</table>", f"<p>{esc(legend())}</p>"]
+        out += ["</tbody>", "</table>", f"<p>{esc(legend(board))}</p>"]
         if board.notes:
             out.append("<ol>" + "".join(f"<li>{esc(t)}</li>" for t in board.notes) + "</ol>")
         if board.problems:

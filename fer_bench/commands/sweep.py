@@ -12,6 +12,7 @@ from fer_bench.board_grid import board_spec, check_grid, check_out
 from fer_bench.board_time import estimate
 from fer_bench.commands.common import (
     JOBS_PER_DEVICE_HELP,
+    check_data_root,
     console,
     err_console,
     fail,
@@ -26,7 +27,7 @@ from fer_bench.executors import (
     JobResult,
     RayExecutor,
 )
-from fer_bench.profiles import dotted_overrides, joined, option_overrides
+from fer_bench.profiles import DEFAULT_PROFILE, dotted_overrides, joined, option_overrides
 from fer_bench.results import RunSet, RunState
 from fer_bench.sweep import (
     PlannedJob,
@@ -194,7 +195,13 @@ def register(app: typer.Typer) -> None:
         methods: Annotated[str | None, Opt(help="comma list, e.g. ce,scn,nla")] = None,
         noise: Annotated[str | None, Opt(help="noise rates, e.g. 0,0.1,0.3")] = None,
         noise_type: Annotated[str | None, Opt(help="noise protocols (default symmetric)")] = None,
-        imbalance: Annotated[str | None, Opt(help="imbalance factors, e.g. 1,50")] = None,
+        imbalance: Annotated[
+            str | None,
+            Opt(
+                help="imbalance factors, e.g. 1,50; on data already long-tailed (FERPlus) one "
+                "also shrinks the head class (fer-bench labels shows the counts)"
+            ),
+        ] = None,
         imbalance_type: Annotated[str | None, Opt(help="exp | step")] = None,
         seeds: Annotated[str | None, Opt(help="training seeds, e.g. 0,1,2")] = None,
         noise_seed: Annotated[
@@ -310,6 +317,7 @@ def register(app: typer.Typer) -> None:
             _show_plan(planned)
             _show_estimate(board_runs, planned, retry_failed, rerun_stale)
             return
+        check_data_root(spec.base, file_values.get("profile") or profile or DEFAULT_PROFILE)
         runner = _make_executor(
             executor,
             workers,

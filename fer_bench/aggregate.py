@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -321,6 +321,40 @@ def _columns(runs: list[Run]) -> dict[str, ProtocolKey]:
     declared = {r.name: ProtocolKey.from_config(r.config) for r in runs}
     earned = {declared[r.name]: r.protocol for r in runs if r.protocol != declared[r.name]}
     return {r.name: earned.get(declared[r.name], r.protocol) for r in runs}
+
+
+def select_rows_columns(
+    runset: RunSet, labels: dict[str, str], rows: list[str] | None, columns: list[str] | None
+) -> tuple[RunSet, dict[str, str]]:
+    """The runs of the rows and columns asked for (a row by its label or by its method:
+    ``nla`` picks ``nla (tuned)`` too; a column by its label, e.g. ``sym 30%``), with every
+    run's row label fixed first, so that a row keeps its label when its siblings are left
+    out. The best of a column is then the best of the rows shown. ValueError, naming the
+    choices, for a name that matches nothing."""
+    row_of = row_labels(runset.runs, labels)
+    column_of = {name: key.label for name, key in _columns(runset.runs).items()}
+    keep = runset.runs
+    if rows:
+        keep = [r for r in keep if any(names_row(row_of[r.name], name) for name in rows)]
+        _check_chosen("--methods", rows, set(row_of.values()), names_row)
+    if columns:
+        keep = [r for r in keep if column_of[r.name] in columns]
+        _check_chosen("--columns", columns, set(column_of.values()), str.__eq__)
+    return replace(runset, runs=keep), row_of
+
+
+def names_row(label: str, name: str) -> bool:
+    """Whether ``name`` picks the row ``label``: the label itself, or its method (``nla``
+    picks ``nla (tuned)``), in any case."""
+    return label.lower() == name.lower() or label.lower().startswith(name.lower() + " ")
+
+
+def _check_chosen(option: str, chosen: list[str], known: set[str], matches: Any) -> None:
+    for name in chosen:
+        if not any(matches(label, name) for label in known):
+            raise ValueError(
+                f"{option}: nothing named {name!r}; choose from {', '.join(sorted(known))}"
+            )
 
 
 def build_leaderboard(

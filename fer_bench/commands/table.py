@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from fer_bench.aggregate import build_leaderboard
+from fer_bench.aggregate import build_leaderboard, select_rows_columns
 from fer_bench.commands.common import (
     MetricsOption,
     emit,
@@ -15,6 +15,7 @@ from fer_bench.commands.common import (
     one_line_errors,
     parse_metrics,
     read_rows,
+    split_list,
 )
 from fer_bench.results import RunSet
 from fer_bench.selection import SELECTIONS
@@ -52,6 +53,13 @@ def register(app: typer.Typer) -> None:
             bool,
             Opt(help="instead: points each paper's selection convention adds to val selection"),
         ] = False,
+        methods: Annotated[
+            str | None,
+            Opt(help="comma list of rows to show, by label or method (nla: nla (tuned) too)"),
+        ] = None,
+        columns: Annotated[
+            str | None, Opt(help='comma list of columns to show, by label, e.g. "clean,sym 30%"')
+        ] = None,
         dataset: Annotated[
             str | None,
             Opt(help="only the runs on this dataset (default: one table per dataset)"),
@@ -86,6 +94,9 @@ def register(app: typer.Typer) -> None:
         if tuning:
             emit("\n".join(tuning_report(runset, m, labels, select) for m in metrics), out)
             return
+        rows, cols = split_list(methods, str, "--methods"), split_list(columns, str, "--columns")
+        if rows or cols:
+            runset, labels = select_rows_columns(runset, labels, rows, cols)
         groups = _by_dataset(runset, dataset, fmt)
         parts = []
         for group in groups:

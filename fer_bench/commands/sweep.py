@@ -10,6 +10,7 @@ from rich.table import Table
 
 from fer_bench.board_grid import board_spec, check_grid, check_out
 from fer_bench.board_time import estimate
+from fer_bench.calibrate import StepTime
 from fer_bench.commands.common import (
     JOBS_PER_DEVICE_HELP,
     check_data_root,
@@ -42,6 +43,7 @@ from fer_bench.sweep import (
     run_sweep,
     sweep_lock,
 )
+from fer_bench.sweep_progress import JobState, SweepProgress
 
 Opt = typer.Option
 EXECUTORS = ("local", "ray")
@@ -147,10 +149,24 @@ def _out_dir(
 def _show_estimate(
     board_runs: RunSet | None, planned: list[PlannedJob], retry_failed: bool, rerun_stale: bool
 ) -> None:
-    """With --board: how long what is left will take, from the board's own runs."""
+    """With --board: how long what is left will take, from the board's own runs, and on
+    this machine, from a few seconds' measurement of the step the runs repeat."""
     if board_runs is not None:
         todo = _to_train(planned, retry_failed, rerun_stale)
-        console.print(estimate(board_runs, todo), highlight=False)
+        here = _measure_here(board_runs, todo[0]) if todo else None
+        console.print(estimate(board_runs, todo, here), highlight=False)
+
+
+def _measure_here(board_runs: RunSet, cfg: RunConfig) -> StepTime | None:
+    from fer_bench.calibrate import measure_step  # imports torch
+
+    classes = next(
+        (r.final["class_names"] for r in board_runs.runs if "class_names" in r.final), None
+    )
+    if classes is None:
+        return None
+    err_console.print("timing a training step on this machine (a few seconds) ...", highlight=False)
+    return measure_step(cfg, len(classes))
 
 
 def _train(
@@ -172,15 +188,18 @@ def _train(
             highlight=False,
         )
 
-    return run_sweep(
-        planned,
-        out,
-        runner,
-        retry_failed=retry_failed,
-        on_result=progress,
-        rerun_stale=rerun_stale,
-        notify=lambda m: err_console.print(m, highlight=False),
-    )
+    todo = _to_train(planned, retry_failed, rerun_stale)
+    watched = [JobState(p.path, p.cfg.epochs) for p in planned if p.cfg in todo]
+    with SweepProgress(watched, console):
+        return run_sweep(
+            planned,
+            out,
+            runner,
+            retry_failed=retry_failed,
+            on_result=progress,
+            rerun_stale=rerun_stale,
+            notify=lambda m: err_console.print(m, highlight=False),
+        )
 
 
 def register(app: typer.Typer) -> None:

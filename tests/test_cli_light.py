@@ -55,6 +55,7 @@ def _heavy_after(*args: str) -> str:
         ("table", str(BOARD)),
         ("table", str(BOARD / "ce-0a9f1f7e3b1d")),  # a missing run: the one-line error
         ("run", "--epochs", "ten"),
+        ("run", "nlaa"),  # a method name's typo: "did you mean 'nla'?"
         ("sweep", "--help"),
     ],
 )

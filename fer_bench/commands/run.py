@@ -223,6 +223,7 @@ def register(app: typer.Typer) -> None:
             raise ValueError("give a METHOD to train, or --resume RUN_DIR")
         else:
             method = METHODS.canonical(method)
+            METHODS.check(method)
             cfg = build_config(method, profile or DEFAULT_PROFILE, set_, cfg_, **options)
             check_data_root(cfg, profile or DEFAULT_PROFILE)
             root = out

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import math
 import statistics
-import warnings
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from scipy.stats import ttest_rel
+import numpy as np
 
 from fer_bench.comparable import flatten
 from fer_bench.identity import resolved_hparams, row_identity
@@ -184,7 +183,8 @@ def source_texts(runset: RunSet) -> list[str]:
         runs = [r for r in runset.runs if r.path.parent == root]
         counts = Counter(p for r in runs if (p := _precision(r)))
         ran = ", ".join(f"{p} {n}" for p, n in sorted(counts.items()))
-        texts.append(f"{root} ({len(runs)} runs" + (f"; trained in {ran})" if ran else ")"))
+        count = f"{len(runs)} run{'' if len(runs) == 1 else 's'}"
+        texts.append(f"{root} ({count}" + (f"; trained in {ran})" if ran else ")"))
     return texts
 
 
@@ -278,11 +278,19 @@ def paired_p(a: dict[int, float], b: dict[int, float]) -> float | None:
     xa, xb = [a[s] for s in shared], [b[s] for s in shared]
     if all(x == y for x, y in zip(xa, xb, strict=True)):
         return 1.0  # identical results: nothing to tell apart
-    with warnings.catch_warnings():
-        # Near-constant differences warn of precision loss; the p-value is still ~0 or ~1.
-        warnings.simplefilter("ignore", RuntimeWarning)
-        p = float(ttest_rel(xa, xb).pvalue)
+    p = paired_t_pvalue(xa, xb)
     return 1.0 if math.isnan(p) else p
+
+
+def paired_t_pvalue(xa: list[float], xb: list[float]) -> float:
+    """Two-sided p-value of the paired t-test, as scipy.stats.ttest_rel computes it, from
+    scipy.special: scipy.stats takes about a second to import, a table's whole budget."""
+    from scipy.special import stdtr
+
+    d = np.subtract(xa, xb, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.mean(d) / np.sqrt(np.var(d, ddof=1) / len(d))
+    return float(2 * stdtr(len(d) - 1, -np.abs(t)))
 
 
 def _mark_best(cells: list[Cell]) -> None:
@@ -315,6 +323,40 @@ def _columns(runs: list[Run]) -> dict[str, ProtocolKey]:
     return {r.name: earned.get(declared[r.name], r.protocol) for r in runs}
 
 
+def select_rows_columns(
+    runset: RunSet, labels: dict[str, str], rows: list[str] | None, columns: list[str] | None
+) -> tuple[RunSet, dict[str, str]]:
+    """The runs of the rows and columns asked for (a row by its label or by its method:
+    ``nla`` picks ``nla (tuned)`` too; a column by its label, e.g. ``sym 30%``), with every
+    run's row label fixed first, so that a row keeps its label when its siblings are left
+    out. The best of a column is then the best of the rows shown. ValueError, naming the
+    choices, for a name that matches nothing."""
+    row_of = row_labels(runset.runs, labels)
+    column_of = {name: key.label for name, key in _columns(runset.runs).items()}
+    keep = runset.runs
+    if rows:
+        keep = [r for r in keep if any(names_row(row_of[r.name], name) for name in rows)]
+        _check_chosen("--methods", rows, set(row_of.values()), names_row)
+    if columns:
+        keep = [r for r in keep if column_of[r.name] in columns]
+        _check_chosen("--columns", columns, set(column_of.values()), str.__eq__)
+    return replace(runset, runs=keep), row_of
+
+
+def names_row(label: str, name: str) -> bool:
+    """Whether ``name`` picks the row ``label``: the label itself, or its method (``nla``
+    picks ``nla (tuned)``), in any case."""
+    return label.lower() == name.lower() or label.lower().startswith(name.lower() + " ")
+
+
+def _check_chosen(option: str, chosen: list[str], known: set[str], matches: Any) -> None:
+    for name in chosen:
+        if not any(matches(label, name) for label in known):
+            raise ValueError(
+                f"{option}: nothing named {name!r}; choose from {', '.join(sorted(known))}"
+            )
+
+
 def build_leaderboard(
     runset: RunSet,
     metric: str = "acc",
@@ -333,7 +375,10 @@ def build_leaderboard(
         )
     runs = runset.runs
     if not runs:
-        raise ValueError(f"no readable run records in {runset.root}")
+        raise ValueError(
+            f"no readable run records in {runset.root}: give a directory of run directories "
+            "(a sweep's --out, a board's runs/), a board directory or one run directory"
+        )
     if len(runset.datasets) > 1:
         raise ValueError(
             f"{runset.root} mixes datasets ({', '.join(runset.datasets)}); "

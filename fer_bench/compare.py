@@ -11,8 +11,6 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
-from scipy.stats import false_discovery_control
-
 from fer_bench.aggregate import ALPHA, MIN_PAIRED_SEEDS, Leaderboard, paired_p
 from fer_bench.results import ProtocolKey
 from fer_bench.tables import sources_line, tex
@@ -56,6 +54,8 @@ def compare(board: Leaderboard, method: str) -> list[Comparison]:
             out.append(Comparison(col, other, len(shared), diff, paired_p(mine, theirs)))
     tested = [c for c in out if c.p is not None]
     if tested:
+        from scipy.stats import false_discovery_control  # slow to import: only when used
+
         adjusted = false_discovery_control([c.p for c in tested], method="bh")
         q_of = {id(c): float(q) for c, q in zip(tested, adjusted, strict=True)}
         out = [Comparison(c.protocol, c.other, c.n, c.diff, c.p, q_of.get(id(c))) for c in out]

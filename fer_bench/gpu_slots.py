@@ -9,8 +9,6 @@ sweep writes.
 
 from __future__ import annotations
 
-import torch
-
 AUTO = "auto"
 # ``auto``'s memory per job: a guess with headroom, not a measurement. A worker holds
 # a CUDA context (~0.5 GiB), its training images on the device (FERPlus at 96 px:
@@ -66,11 +64,15 @@ def worker_devices(devices: list[str], per_device: int) -> list[str]:
 
 def free_memory(devices: list[str]) -> list[int]:
     """Free bytes on each device now (initialises CUDA in this process)."""
+    import torch  # here, not at the top: the CLI's help needs no torch
+
     return [torch.cuda.mem_get_info(torch.device(d))[0] for d in devices]
 
 
 def sweep_devices(device: str, jobs_per_device: int | str, cores: int) -> list[str]:
     """The device of each local worker of a sweep on ``device``."""
+    import torch
+
     devices = visible_devices(device, torch.cuda.device_count())
     if jobs_per_device == AUTO:
         jobs_per_device = auto_jobs_per_device(free_memory(devices), cores)

@@ -29,7 +29,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from fer_bench import static_index
 from fer_bench.config import ProtocolConfig, RunConfig
+from fer_bench.hparams import parse_overrides
 from fer_bench.pretrained import BUILTIN_WEIGHTS
 from fer_bench.registry import METHODS, NOISE, RegistryError, method_class
 
@@ -50,8 +52,11 @@ HASH_NEUTRAL: dict[str, Any] = {
 
 def takes_rate(noise: str) -> bool:
     """False for protocols whose noise comes from the data (fer2013, votes, file:)."""
+    name = noise.partition(":")[0]
+    if (facts := static_index.entry("noise", name)) is not None:
+        return facts["takes_rate"]
     try:
-        cls = NOISE.get(noise.partition(":")[0])
+        cls = NOISE.get(name)
     except RegistryError:
         return True
     return bool(getattr(cls, "takes_rate", True))
@@ -101,6 +106,16 @@ def file_digest(path: str | Path) -> str:
 
 
 def resolved_hparams(method: str, overrides: dict[str, str]) -> dict[str, Any]:
+    """The method's defaults under ``overrides``. From the static index (no torch) when
+    it is current: its values are typed but not passed through the method's own checks
+    (``__post_init__``), so use :func:`fer_bench.methods.base.build_hparams` to validate
+    new values; a record's values passed them when its method, unchanged since, ran."""
+    if (facts := static_index.entry("methods", method)) is not None:
+        fields = facts["hparams"]
+        types = {k: field["type"] for k, field in fields.items()}
+        return {k: field["default"] for k, field in fields.items()} | parse_overrides(
+            types, overrides
+        )
     from fer_bench.methods.base import build_hparams  # imports torch: only when resolving
 
     return dataclasses.asdict(build_hparams(METHODS.get(method), overrides))
@@ -250,6 +265,8 @@ def _module_fingerprint(module_name: str) -> str:
 
 def method_code(method: str) -> str:
     """Fingerprint of a registered method's code (its module and same-package helpers)."""
+    if (facts := static_index.entry("methods", method)) is not None:
+        return facts["code"]
     cls = METHODS.get(method)
     prints = [_module_fingerprint(m.__name__) for m in _plugin_modules(cls)]
     return combine([NUMBER_PRESERVING_EDITS.get(p, p) for p in prints])

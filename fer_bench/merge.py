@@ -18,7 +18,10 @@ def scan_boards(directories: list[Path]) -> RunSet:
     seen: dict[Path, Path] = {}
     for runset in sets:
         if not runset.runs:
-            raise ValueError(f"no readable run records in {runset.root}")
+            raise ValueError(
+                f"no readable run records in {runset.root}: give a directory of run directories "
+                "(a sweep's --out, a board's runs/), a board directory or one run directory"
+            )
         if (real := runset.root.resolve()) in seen:
             raise ValueError(f"{runset.root} is read twice (also as {seen[real]})")
         seen[real] = runset.root

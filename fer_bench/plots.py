@@ -2,11 +2,16 @@
 
 - accuracy vs noise rate per method, with each seed's point and the mean ± std;
 - per-class test accuracy per method, one figure per protocol;
-- training curves (train loss, validation and test accuracy), one figure per protocol;
+- training curves (validation and test accuracy), one figure per protocol, and each
+  method's train loss in a panel of its own: losses differ in definition and scale (LDAM's
+  margins, ELR's negative regulariser), so no panel sets them side by side;
 - for methods that score samples, the score distribution of clean vs flipped
   training samples over epochs and the score's AUROC, one figure per run;
 - for methods that score samples, the mean score of each OBSERVED class's training
   samples over epochs (mean over seeds), one panel per method, one figure per protocol.
+
+Legends sit outside the panels; each row has its own colour and line style (bars: hatch),
+and the rows asked for (``highlight``) are drawn thick over the others, drawn faint.
 """
 
 from __future__ import annotations
@@ -16,13 +21,14 @@ import re
 import statistics
 from collections import defaultdict
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from fer_bench.aggregate import METRICS, row_labels, run_value
+from fer_bench.aggregate import METRICS, names_row, row_labels, run_value
 from fer_bench.results import ProtocolKey, Run, RunSet, RunState
 
 SCORE_PANELS = 6  # histogram panels per score figure (epochs spread over training)
@@ -51,6 +57,46 @@ def _row_style(i: int, cue: str) -> dict[str, str]:
     return {"color": f"C{i % 10}", cue: choices[i // 10 % len(choices)]}
 
 
+# How a highlighted row (and every other row, when some are highlighted) is drawn.
+_EMPHASIS = {
+    "linestyle": ({"linewidth": 2.8, "zorder": 4}, {"linewidth": 1.0, "alpha": 0.45}),
+    "hatch": ({"edgecolor": "black", "linewidth": 1.2, "zorder": 3}, {"alpha": 0.4}),
+}
+
+
+def _drawn(i: int, row: str, cue: str, highlight: AbstractSet[str]) -> dict:
+    """The i-th row's style, emphasised or faded when rows are highlighted."""
+    style: dict = _row_style(i, cue)
+    if highlight:
+        style |= _EMPHASIS[cue][0 if row in highlight else 1]
+    return style
+
+
+def _legend_outside(fig: Figure, axes: list[Axes], title: str | None = None) -> None:
+    """One legend for the figure, right of its panels (never over the data); each entry
+    once, long enough to show the line style."""
+    handles: dict[str, object] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    if handles:
+        ordered = sorted(handles.items())  # the rows' order, whichever panel drew them first
+        fig.legend(
+            [handle for _, handle in ordered],
+            [label for label, _ in ordered],
+            loc="outside right upper",
+            fontsize=8,
+            handlelength=3.5,
+            ncols=1 if len(handles) <= 20 else 2,
+            title=title,
+            title_fontsize=8,
+        )
+
+
+def _highlight_title(highlight: AbstractSet[str]) -> str | None:
+    return "thick: highlighted" if highlight else None
+
+
 def _values(runs: list[Run], metric: str, selection: str) -> dict[int, float]:
     out = {}
     for run in runs:
@@ -62,7 +108,11 @@ def _values(runs: list[Run], metric: str, selection: str) -> dict[int, float]:
 
 
 def accuracy_vs_noise(
-    runs: list[Run], labels: dict[str, str], metric: str, selection: str
+    runs: list[Run],
+    labels: dict[str, str],
+    metric: str,
+    selection: str,
+    highlight: AbstractSet[str] = frozenset(),
 ) -> Figure | None:
     """One panel per noise family (noise type x imbalance); the clean runs are x = 0."""
     by_cell: dict[tuple[str, ProtocolKey], list[Run]] = defaultdict(list)
@@ -77,7 +127,7 @@ def accuracy_vs_noise(
     )
     if not families:
         return None
-    fig = Figure(figsize=(5.2 * len(families), 4.2))
+    fig = Figure(figsize=(5.2 * len(families) + 2.2, 4.2), layout="constrained")
     axes = fig.subplots(1, len(families), squeeze=False)[0]
     rows = sorted({row for row, _ in by_cell})
     for ax, (imb_type, imb, noise, on_val) in zip(axes, families, strict=True):
@@ -98,7 +148,7 @@ def accuracy_vs_noise(
             if not points:
                 continue
             rates.update(x for x, _ in points)
-            style = _row_style(i, "linestyle")
+            style = _drawn(i, row, "linestyle", highlight)
             shift = (i - (len(rows) - 1) / 2) * 0.3  # side by side, so seeds stay visible
             xs = [x + shift for x, _ in points]
             means = [statistics.fmean(v.values()) for _, v in points]
@@ -110,7 +160,7 @@ def accuracy_vs_noise(
                     list(v.values()),
                     color=style["color"],
                     s=12,
-                    alpha=0.5,
+                    alpha=0.5 * style.get("alpha", 1.0),
                     zorder=3,
                 )
         title = ProtocolKey(imb_type, imb, noise, 0.0, on_val).label.replace(" 0%", "")
@@ -122,13 +172,17 @@ def accuracy_vs_noise(
         ax.set_xlabel("noise rate (%)")
         ax.set_ylabel(f"{METRICS[metric].removesuffix(' (%)')} (%)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+    _legend_outside(fig, list(axes), _highlight_title(highlight))
     fig.suptitle(f"selection: {selection}; dots = seeds, bars = ± std", fontsize=9)
     return fig
 
 
 def per_class(
-    runs: list[Run], labels: dict[str, str], protocol: ProtocolKey, selection: str
+    runs: list[Run],
+    labels: dict[str, str],
+    protocol: ProtocolKey,
+    selection: str,
+    highlight: AbstractSet[str] = frozenset(),
 ) -> Figure | None:
     by_row: dict[str, list[np.ndarray]] = defaultdict(list)
     class_names: list[str] = []
@@ -144,7 +198,10 @@ def per_class(
     rows = sorted(by_row)
     width = 0.8 / len(rows)
     x = np.arange(len(class_names))
-    fig = Figure(figsize=(max(6.0, 1.1 * len(class_names) + 0.4 * len(rows)), 4.0))
+    fig = Figure(
+        figsize=(max(6.0, 1.1 * len(class_names) + 0.4 * len(rows)) + 2.2, 4.0),
+        layout="constrained",
+    )
     ax = fig.subplots()
     for i, row in enumerate(rows):
         stack = np.stack(by_row[row])
@@ -156,14 +213,14 @@ def per_class(
             yerr=std,
             capsize=2,
             label=f"{row} (n={len(stack)})",
-            **_row_style(i, "hatch"),
+            **_drawn(i, row, "hatch", highlight),
         )
     ax.set_xticks(x, class_names, rotation=20)
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 100)
     ax.set_title(f"Per-class test accuracy, {protocol.label} (selection: {selection})")
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8)
+    _legend_outside(fig, [ax], _highlight_title(highlight))
     return fig
 
 
@@ -184,38 +241,91 @@ def _mean_curve(
     return np.arange(1, length + 1), stack.mean(0), spread
 
 
-def training_curves(
-    runs: list[Run], labels: dict[str, str], protocol: ProtocolKey
-) -> Figure | None:
+def _by_row(runs: list[Run], labels: dict[str, str]) -> dict[str, list[Run]]:
     by_row: dict[str, list[Run]] = defaultdict(list)
     for run in runs:
         by_row[labels[run.name]].append(run)
+    return dict(sorted(by_row.items()))
+
+
+def training_curves(
+    runs: list[Run],
+    labels: dict[str, str],
+    protocol: ProtocolKey,
+    highlight: AbstractSet[str] = frozenset(),
+) -> Figure | None:
+    """Validation and test accuracy per epoch, every row on one scale."""
+    by_row = _by_row(runs, labels)
     panels = (
-        ("train loss", lambda r: r["train"]["loss"]),
         ("validation accuracy (%)", lambda r: r["val"]["acc"] * 100),
         ("test accuracy (%)", lambda r: r["test"]["acc"] * 100),
     )
-    fig = Figure(figsize=(14, 3.8))
-    axes = fig.subplots(1, 3)
+    fig = Figure(figsize=(11.5, 3.8), layout="constrained")
+    axes = fig.subplots(1, 2)
     drawn = False
-    for i, row in enumerate(sorted(by_row)):
+    for i, (row, group) in enumerate(by_row.items()):
         for ax, (name, get) in zip(axes, panels, strict=True):
-            curve = _mean_curve(by_row[row], get)
+            curve = _mean_curve(group, get)
             if curve is None:
                 continue
             drawn = True
             epochs, mean, std = curve
-            style = _row_style(i, "linestyle")
-            ax.plot(epochs, mean, **style, label=f"{row} (n={len(by_row[row])})")
-            ax.fill_between(epochs, mean - std, mean + std, color=style["color"], alpha=0.2)
+            style = _drawn(i, row, "linestyle", highlight)
+            ax.plot(epochs, mean, **style, label=f"{row} (n={len(group)})")
+            band = 0.2 * style.get("alpha", 1.0)
+            ax.fill_between(epochs, mean - std, mean + std, color=style["color"], alpha=band)
             ax.set_title(name)
             ax.set_xlabel("epoch")
             ax.grid(alpha=0.3)
     if not drawn:
         return None
-    axes[0].legend(fontsize=8)
+    _legend_outside(fig, list(axes), _highlight_title(highlight))
     fig.suptitle(
         f"Training curves, {protocol.label} (mean ± std over seeds; validation labels as trained)",
+        fontsize=10,
+    )
+    return fig
+
+
+LOSS_COLUMNS = 5  # panels per row of the train-loss figure
+
+
+def train_losses(
+    runs: list[Run],
+    labels: dict[str, str],
+    protocol: ProtocolKey,
+    highlight: AbstractSet[str] = frozenset(),
+) -> Figure | None:
+    """Each row's train loss in a panel of its own, on its own scale: methods' losses
+    differ in definition (a margin, a regulariser below zero), so only each curve's shape
+    is comparable, never its values."""
+    curves = {
+        row: (i, curve)
+        for i, (row, group) in enumerate(_by_row(runs, labels).items())
+        if (curve := _mean_curve(group, lambda r: r["train"]["loss"])) is not None
+    }
+    if not curves:
+        return None
+    cols = min(LOSS_COLUMNS, len(curves))
+    rows = -(-len(curves) // cols)
+    fig = Figure(figsize=(2.7 * cols, 2.2 * rows + 0.6), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax, (row, (i, (epochs, mean, std))) in zip(axes, curves.items(), strict=False):
+        style = _row_style(i, "linestyle")
+        if row in highlight:
+            style |= _EMPHASIS["linestyle"][0]
+        ax.plot(epochs, mean, **style)
+        ax.fill_between(epochs, mean - std, mean + std, color=style["color"], alpha=0.2)
+        weight = "bold" if row in highlight else "normal"
+        ax.set_title(row, fontsize=9, fontweight=weight)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    for ax in axes[len(curves) :]:
+        ax.set_visible(False)
+    fig.supxlabel("epoch", fontsize=9)
+    fig.suptitle(
+        f"Train loss, {protocol.label}: each method on its own scale (losses differ in "
+        "definition: compare shapes, not values)",
         fontsize=10,
     )
     return fig
@@ -292,7 +402,7 @@ def scores_by_observed_class(
         value = row[key]["mean_by_class"][c] if row.get(key) else None
         return math.nan if value is None else value
 
-    fig = Figure(figsize=(4.2 * len(by_row), 3.6))
+    fig = Figure(figsize=(4.2 * len(by_row) + 1.6, 3.6), layout="constrained")
     axes = fig.subplots(1, len(by_row), squeeze=False)[0]
     for ax, (row, group) in zip(axes, sorted(by_row.items()), strict=True):
         first = next(r[key] for r in group[0].epochs if r.get(key))
@@ -306,7 +416,7 @@ def scores_by_observed_class(
         ax.set_xlabel("epoch")
         ax.set_ylabel(f"mean {first['score_name']}")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7, title="observed class", title_fontsize=7)
+    _legend_outside(fig, list(axes), "observed class")
     fig.suptitle(
         f"{protocol.label}: mean score of each observed class's training samples (mean over seeds)",
         fontsize=10,
@@ -358,9 +468,12 @@ def plot_all(
     metric: str = "acc",
     selection: str = "val",
     labels: dict[str, str] | None = None,
+    highlight: list[str] | None = None,
 ) -> list[Path]:
     """Write every figure the records allow (``labels``: row labels beyond the methods',
-    e.g. tuned rows); returns the files written."""
+    e.g. tuned rows; ``highlight``: rows drawn over the others, by label or method, by
+    default the rows of every directory but the first of a merged board); returns the
+    files written."""
     runs = [r for r in runset.runs if r.state is RunState.DONE]
     if not runs:
         raise ValueError(f"no finished runs in {runset.root}")
@@ -368,8 +481,9 @@ def plot_all(
         raise ValueError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
     out.mkdir(parents=True, exist_ok=True)
     labels = row_labels(runs, labels)
+    emphasis = _highlighted(runset, runs, labels, highlight)
     written = []
-    fig = accuracy_vs_noise(runs, labels, metric, selection)
+    fig = accuracy_vs_noise(runs, labels, metric, selection, emphasis)
     if fig is not None:
         written.append(save_png(fig, out / f"{metric}_vs_noise.png"))
     by_protocol: dict[ProtocolKey, list[Run]] = defaultdict(list)
@@ -379,8 +493,9 @@ def plot_all(
         group = by_protocol[protocol]
         name = slug(protocol.label)
         for prefix, fig in (
-            ("per_class", per_class(group, labels, protocol, selection)),
-            ("curves", training_curves(group, labels, protocol)),
+            ("per_class", per_class(group, labels, protocol, selection, emphasis)),
+            ("curves", training_curves(group, labels, protocol, emphasis)),
+            ("loss", train_losses(group, labels, protocol, emphasis)),
             ("score_by_class", scores_by_observed_class(group, labels, protocol)),
         ):
             if fig is not None:
@@ -393,3 +508,18 @@ def plot_all(
             if fig is not None:
                 written.append(save_png(fig, out / f"scores_{slug(row)}_{name}.png"))
     return written
+
+
+def _highlighted(
+    runset: RunSet, runs: list[Run], labels: dict[str, str], highlight: list[str] | None
+) -> set[str]:
+    """The row labels to highlight: those named (a label, or a method: ``nla`` is every
+    nla row), else on a merged board the rows of the directories after the first."""
+    rows = set(labels[r.name] for r in runs)
+    if highlight:
+        chosen = {row for row in rows for name in highlight if names_row(row, name)}
+        if missing := [n for n in highlight if not any(names_row(row, n) for row in rows)]:
+            raise ValueError(f"--highlight: no row {missing[0]!r}; rows: {', '.join(sorted(rows))}")
+        return chosen
+    others = set(runset.sources[1:])
+    return {labels[r.name] for r in runs if r.path.parent in others}

@@ -16,8 +16,6 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-import torch
-
 PACKAGES = ("torch", "timm", "numpy", "scipy", "datasets", "pillow", "rich", "typer")
 
 
@@ -232,6 +230,8 @@ def cpu_model() -> str:
 
 def environment(device: str) -> dict[str, Any]:
     """What produced the numbers: versions, machine, accelerator, code commit."""
+    import torch  # here, not at the top: reading records needs no torch
+
     packages = {}
     for name in PACKAGES:
         try:

@@ -84,11 +84,41 @@ class Registry(Generic[T]):
     def get(self, name: str) -> T:
         self._load()
         if name not in self._items:
-            known = ", ".join(sorted(self._items)) or "(none)"
-            close = difflib.get_close_matches(name, self._items, n=1)
-            hint = f"; did you mean {close[0]!r}? " if close else "; "
-            raise RegistryError(f"unknown {self.kind} {name!r}{hint}registered: {known}")
+            raise self._unknown(name, list(self._items))
         return self._items[name]
+
+    def _unknown(self, name: str, names: list[str]) -> RegistryError:
+        known = ", ".join(sorted(names)) or "(none)"
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f"; did you mean {close[0]!r}? " if close else "; "
+        return RegistryError(f"unknown {self.kind} {name!r}{hint}registered: {known}")
+
+    def _names_cheaply(self) -> list[str]:
+        """The registered names, from the static index while it is current (no plugin
+        imported: a typo is reported at once), else from the loaded registry."""
+        from fer_bench import static_index
+
+        indexed = None if self._loaded else static_index.entries(self.group)
+        if indexed is not None:
+            return list(indexed)
+        self._load()
+        return list(self._items)
+
+    def check(self, name: str) -> None:
+        """The RegistryError of ``get`` for a name not registered, without importing
+        the plugins where the static index answers."""
+        if name not in (names := self._names_cheaply()):
+            raise self._unknown(name, names)
+
+    def canonical(self, name: str) -> str:
+        """``name`` as registered, matched regardless of case when it is not registered
+        as written (the README writes NLA for ``nla``); unchanged when none or several
+        names match, so that ``get`` reports it."""
+        names = self._names_cheaply()
+        if name in names:
+            return name
+        same = [n for n in names if n.lower() == name.lower()]
+        return same[0] if len(same) == 1 else name
 
     def names(self) -> list[str]:
         self._load()

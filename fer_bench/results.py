@@ -225,6 +225,14 @@ class RunSet:
     def datasets(self) -> list[str]:
         return sorted({r.dataset for r in self.runs})
 
+    def of_dataset(self, dataset: str) -> RunSet:
+        """The runs on ``dataset`` only (a folder of one's own runs may mix datasets)."""
+        if dataset not in self.datasets:
+            have = ", ".join(self.datasets) or "none"
+            raise ValueError(f"{self.root} has no run on dataset {dataset!r}; it has: {have}")
+        runs = [r for r in self.runs if r.dataset == dataset]
+        return replace(self, runs=runs, trials=[r for r in self.trials if r.dataset == dataset])
+
 
 def _is_run_dir(path: Path) -> bool:
     return path.is_dir() and any((path / f).exists() for f in ("config.json", "final.json", "done"))
@@ -232,14 +240,20 @@ def _is_run_dir(path: Path) -> bool:
 
 def scan_runs(root: Path) -> RunSet:
     """Every run directory directly under ``root``, or under ``root/runs`` for a board
-    directory (results/NAME, its tables beside runs/); unreadable ones become problems."""
+    directory (results/NAME, its tables beside runs/), or ``root`` alone when it is one
+    run directory; unreadable ones become problems."""
     if not root.is_dir():
         raise FileNotFoundError(f"no such results directory: {root}")
-    if not any(map(_is_run_dir, root.iterdir())) and (root / "runs").is_dir():
-        root = root / "runs"
+    single = _is_run_dir(root)
+    if single:  # its directory's tuning record, if any, is about the other runs
+        paths, root = [root], root.parent
+    else:
+        if not any(map(_is_run_dir, root.iterdir())) and (root / "runs").is_dir():
+            root = root / "runs"
+        paths = sorted(p for p in root.iterdir() if _is_run_dir(p))
     runs: list[Run] = []
     problems: list[Problem] = []
-    for path in sorted(p for p in root.iterdir() if _is_run_dir(p)):
+    for path in paths:
         config_path = path / "config.json"
         try:
             config = _read_json(config_path)
@@ -259,7 +273,8 @@ def scan_runs(root: Path) -> RunSet:
             except CannotCheck as err:
                 problems.append(Problem(config_path, f"{err}; shown as current"))
         runs.append(Run(path=path, config=config, state=state, reason=reason))
-    return RunSet(root=root, runs=runs, problems=problems, tuning=_tuning(root))
+    tuning = {} if single else _tuning(root)
+    return RunSet(root=root, runs=runs, problems=problems, tuning=tuning)
 
 
 def _tuning(root: Path) -> dict[Path, dict[str, Any]]:

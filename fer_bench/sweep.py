@@ -56,7 +56,6 @@ from fer_bench.identity import (
     run_name,
     takes_rate,
 )
-from fer_bench.methods.base import build_hparams
 from fer_bench.profiles import DEFAULT_PROFILE, load_profile, parse_key_values, with_overrides
 from fer_bench.recipes import apply_recipe
 from fer_bench.registry import (
@@ -310,12 +309,19 @@ def expand(spec: SweepSpec) -> list[RunConfig]:
                 except TypeError as err:  # e.g. epochs = "ten" in the sweep file
                     raise ValueError(f"sweep config: a value has the wrong type ({err})") from None
                 try:
-                    build_hparams(METHODS.get(method), cfg.hparams)
+                    _check_hparams(method, cfg.hparams)
                 except ValueError as err:
                     raise ValueError(f"{method}: {err}") from None
                 jobs.append(cfg)
     _check_one_per_experiment(jobs)
     return jobs
+
+
+def _check_hparams(method: str, values: dict[str, str]) -> None:
+    """ValueError for a value the method refuses (its own checks included)."""
+    from fer_bench.methods.base import build_hparams  # imports torch: not for a table
+
+    build_hparams(METHODS.get(method), values)
 
 
 def _check_one_per_experiment(jobs: list[RunConfig]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import html
 import io
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +22,14 @@ SUFFIX_FORMATS = {".md": "md", ".tex": "latex", ".csv": "csv", ".html": "html", 
 MARKS = {"tie": "≈", "untested": "?"}
 
 
-def legend() -> str:
+def legend(board: Leaderboard) -> str:
+    # A column with no cell of two seeds bolds its best single seed (aggregate._mark_best).
+    single = any(c.best and c.n < MIN_PAIRED_SEEDS for c in board.cells.values())
+    among = " (in a column with none, among all cells)" if single else ""
     return (
         "Mean ± sample std over training seeds, n = seeds with a result (of those in the "
-        "directory). Bold: best mean in the column among cells with two or more seeds. ≈: "
-        f"not significantly different from the best (paired t-test over shared seeds, p ≥ "
+        f"directory). Bold: best mean in the column among cells with two or more seeds{among}. "
+        "≈: not significantly different from the best (paired t-test over shared seeds, p ≥ "
         f"{ALPHA:g}). ?: untested (fewer than {MIN_PAIRED_SEEDS} seeds shared with the best)."
     )
 
@@ -121,7 +125,7 @@ def to_markdown(boards: list[Leaderboard], root: Path | None = None) -> str:
         for row in board.rows:
             cells = [fmt(cell_parts(board.cells[row, col])) for col in board.columns]
             out.append(f"| {esc(row)} | " + " | ".join(cells) + " |")
-        out += ["", legend()]
+        out += ["", legend(board)]
         if board.notes:
             out += [""] + [f"- [{i}] {text}" for i, text in enumerate(board.notes, 1)]
         if board.problems:
@@ -153,31 +157,70 @@ def tex(s: str) -> str:
     return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in s)
 
 
-def to_latex(boards: list[Leaderboard], root: Path | None = None) -> str:
-    def fmt(p: CellParts) -> str:
-        words = [
-            rf"\textbf{{{tex(p.text)}}}" if p.bold else tex(p.text),
-            tex(p.count),
-            tex(p.mark),
-        ]
-        return " ".join(w for w in words if w) + (f"$^{{{p.note}}}$" if p.note else "")
+# The packages the LaTeX table needs, named on its first line (booktabs: the rules;
+# graphicx: \resizebox, which narrows a table wider than the text, e.g. on a portrait page).
+LATEX_PACKAGES = ("booktabs", "graphicx")
+_LATEX_EMPTY = "--"  # a cell of the grid without a result (a cell outside it is left empty)
 
-    out: list[str] = []
+
+def _latex_cell(cell: Cell, usual_count: str) -> str:
+    """The compact cell: the mean (bold for the best), the std in small type, the seed
+    count only where it is not the table's usual one and no note explains it, the mark
+    and the note."""
+    if not cell.values:
+        text = "" if cell.status == "not in grid" else _LATEX_EMPTY
+        return text + (f"$^{{{cell.note}}}$" if cell.note else "")
+    mean = f"{cell.mean * 100:.2f}"  # type: ignore[operator]
+    words = [rf"\textbf{{{mean}}}" if cell.best else mean]
+    if cell.std is not None:
+        words[0] += rf"{{\scriptsize$\pm${cell.std * 100:.2f}}}"
+    count = f"({_count(cell)})"
+    if count != usual_count and not cell.note:  # a note says what the count would (stale, ...)
+        words.append(rf"{{\scriptsize {tex(count)}}}")
+    if mark := MARKS.get(cell.versus_best or "", ""):
+        words.append(tex(mark))
+    return " ".join(words) + (f"$^{{{cell.note}}}$" if cell.note else "")
+
+
+def _usual_count(board: Leaderboard) -> str:
+    counts = Counter(f"({_count(c)})" for c in board.cells.values() if c.values)
+    return counts.most_common(1)[0][0] if counts else ""
+
+
+def to_latex(boards: list[Leaderboard], root: Path | None = None) -> str:
+    """One table environment per board, compact enough for a paper: narrowed to the text
+    width where wider; select rows and columns with ``fer-bench table --methods/--columns``."""
+    out = [
+        rf"% fer-bench table: needs \usepackage{{{','.join(LATEX_PACKAGES)}}} in the preamble",
+        "",
+    ]
     for board in boards:
+        usual = _usual_count(board)
+        seeds = f" Cells without a count: {usual[1:-1]}." if usual else ""
         out += [
             r"\begin{table}[t]",
             r"\centering",
+            r"\small",
             rf"\caption{{{tex(board.title)}. Model selection: {tex(board.selection_text)}. "
             rf"{tex(_setting_line(board))}.{''.join(' ' + tex(t) for t in _header_texts(board))}}}",
+            r"\setlength{\tabcolsep}{4pt}",
+            r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%",
             rf"\begin{{tabular}}{{l{'r' * len(board.columns)}}}",
             r"\toprule",
             "Method & " + " & ".join(tex(c.label) for c in board.columns) + r" \\",
             r"\midrule",
         ]
         for row in board.rows:
-            cells = [fmt(cell_parts(board.cells[row, col])) for col in board.columns]
+            cells = [_latex_cell(board.cells[row, col], usual) for col in board.columns]
             out.append(tex(row) + " & " + " & ".join(cells) + r" \\")
-        out += [r"\bottomrule", r"\end{tabular}", "", r"\smallskip\footnotesize " + tex(legend())]
+        out += [
+            r"\bottomrule",
+            r"\end{tabular}}",
+            "",
+            r"\par\smallskip\raggedright\footnotesize "
+            + tex(legend(board) + seeds)
+            + rf" {_LATEX_EMPTY}: no result in a cell of the grid; empty: not in the grid.",
+        ]
         out += [rf"\\ $^{{{i}}}$ {tex(text)}" for i, text in enumerate(board.notes, 1)]
         out += [
             rf"\\ Unreadable record (left out): {tex(line)}" for line in _problem_lines(board, root)
@@ -258,7 +301,7 @@ def to_html(boards: list[Leaderboard], root: Path | None = None) -> str:
                 f"<td>{fmt(cell_parts(board.cells[row, col]))}</td>" for col in board.columns
             )
             out.append(f"<tr><th>{esc(row)}</th>{tds}</tr>")
-        out += ["</tbody>", "</table>", f"<p>{esc(legend())}</p>"]
+        out += ["</tbody>", "</table>", f"<p>{esc(legend(board))}</p>"]
         if board.notes:
             out.append("<ol>" + "".join(f"<li>{esc(t)}</li>" for t in board.notes) + "</ol>")
         if board.problems:

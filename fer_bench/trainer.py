@@ -257,7 +257,8 @@ class Trainer:
         non-finite loss)."""
         cfg = self.run_cfg
         first_epoch = len(self.history)
-        reporter = TrainingProgress(cfg.method, cfg.epochs, self.steps, enabled=progress)
+        resume = f"fer-bench run --resume {self.out}"
+        reporter = TrainingProgress(cfg.method, cfg.epochs, self.steps, progress, resume)
         try:
             with reporter:
                 reporter.advance_to(first_epoch)

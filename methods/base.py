@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from fer_bench.backbones import Backbone
+from fer_bench.hparams import parse_overrides, type_name
 from fer_bench.recipes import Recipe
 from fer_bench.search import Dist
 
@@ -145,28 +146,5 @@ class Method(nn.Module):
 
 def build_hparams(cls: type[Method], overrides: dict[str, str]) -> Any:
     """Official defaults overridden by ``--set key=value`` strings (typed by the field)."""
-    hp_cls = cls.Hparams
-    fields = {f.name: f for f in dataclasses.fields(hp_cls)}
-    values: dict[str, Any] = {}
-    for key, raw in overrides.items():
-        if key not in fields:
-            known = ", ".join(fields) or "(none)"
-            raise ValueError(f"method has no hyperparameter {key!r}; known: {known}")
-        values[key] = _parse(raw, fields[key].type, key)
-    return hp_cls(**values)
-
-
-def _parse(raw: str, typ: Any, key: str) -> Any:
-    typ = typ if isinstance(typ, str) else getattr(typ, "__name__", str(typ))
-    try:
-        if typ == "bool":
-            if raw.lower() not in ("true", "false", "1", "0"):
-                raise ValueError(raw)
-            return raw.lower() in ("true", "1")
-        if typ == "int":
-            return int(raw)
-        if typ == "float":
-            return float(raw)
-    except ValueError:
-        raise ValueError(f"--set {key}={raw}: expected {typ}") from None
-    return raw
+    types = {f.name: type_name(f.type) for f in dataclasses.fields(cls.Hparams)}
+    return cls.Hparams(**parse_overrides(types, overrides))

@@ -95,7 +95,8 @@ def test_dry_run_lists_the_jobs_and_the_estimate(plugin, tmp_path):
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
     assert "2 todo" in text and "2 runs, about " in text
-    assert "Linux x86_64, 2 CPUs, no GPU, from its records" in text
+    assert "Linux x86_64, 2 CPUs, no GPU, in bf16, from its records" in text
+    assert "On this machine, in " in text and "training step measured here" in text
     assert not (tmp_path / "my-runs").exists()
 
 

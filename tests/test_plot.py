@@ -13,7 +13,15 @@ from typer.testing import CliRunner
 from fer_bench.aggregate import row_labels
 from fer_bench.cli import app
 from fer_bench.config import RunConfig
-from fer_bench.plots import accuracy_vs_noise, per_class, plot_all, training_curves
+from fer_bench.merge import scan_boards
+from fer_bench.plots import (
+    _highlighted,
+    accuracy_vs_noise,
+    per_class,
+    plot_all,
+    train_losses,
+    training_curves,
+)
 from fer_bench.results import scan_runs
 
 
@@ -33,6 +41,8 @@ def test_plot_all_writes_each_figure_once(tmp_path):
         "acc_vs_noise.png",
         "curves_clean.png",
         "curves_sym-30pct.png",
+        "loss_clean.png",
+        "loss_sym-30pct.png",
         "per_class_clean.png",
         "per_class_sym-30pct.png",
         "scores_nla_sym-30pct.png",  # only the scoring method, only under noise
@@ -68,7 +78,7 @@ def test_a_board_of_more_than_ten_rows_draws_each_row_its_own_way(tmp_path):
     labels = row_labels(runs)
     protocol = next(iter({r.protocol for r in runs}))
     curves = training_curves(runs, labels, protocol)
-    lines = curves.axes[1].get_lines()
+    lines = curves.axes[0].get_lines()
     assert len(lines) == len(methods)
     assert len({(line.get_color(), line.get_linestyle()) for line in lines}) == len(methods)
     bars = per_class(runs, labels, protocol, "val").axes[0].containers
@@ -112,3 +122,58 @@ def test_plot_needs_finished_runs_and_known_options(tmp_path):
     )
     assert result.exit_code == 2 and "unknown metric 'top9'" in result.output
     assert not (tmp_path / "figs").exists()
+
+
+def _board(root: Path, methods: list[str]) -> None:
+    for method in methods:
+        for seed in (0, 1):
+            for rate in (0.0, 0.3):
+                cfg = RunConfig(method=method, seed=seed, epochs=3)
+                cfg.protocol.noise_rate = rate
+                fake_engine.write_records(cfg, root)
+
+
+def test_legends_sit_outside_the_panels_and_losses_apart(tmp_path):
+    _board(tmp_path, ["ce", "nla", "ldam", "elr"])
+    runs = scan_runs(tmp_path).runs
+    labels = row_labels(runs)
+    protocol = next(iter({r.protocol for r in runs}))
+    for fig in (
+        accuracy_vs_noise(runs, labels, "acc", "val"),
+        per_class(runs, labels, protocol, "val"),
+        training_curves(runs, labels, protocol),
+    ):
+        assert len(fig.legends) == 1 and all(ax.get_legend() is None for ax in fig.axes)
+    # No panel holds two methods' losses: each has its own, on its own scale.
+    losses = train_losses(runs, labels, protocol)
+    shown = [ax for ax in losses.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in shown] == ["ce", "elr", "ldam", "nla"]
+    assert all(len(ax.get_lines()) == 1 for ax in shown)
+    assert all("loss" not in ax.get_title() for ax in training_curves(runs, labels, protocol).axes)
+
+
+def test_highlight_draws_the_named_rows_over_the_others(tmp_path):
+    _board(tmp_path, ["ce", "nla", "scn"])
+    runs = scan_runs(tmp_path).runs
+    labels = row_labels(runs)
+    protocol = next(iter({r.protocol for r in runs}))
+    lines = training_curves(runs, labels, protocol, {"nla"}).axes[0].get_lines()
+    width = {line.get_label().split(" ")[0]: line.get_linewidth() for line in lines}
+    assert width["nla"] > width["ce"] == width["scn"]
+    result = CliRunner().invoke(
+        app, ["plot", str(tmp_path), "--out", str(tmp_path / "f"), "--highlight", "NLA"]
+    )
+    assert result.exit_code == 0, result.output
+    wrong = CliRunner().invoke(
+        app, ["plot", str(tmp_path), "--out", str(tmp_path / "f"), "--highlight", "boot"]
+    )
+    assert wrong.exit_code == 2 and "--highlight: no row 'boot'" in wrong.output
+
+
+def test_a_merged_board_highlights_the_other_directories_rows(tmp_path):
+    _board(tmp_path / "board", ["ce", "nla"])
+    _board(tmp_path / "mine", ["scn"])
+    runset = scan_boards([tmp_path / "board", tmp_path / "mine"])
+    labels = row_labels(runset.runs)
+    assert _highlighted(runset, runset.runs, labels, None) == {"scn"}
+    assert _highlighted(runset, runset.runs, labels, ["ce"]) == {"ce"}

@@ -56,7 +56,7 @@ def test_grid_board_leaves_out_unfinished_runs(tmp_path):
     assert "4 of 6 planned runs done" in table and "incomplete" not in table
     assert "| nla | **" in table and "(n=2/3)" in table
     assert (board / "README.md").read_text() == f"# a board\n\n{MARKER}\n{table}"
-    assert (board / "table.tex").read_text().startswith(r"\begin{table}")
+    assert (board / "table.tex").read_text().startswith("% fer-bench table: needs")
     assert "(n=2, q=" in (board / "compare_nla.md").read_text()
     assert "ce minus each method" in (board / "compare_ce.md").read_text()
     assert (board / "compute.txt").read_text().startswith("4 runs")

@@ -264,7 +264,7 @@ def test_cli_format_from_suffix_and_nothing_half_written(tmp_path):
         CliRunner().invoke(app, ["table", str(make_golden.RECORDS), "--out", str(out)]).exit_code
         == 0
     )
-    assert out.read_text().startswith(r"\begin{table}")
+    assert out.read_text().startswith("% fer-bench table") and r"\begin{table}" in out.read_text()
     result = CliRunner().invoke(app, ["table", str(make_golden.RECORDS), "--out", str(tmp_path)])
     assert result.exit_code == 2 and "is a directory" in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["board.tex"]

@@ -88,16 +88,16 @@ def test_tuning_report_states_each_move_and_rank(tmp_path):
 
 
 def test_trials_are_no_rows_of_any_output(tmp_path, monkeypatch):
-    import fer_bench.commands.plot as plot_command
+    import fer_bench.plots as plots  # the plot command imports plot_all from it when run
 
     plotted = []  # the runs and row labels each plot call drew from
-    real_plot_all = plot_command.plot_all
+    real_plot_all = plots.plot_all
 
-    def plot_all(runset, out, metric, select, labels):
+    def plot_all(runset, out, metric, select, labels, highlight=None):
         plotted.append(({r.name for r in runset.runs}, labels))
-        return real_plot_all(runset, out, metric, select, labels)
+        return real_plot_all(runset, out, metric, select, labels, highlight)
 
-    monkeypatch.setattr(plot_command, "plot_all", plot_all)
+    monkeypatch.setattr(plots, "plot_all", plot_all)
     untuned, tuned, groups = _boards(tmp_path)
     table = _invoke("table", tuned, untuned, "--metric", "acc")
     rows = {line.split("|")[1].strip() for line in table.splitlines() if line.startswith("| ")}

@@ -37,6 +37,17 @@ def profile_default(value: Callable[[RunConfig], object]) -> str:
     return f"default: from the profile; {shown}"
 
 
+def check_data_root(cfg: RunConfig, profile: str) -> None:
+    """A profile's data folder that is not here, refused with the profile named and the
+    option that points elsewhere (the loader alone would say only "folder not found")."""
+    root = cfg.data.root
+    if root and not Path(root).exists() and load_profile(profile).data.root == root:
+        raise FileNotFoundError(
+            f"profile {profile} reads {cfg.data.name} from {root} (relative to the current "
+            f"directory, {Path.cwd()}), which does not exist: give --data-root FOLDER"
+        )
+
+
 def split_list(text: str | None, convert: Callable[[str], Any], option: str) -> list | None:
     """A comma-list option as typed values; None when the option was not given."""
     if text is None:

@@ -13,9 +13,6 @@ from rich.table import Table
 
 from fer_bench.commands.common import console, one_line_errors
 from fer_bench.config import DataConfig
-from fer_bench.data import load_dataset
-from fer_bench.data.cache import cache_dir, cache_entries, entry_size
-from fer_bench.data.summary import summarize
 
 data_app = typer.Typer(help="Inspect datasets.", no_args_is_help=True)
 
@@ -77,6 +74,9 @@ def info(
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
     """Split sizes, class counts, imbalance and label quality of a dataset."""
+    from fer_bench.data import load_dataset  # the loaders import torch: not for --help
+    from fer_bench.data.summary import summarize
+
     cfg = DataConfig(
         name=dataset,
         root=data_root,
@@ -100,6 +100,8 @@ def cache(
     """List the decoded-dataset cache ($FER_BENCH_CACHE); --clear deletes entries.
 
     Entries are keyed by their sources, so edited label files leave stale ones behind."""
+    from fer_bench.data.cache import cache_dir, cache_entries, entry_size
+
     entries = cache_entries(dataset)
     total = sum(entry_size(p) for p in entries)
     table = Table(title=f"{cache_dir()}: {len(entries)} entries, {total / 2**20:.1f} MiB")

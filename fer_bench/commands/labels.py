@@ -5,24 +5,25 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from fer_bench.commands.common import console, one_line_errors
 from fer_bench.config import DataConfig, ProtocolConfig
-from fer_bench.data import load_dataset
-from fer_bench.diagnostics import label_summary
-from fer_bench.labels import LabelSet, build_split_labels
-from fer_bench.protocols.labelfile import format_raf_list
 from fer_bench.records import write_text_atomic
+
+if TYPE_CHECKING:  # the data and protocols import torch: imported when labels are built
+    from fer_bench.labels import LabelSet
 
 Opt = typer.Option
 
 
 def _save(path: Path, labels: LabelSet, names: list[str] | None, classes: tuple[str, ...]) -> None:
     """CSV artifact (index,observed,clean,flipped), or a RAF-DB list for a .txt path."""
+    from fer_bench.protocols.labelfile import format_raf_list
+
     if path.suffix != ".txt":
         labels.save(path)
         return
@@ -72,6 +73,10 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, Opt("--json", help="one JSON object instead of tables")] = False,
     ) -> None:
         """Show the realised noise rate, transition matrix and class counts of a protocol."""
+        from fer_bench.data import load_dataset
+        from fer_bench.diagnostics import label_summary
+        from fer_bench.labels import build_split_labels
+
         if split not in ("train", "val"):
             raise ValueError(f"--split must be train or val (got {split!r}); test labels are clean")
         protocol = ProtocolConfig(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import tomllib
 from importlib.resources import files
 from typing import Annotated, Any
@@ -10,35 +9,30 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from fer_bench import registry, static_index
 from fer_bench.commands.common import console, fail, one_line_errors
 from fer_bench.profiles import profile_names
-from fer_bench.registry import (
-    BACKBONES,
-    DATASETS,
-    IMBALANCE,
-    METHODS,
-    NOISE,
-    VIEWS,
-    Registry,
-    load_plugin_file,
-)
 
-# One listing per kind; protocols list both of their registries, with a kind column.
-REGISTRIES: dict[str, tuple[Registry, ...]] = {
-    "methods": (METHODS,),
-    "datasets": (DATASETS,),
-    "protocols": (NOISE, IMBALANCE),
-    "backbones": (BACKBONES,),
-    "views": (VIEWS,),
+# One listing per kind; protocols list both of their registries (by registry group,
+# fer_bench.static_index.GROUPS), with a kind column.
+REGISTRIES: dict[str, tuple[str, ...]] = {
+    "methods": ("methods",),
+    "datasets": ("datasets",),
+    "protocols": ("noise", "imbalance"),
+    "backbones": ("backbones",),
+    "views": ("views",),
 }
+KINDS = (*REGISTRIES, "profiles")
 
 
-def _summary(obj: object) -> str:
-    """First paragraph of the object's own docstring (not one inherited), else its
-    module's, as one line: a first line alone may stop mid-sentence."""
-    own = obj.__dict__.get("__doc__") if isinstance(obj, type) else obj.__doc__
-    doc = inspect.cleandoc(own or "") or inspect.getdoc(inspect.getmodule(obj)) or ""
-    return " ".join(doc.split("\n\n")[0].split())
+def _rows(group: str) -> list[tuple[str, str]]:
+    """(name, summary) of a registry group: from the static index while it is current
+    (no torch), else from the imported registry."""
+    indexed = static_index.entries(group)
+    if indexed is not None:
+        return [(name, facts["summary"]) for name, facts in sorted(indexed.items())]
+    reg = getattr(registry, static_index.GROUPS[group])
+    return [(name, static_index.summary(reg.get(name))) for name in reg.names()]
 
 
 def _flatten(table: dict[str, Any], prefix: str = "") -> list[str]:
@@ -84,26 +78,29 @@ def register(app: typer.Typer) -> None:
     @one_line_errors
     def list_(
         kind: Annotated[
-            str,
-            typer.Argument(help="methods | datasets | protocols | backbones | views | profiles"),
-        ],
+            str | None,
+            typer.Argument(help=" | ".join(KINDS) + " (none: the kinds)", show_default=False),
+        ] = None,
         plugin: Annotated[str | None, typer.Option(help="Python file registering extras")] = None,
     ) -> None:
-        """List registered names."""
+        """List registered names (no KIND: the kinds there are)."""
         if plugin:
-            load_plugin_file(plugin)
+            registry.load_plugin_file(plugin)
         rows: list[list[str]] = []
+        if kind is None:
+            console.print(f"kinds: {', '.join(KINDS)} (e.g. fer-bench list methods)")
+            return
         if kind == "profiles":
             rows = [[n, _profile_summary(n)] for n in profile_names()]
         elif kind == "methods":
             rows = _method_rows()
         elif kind in REGISTRIES:
-            registries = REGISTRIES[kind]
-            for reg in registries:
-                extra = [reg.group] if len(registries) > 1 else []
-                rows += [[n, _summary(reg.get(n)), *extra] for n in reg.names()]
+            groups = REGISTRIES[kind]
+            for group in groups:
+                extra = [group] if len(groups) > 1 else []
+                rows += [[name, text, *extra] for name, text in _rows(group)]
         else:
-            fail(f"unknown kind {kind!r}; choose from {', '.join([*REGISTRIES, 'profiles'])}")
+            fail(f"unknown kind {kind!r}; choose from {', '.join(KINDS)}")
         table = Table(title=f"fer-bench {kind}")
         table.add_column("name", style="bold")
         table.add_column("description", overflow="fold")

@@ -8,8 +8,13 @@ from typing import Annotated
 import typer
 
 from fer_bench.aggregate import METRICS
-from fer_bench.commands.common import console, one_line_errors, read_rows, warn_unreadable
-from fer_bench.plots import plot_all, save_png, slug, tuning_spread
+from fer_bench.commands.common import (
+    console,
+    one_line_errors,
+    read_rows,
+    split_list,
+    warn_unreadable,
+)
 from fer_bench.selection import SELECTIONS
 
 Opt = typer.Option
@@ -26,12 +31,22 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path, Opt(help="folder for the PNG files")],
         metric: Annotated[str, Opt(help=" | ".join(METRICS))] = "acc",
         select: Annotated[str, Opt(help=" | ".join(SELECTIONS))] = "val",
+        highlight: Annotated[
+            str | None,
+            Opt(
+                help="comma list of rows drawn over the others, by label or method (default, "
+                "for several directories: the rows of every directory after the first)"
+            ),
+        ] = None,
     ) -> None:
         """Accuracy vs noise, per-class accuracy, training curves, clean-vs-flipped scores."""
+        from fer_bench.plots import plot_all, save_png, tuning_spread  # matplotlib: slow
+
         if select not in SELECTIONS:
             raise ValueError(f"unknown selection rule {select!r}; known: {', '.join(SELECTIONS)}")
         runset, labels, _ = read_rows(directories)
-        written = plot_all(runset, out, metric, select, labels)
+        chosen = split_list(highlight, str, "--highlight")
+        written = plot_all(runset, out, metric, select, labels, chosen)
         one = len(runset.tuning) == 1
         for root, record in runset.tuning.items():
             trials = {r.name: r for r in runset.trials if r.path.parent == root}
@@ -46,4 +61,6 @@ def register(app: typer.Typer) -> None:
 
 def _board_name(root: Path) -> str:
     """A board's name from its runs directory (results/NAME/runs) or a sweep's --out."""
+    from fer_bench.plots import slug
+
     return slug(root.parent.name if root.name == "runs" else root.name)

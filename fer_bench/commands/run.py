@@ -11,6 +11,7 @@ from rich.table import Table
 
 from fer_bench.commands.common import (
     USER_ERRORS,
+    check_data_root,
     console,
     fail,
     one_line_errors,
@@ -27,7 +28,7 @@ from fer_bench.profiles import (
     parse_key_values,
     with_overrides,
 )
-from fer_bench.registry import load_plugin_file, method_class
+from fer_bench.registry import METHODS, load_plugin_file, method_class
 from fer_bench.results import keep_traceback
 from fer_bench.sweep import one_job
 
@@ -162,7 +163,13 @@ def register(app: typer.Typer) -> None:
             str | None, Opt(help="noise protocol (default symmetric), or file:PATH")
         ] = None,
         noise_seed: Annotated[int | None, Opt(help="protocol seed, independent of --seed")] = None,
-        imbalance: Annotated[float | None, Opt(help="imbalance factor n_max/n_min")] = None,
+        imbalance: Annotated[
+            float | None,
+            Opt(
+                help="imbalance factor n_max/n_min; on data already long-tailed (FERPlus) it "
+                "also shrinks the head class (fer-bench labels shows the counts)"
+            ),
+        ] = None,
         imbalance_type: Annotated[str | None, Opt(help="exp | step")] = None,
         set_: Annotated[
             list[str] | None, Opt("--set", help="method hyperparameter key=value")
@@ -218,7 +225,10 @@ def register(app: typer.Typer) -> None:
         elif method is None:
             raise ValueError("give a METHOD to train, or --resume RUN_DIR")
         else:
+            method = METHODS.canonical(method)
+            METHODS.check(method)
             cfg = build_config(method, profile or DEFAULT_PROFILE, set_, cfg_, **options)
+            check_data_root(cfg, profile or DEFAULT_PROFILE)
             root = out
         _check_writable(root)
         final = _train(

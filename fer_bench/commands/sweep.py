@@ -10,8 +10,10 @@ from rich.table import Table
 
 from fer_bench.board_grid import board_spec, check_grid, check_out
 from fer_bench.board_time import estimate
+from fer_bench.calibrate import StepTime
 from fer_bench.commands.common import (
     JOBS_PER_DEVICE_HELP,
+    check_data_root,
     console,
     err_console,
     fail,
@@ -26,7 +28,7 @@ from fer_bench.executors import (
     JobResult,
     RayExecutor,
 )
-from fer_bench.profiles import dotted_overrides, joined, option_overrides
+from fer_bench.profiles import DEFAULT_PROFILE, dotted_overrides, joined, option_overrides
 from fer_bench.results import RunSet, RunState
 from fer_bench.sweep import (
     PlannedJob,
@@ -41,6 +43,7 @@ from fer_bench.sweep import (
     run_sweep,
     sweep_lock,
 )
+from fer_bench.sweep_progress import JobState, SweepProgress
 
 Opt = typer.Option
 EXECUTORS = ("local", "ray")
@@ -146,10 +149,24 @@ def _out_dir(
 def _show_estimate(
     board_runs: RunSet | None, planned: list[PlannedJob], retry_failed: bool, rerun_stale: bool
 ) -> None:
-    """With --board: how long what is left will take, from the board's own runs."""
+    """With --board: how long what is left will take, from the board's own runs, and on
+    this machine, from a few seconds' measurement of the step the runs repeat."""
     if board_runs is not None:
         todo = _to_train(planned, retry_failed, rerun_stale)
-        console.print(estimate(board_runs, todo), highlight=False)
+        here = _measure_here(board_runs, todo[0]) if todo else None
+        console.print(estimate(board_runs, todo, here), highlight=False)
+
+
+def _measure_here(board_runs: RunSet, cfg: RunConfig) -> StepTime | None:
+    from fer_bench.calibrate import measure_step  # imports torch
+
+    classes = next(
+        (r.final["class_names"] for r in board_runs.runs if "class_names" in r.final), None
+    )
+    if classes is None:
+        return None
+    err_console.print("timing a training step on this machine (a few seconds) ...", highlight=False)
+    return measure_step(cfg, len(classes))
 
 
 def _train(
@@ -171,15 +188,18 @@ def _train(
             highlight=False,
         )
 
-    return run_sweep(
-        planned,
-        out,
-        runner,
-        retry_failed=retry_failed,
-        on_result=progress,
-        rerun_stale=rerun_stale,
-        notify=lambda m: err_console.print(m, highlight=False),
-    )
+    todo = _to_train(planned, retry_failed, rerun_stale)
+    watched = [JobState(p.path, p.cfg.epochs) for p in planned if p.cfg in todo]
+    with SweepProgress(watched, console):
+        return run_sweep(
+            planned,
+            out,
+            runner,
+            retry_failed=retry_failed,
+            on_result=progress,
+            rerun_stale=rerun_stale,
+            notify=lambda m: err_console.print(m, highlight=False),
+        )
 
 
 def register(app: typer.Typer) -> None:
@@ -194,7 +214,13 @@ def register(app: typer.Typer) -> None:
         methods: Annotated[str | None, Opt(help="comma list, e.g. ce,scn,nla")] = None,
         noise: Annotated[str | None, Opt(help="noise rates, e.g. 0,0.1,0.3")] = None,
         noise_type: Annotated[str | None, Opt(help="noise protocols (default symmetric)")] = None,
-        imbalance: Annotated[str | None, Opt(help="imbalance factors, e.g. 1,50")] = None,
+        imbalance: Annotated[
+            str | None,
+            Opt(
+                help="imbalance factors, e.g. 1,50; on data already long-tailed (FERPlus) one "
+                "also shrinks the head class (fer-bench labels shows the counts)"
+            ),
+        ] = None,
         imbalance_type: Annotated[str | None, Opt(help="exp | step")] = None,
         seeds: Annotated[str | None, Opt(help="training seeds, e.g. 0,1,2")] = None,
         noise_seed: Annotated[
@@ -310,6 +336,7 @@ def register(app: typer.Typer) -> None:
             _show_plan(planned)
             _show_estimate(board_runs, planned, retry_failed, rerun_stale)
             return
+        check_data_root(spec.base, file_values.get("profile") or profile or DEFAULT_PROFILE)
         runner = _make_executor(
             executor,
             workers,

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from fer_bench.aggregate import build_leaderboard
+from fer_bench.aggregate import build_leaderboard, select_rows_columns
 from fer_bench.commands.common import (
     MetricsOption,
     emit,
@@ -15,7 +15,9 @@ from fer_bench.commands.common import (
     one_line_errors,
     parse_metrics,
     read_rows,
+    split_list,
 )
+from fer_bench.results import RunSet
 from fer_bench.selection import SELECTIONS
 from fer_bench.selection_report import selection_report as report
 from fer_bench.sweep import build_spec, expand, planned_runs, read_sweep_file
@@ -51,6 +53,17 @@ def register(app: typer.Typer) -> None:
             bool,
             Opt(help="instead: points each paper's selection convention adds to val selection"),
         ] = False,
+        methods: Annotated[
+            str | None,
+            Opt(help="comma list of rows to show, by label or method (nla: nla (tuned) too)"),
+        ] = None,
+        columns: Annotated[
+            str | None, Opt(help='comma list of columns to show, by label, e.g. "clean,sym 30%"')
+        ] = None,
+        dataset: Annotated[
+            str | None,
+            Opt(help="only the runs on this dataset (default: one table per dataset)"),
+        ] = None,
         tuning: Annotated[
             bool,
             Opt(
@@ -81,7 +94,35 @@ def register(app: typer.Typer) -> None:
         if tuning:
             emit("\n".join(tuning_report(runset, m, labels, select) for m in metrics), out)
             return
-        boards = [build_leaderboard(runset, m, select, labels, bool(sweeps)) for m in metrics]
-        for board in boards:
-            board.preamble = preamble
-        emit(render(boards, fmt, directories[0]), out)
+        rows, cols = split_list(methods, str, "--methods"), split_list(columns, str, "--columns")
+        if rows or cols:
+            runset, labels = select_rows_columns(runset, labels, rows, cols)
+        groups = _by_dataset(runset, dataset, fmt)
+        parts = []
+        for group in groups:
+            boards = [build_leaderboard(group, m, select, labels, bool(sweeps)) for m in metrics]
+            for board in boards:
+                board.preamble = preamble
+            heading = f"## {group.datasets[0]} ({_runs(len(group.runs))})\n\n"
+            parts.append((heading if len(groups) > 1 else "") + render(boards, fmt, directories[0]))
+        emit("\n".join(parts), out)
+
+
+def _runs(n: int) -> str:
+    return f"{n} run" if n == 1 else f"{n} runs"
+
+
+def _by_dataset(runset: RunSet, dataset: str | None, fmt: str) -> list[RunSet]:
+    """The runs of each dataset apart: a table compares runs on one dataset, and a folder
+    of one's own runs may hold several; --dataset picks one."""
+    if dataset is not None:
+        return [runset.of_dataset(dataset)]
+    if len(runset.datasets) <= 1:
+        return [runset]
+    if fmt != "md":
+        raise ValueError(
+            f"{runset.root} holds runs on {len(runset.datasets)} datasets "
+            f"({', '.join(runset.datasets)}): give --dataset NAME for a {fmt} table of one, "
+            "or --format md for one table per dataset"
+        )
+    return [runset.of_dataset(name) for name in runset.datasets]

@@ -35,6 +35,7 @@ from fer_bench.sweep import (
     run_sweep,
     sweep_lock,
 )
+from fer_bench.sweep_progress import JobState, SweepProgress
 from fer_bench.tune import (
     TUNING_FILE,
     TuneSpec,
@@ -85,15 +86,16 @@ def _run_phase(
         console.print(f"  [{k}/{n}] {result.status} {result.name} ({result.time_s:.0f} s)")
         record()  # an interrupted phase keeps the picks of the searches it completed
 
-    report = run_sweep(
-        alongside_planned + planned,  # first: each completes a method's row
-        out,
-        runner,
-        retry_failed=retrain.failed,
-        on_result=progress,
-        rerun_stale=retrain.stale,
-        notify=err_console.print,
-    )
+    with SweepProgress([JobState(p.path, p.cfg.epochs) for p in left], console):
+        report = run_sweep(
+            alongside_planned + planned,  # first: each completes a method's row
+            out,
+            runner,
+            retry_failed=retrain.failed,
+            on_result=progress,
+            rerun_stale=retrain.stale,
+            notify=err_console.print,
+        )
     for p in report.busy:
         err_console.print(f"  {p.path.name}: held by another process, left alone", highlight=False)
     return plan(jobs, out)

@@ -299,7 +299,8 @@ def staleness(stored: dict[str, Any]) -> str | None:
     code (its method's code or resolved defaults changed), or None if it is current."""
     try:
         cfg = RunConfig.from_dict(config_part(stored))
-        method_class(cfg.method, cfg.plugin)  # a record's plugin is named, never imported
+        if static_index.entry("methods", cfg.method) is None:  # the index knows built-ins
+            method_class(cfg.method, cfg.plugin)  # a record's plugin is named, never imported
         current = experiment(cfg)
         code = method_code(cfg.method)
     # OSError: a file the record names (--pretrained) is not at hand here.

@@ -121,6 +121,16 @@ def entry(group: str, name: str) -> dict[str, Any] | None:
 # --- building --------------------------------------------------------------------------
 
 
+def method_family(cls: type) -> dict[str, Any]:
+    """The family `fer-bench list methods` groups a method under, and the family's place
+    in FAMILIES' order (a plugin's own family after them)."""
+    from fer_bench.methods.base import FAMILIES
+
+    family = getattr(cls, "family", "other")
+    rank = FAMILIES.index(family) if family in FAMILIES else len(FAMILIES)
+    return {"family": family, "family_rank": rank}
+
+
 def _method_facts(name: str, cls: type) -> dict[str, Any]:
     from fer_bench.hparams import type_name
     from fer_bench.identity import method_code
@@ -131,6 +141,7 @@ def _method_facts(name: str, cls: type) -> dict[str, Any]:
     types = {f.name: type_name(f.type) for f in dataclasses.fields(cls.Hparams)}
     recipe = getattr(cls, "official_recipe", None)
     return {
+        **method_family(cls),
         "hparams": {k: {"type": types[k], "default": v} for k, v in defaults.items()},
         "code": method_code(name),
         "official_recipe": None if recipe is None else dataclasses.asdict(recipe),

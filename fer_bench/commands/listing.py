@@ -58,19 +58,17 @@ def _profile_summary(name: str) -> str:
 
 
 def _method_rows() -> list[list[str]]:
-    """(name, description, family) of every method, grouped by family in FAMILIES order;
-    a family outside FAMILIES (a plugin's own) comes last."""
-    from fer_bench.methods.base import FAMILIES  # torch: only when methods are listed
-
-    def family(name: str) -> str:
-        return getattr(METHODS.get(name), "family", "other")
-
-    def order(name: str) -> tuple[int, str]:
-        fam = family(name)
-        return (FAMILIES.index(fam) if fam in FAMILIES else len(FAMILIES), fam)
-
-    names = sorted(METHODS.names(), key=lambda n: (*order(n), n))
-    return [[n, _summary(METHODS.get(n)), family(n)] for n in names]
+    """(name, description, family) of every method, grouped by family in FAMILIES order
+    (fer_bench.methods.base); a family outside FAMILIES (a plugin's own) comes last."""
+    indexed = static_index.entries("methods")
+    if indexed is None:  # the imported registry answers (torch)
+        indexed = {
+            name: {"summary": static_index.summary(cls), **static_index.method_family(cls)}
+            for name in registry.METHODS.names()
+            for cls in [registry.METHODS.get(name)]
+        }
+    names = sorted(indexed, key=lambda n: (indexed[n]["family_rank"], indexed[n]["family"], n))
+    return [[n, indexed[n]["summary"], indexed[n]["family"]] for n in names]
 
 
 def register(app: typer.Typer) -> None:

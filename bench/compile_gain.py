@@ -19,8 +19,8 @@ import time
 import torch
 
 from fer_bench.backbones import compile_backbone, create_backbone
-from fer_bench.benchmarking import device_name, synchronize
 from fer_bench.profiles import load_profile
+from fer_bench.training.benchmarking import device_name, synchronize
 
 
 def step_time(net: torch.nn.Module, cfg, device: str, steps: int) -> tuple[float, float]:

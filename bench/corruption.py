@@ -33,8 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from fer_bench.config import DataConfig, RunConfig
-from fer_bench.identity import config_part
-from fer_bench.results import RunState, run_state
+from fer_bench.records.identity import config_part
+from fer_bench.records.reading import RunState, run_state
 
 OUTCOMES = ("detected", "harmless", "silently wrong", "lost")
 VOLATILE = ("time_s", "train_time_s")
@@ -131,8 +131,8 @@ def record_trials(
 def checkpoint_trials(
     reference: Path, work: Path, plugin: Path, rng: random.Random, trials: int, score: Score
 ) -> None:
-    from fer_bench import engine
     from fer_bench.registry import load_plugin_file
+    from fer_bench.training import engine
 
     load_plugin_file(plugin)
     runs = sorted(p for p in reference.iterdir() if (p / "done").exists())

@@ -39,7 +39,7 @@ from pathlib import Path
 import corruption
 import torch
 
-from fer_bench.results import RunState, run_state
+from fer_bench.records.reading import RunState, run_state
 
 PLUGIN = '''
 from fer_bench.data.testing import synthetic_bundle

@@ -43,22 +43,22 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from fer_bench.backbones import create_backbone
-from fer_bench.benchmarking import (
+from fer_bench.config import RunConfig
+from fer_bench.data import load_dataset
+from fer_bench.data.base import DatasetBundle
+from fer_bench.data.loaders.synthetic import CLASSES, generate_split
+from fer_bench.profiles import load_profile, with_overrides
+from fer_bench.records.identity import run_name
+from fer_bench.sweeps.executors import Job, LocalExecutor
+from fer_bench.training.benchmarking import (
     device_name,
     matmul_peak,
     synchronize,
     train_images_per_s,
     training_flops_per_image,
 )
-from fer_bench.config import RunConfig
-from fer_bench.data import load_dataset
-from fer_bench.data.base import DatasetBundle
-from fer_bench.data.loaders.synthetic import CLASSES, generate_split
-from fer_bench.engine import train
-from fer_bench.executors import Job, LocalExecutor
-from fer_bench.identity import run_name
-from fer_bench.precision import resolve_precision
-from fer_bench.profiles import load_profile, with_overrides
+from fer_bench.training.engine import train
+from fer_bench.training.precision import resolve_precision
 
 PACKED, GPU, PAPER = "ferplus-cpu", "ferplus-gpu", "rafdb-paper"
 PROFILES = (PACKED, GPU, PAPER)

@@ -36,7 +36,7 @@ rows="$(python - "$finished" <<'PY'
 import sys
 from pathlib import Path
 
-from fer_bench.aggregate import row_labels
+from fer_bench.reports.aggregate import row_labels
 from fer_bench.commands.common import read_rows
 
 runset, labels, _ = read_rows([Path(sys.argv[1])])

@@ -38,13 +38,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fer_bench import engine
 from fer_bench.config import DataConfig, RunConfig
 from fer_bench.data import load_dataset
 from fer_bench.data.base import DatasetBundle, Split
 from fer_bench.data.decoding import WORKERS_ENV
 from fer_bench.data.placement import PATH_ENV
 from fer_bench.profiles import load_profile, with_overrides
+from fer_bench.training import engine
 
 AFFECTNET_TRAIN = 287_651  # manually annotated training images with an expression 0-7
 # Training images per expression id 0-7 (neutral ... contempt) in AffectNet's training.csv.

@@ -24,18 +24,18 @@ from pathlib import Path
 import torch
 
 from fer_bench.backbones import TrainingInputs, calibration_sample, create_backbone
-from fer_bench.benchmarking import (
+from fer_bench.data import load_dataset
+from fer_bench.data.store import channel_stats
+from fer_bench.profiles import load_profile, with_overrides
+from fer_bench.records.writing import cpu_model
+from fer_bench.training.benchmarking import (
     last_epoch,
     matmul_peak,
     train_images_per_s,
     training_flops_per_image,
 )
-from fer_bench.data import load_dataset
-from fer_bench.data.store import channel_stats
-from fer_bench.engine import train
-from fer_bench.precision import native_bf16, resolve_precision
-from fer_bench.profiles import load_profile, with_overrides
-from fer_bench.records import cpu_model
+from fer_bench.training.engine import train
+from fer_bench.training.precision import native_bf16, resolve_precision
 
 
 def bare_step_time(

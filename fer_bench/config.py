@@ -1,4 +1,4 @@
-"""Run configuration: plain dataclasses (their identity and hash: fer_bench.identity)."""
+"""Run configuration: plain dataclasses (their identity and hash: fer_bench.records.identity)."""
 
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ class RunConfig:
     torch_compile: bool = False
     plugin: str | None = None  # user file that registers the method
     recipe: str = "shared"  # "shared" (the profile's) | "official" (the method's own code)
-    sampler: str = "uniform"  # "uniform" | "balanced" (see fer_bench.sampling)
+    sampler: str = "uniform"  # "uniform" | "balanced" (see fer_bench.training.sampling)
 
     def validate(self) -> None:
         if self.epochs < 1:

@@ -210,4 +210,4 @@ DATASETS: Registry = Registry("datasets", "fer_bench.data")
 NOISE: Registry = Registry("noise protocols", "fer_bench.protocols", group="noise")
 IMBALANCE: Registry = Registry("imbalance protocols", "fer_bench.protocols", group="imbalance")
 BACKBONES: Registry = Registry("backbones", "fer_bench.backbones")
-VIEWS: Registry = Registry("views", "fer_bench.views")  # a method's second view
+VIEWS: Registry = Registry("views", "fer_bench.training.views")  # a method's second view

@@ -35,8 +35,8 @@ SOURCES = (
     "fer_bench.protocols",
     "fer_bench.data",
     "fer_bench.backbones",
-    "fer_bench.views",
-    "fer_bench.identity",
+    "fer_bench.training.views",
+    "fer_bench.records.identity",
     "fer_bench.registry",
     "fer_bench.recipes",
     "fer_bench.search",
@@ -133,7 +133,7 @@ def method_family(cls: type) -> dict[str, Any]:
 
 def _method_facts(name: str, cls: type) -> dict[str, Any]:
     from fer_bench.hparams import type_name
-    from fer_bench.identity import method_code
+    from fer_bench.records.identity import method_code
 
     defaults = dataclasses.asdict(cls.Hparams())
     if json.loads(json.dumps(defaults)) != defaults:

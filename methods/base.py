@@ -105,7 +105,7 @@ FAMILIES = ("fer", "noise", "noise+longtail", "longtail", "baseline", "other")
 
 class Method(nn.Module):
     Hparams: ClassVar[type] = Hparams
-    # A registered view (fer_bench.views: mirror, mirror_aug, independent, strong) given as
+    # A registered view (fer_bench.training.views: mirror, mirror_aug, independent, strong) given as
     # Batch.x2; None = one view. May be set per instance from hparams.
     second_view: str | None = None
     score_name: ClassVar[str | None] = None  # what `scores` means, e.g. "importance"

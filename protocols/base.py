@@ -5,7 +5,7 @@ Each kind has its own registry (:data:`fer_bench.registry.NOISE`,
 :data:`fer_bench.registry.IMBALANCE`); a member of this folder subclasses one of
 the two classes below and registers under a name. Their randomness comes only
 from the ``rng`` they are given (derived from the protocol seed, never the
-training seed); :mod:`fer_bench.labels` applies them, imbalance first.
+training seed); :mod:`fer_bench.training.labels` applies them, imbalance first.
 """
 
 from __future__ import annotations

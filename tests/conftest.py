@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import fer_bench.engine as engine
+import fer_bench.training.engine as engine
 from fer_bench.config import RunConfig
 from fer_bench.data.base import DatasetBundle
 from fer_bench.data.testing import synthetic_bundle

@@ -1,4 +1,4 @@
-"""A stand-in for fer_bench.engine in sweep, table and plot tests.
+"""A stand-in for fer_bench.training.engine in sweep, table and plot tests.
 
 Same API (``train``, ``run_dir``) and record format, numbers made up in
 milliseconds and fixed by the config, so sweeps of dozens of jobs run in a
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from fer_bench.config import RunConfig
-from fer_bench.identity import record_fields, run_hash, run_name
+from fer_bench.records.identity import record_fields, run_hash, run_name
 
 FAIL_SEED = 13
 CRASH_SEED = 666
@@ -159,7 +159,7 @@ class SerialExecutor:
     """In-process executor: the sweep logic without worker start-up."""
 
     def run(self, jobs: list, trainer: str):
-        from fer_bench.executors import run_job
+        from fer_bench.sweeps.executors import run_job
 
         for job in jobs:
             yield run_job(job, trainer)
@@ -173,6 +173,6 @@ def make_stale(run: Path) -> None:
 
 def train_all(jobs: list[RunConfig], out: Path, executor: Any = None) -> None:
     """Every job not done, as a sweep of this engine trains them."""
-    from fer_bench.sweep import plan, run_sweep
+    from fer_bench.sweeps.sweep import plan, run_sweep
 
     run_sweep(plan(jobs, out, __name__), out, executor or SerialExecutor(), __name__)

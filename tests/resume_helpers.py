@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-import fer_bench.checkpoint as checkpoint
+import fer_bench.records.checkpoint as checkpoint
 
 TIMES = ("time_s", "train_time_s")  # wall times: the only fields a resume may change
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from fer_bench.augment import BatchAugmenter
 from fer_bench.config import AugConfig
+from fer_bench.training.augment import BatchAugmenter
 
 
 def _aug(cfg: AugConfig, seed: int = 0) -> BatchAugmenter:

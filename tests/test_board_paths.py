@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from fer_bench.cli import app
 from fer_bench.config import RunConfig
-from fer_bench.results import scan_runs
+from fer_bench.records.reading import scan_runs
 
 
 @pytest.fixture

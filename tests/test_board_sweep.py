@@ -12,13 +12,13 @@ import fake_engine
 import pytest
 from typer.testing import CliRunner
 
-from fer_bench.board_grid import board_spec, check_grid
-from fer_bench.board_time import estimate
 from fer_bench.cli import app
-from fer_bench.comparable import setting_values
-from fer_bench.identity import experiment
-from fer_bench.results import RunState, scan_runs
-from fer_bench.sweep import build_spec, expand, plan, read_sweep_file
+from fer_bench.records.identity import experiment
+from fer_bench.records.reading import RunState, scan_runs
+from fer_bench.reports.comparable import setting_values
+from fer_bench.sweeps.board_grid import board_spec, check_grid
+from fer_bench.sweeps.board_time import estimate
+from fer_bench.sweeps.sweep import build_spec, expand, plan, read_sweep_file
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = """

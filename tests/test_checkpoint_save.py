@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from fer_bench import checkpoint
+from fer_bench.records import checkpoint
 
 
 def test_the_current_checkpoint_exists_after_every_step_of_a_save(tmp_path, monkeypatch):

@@ -83,7 +83,7 @@ def test_unwritable_out(tmp_path):
 
 
 def test_mismatched_checkpoint(tmp_path, micro_bundle, monkeypatch):
-    monkeypatch.setattr("fer_bench.engine.load_dataset", lambda cfg: micro_bundle)
+    monkeypatch.setattr("fer_bench.training.engine.load_dataset", lambda cfg: micro_bundle)
     ckpt = tmp_path / "w32.pt"
     torch.save(
         __import__("timm").create_model("fer_resnet10_w32", num_classes=7, in_chans=1).state_dict(),
@@ -106,7 +106,7 @@ def test_resume_with_different_config(tmp_path):
 
 
 def test_plugin_method_runs_end_to_end(tmp_path, tiny_bundle, monkeypatch):
-    monkeypatch.setattr("fer_bench.engine.load_dataset", lambda cfg: tiny_bundle)
+    monkeypatch.setattr("fer_bench.training.engine.load_dataset", lambda cfg: tiny_bundle)
     plugin = tmp_path / "plugin.py"
     plugin.write_text(
         "import torch.nn.functional as F\n"
@@ -140,7 +140,7 @@ def _one_line_exit(result, code: int, *fragments: str) -> None:
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
 def test_bad_run_input_is_one_line_and_writes_nothing(tmp_path, tiny_bundle, monkeypatch):
-    monkeypatch.setattr("fer_bench.engine.load_dataset", lambda cfg: tiny_bundle)
+    monkeypatch.setattr("fer_bench.training.engine.load_dataset", lambda cfg: tiny_bundle)
     runs = tmp_path / "runs"
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")

@@ -14,8 +14,8 @@ from scipy.stats import ttest_rel
 from typer.testing import CliRunner
 
 from fer_bench import static_index
-from fer_bench.aggregate import paired_t_pvalue
 from fer_bench.cli import app
+from fer_bench.reports.aggregate import paired_t_pvalue
 
 REPO = Path(__file__).resolve().parents[1]
 BOARD = REPO / "results" / "synthetic" / "runs"

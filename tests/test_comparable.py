@@ -1,4 +1,4 @@
-"""Which runs may share one table (fer_bench/comparable.py): the settings a merge holds
+"""Which runs may share one table (fer_bench/reports/comparable.py): the settings a merge holds
 fixed, read from the committed boards' records (golden), and the refusal's wording.
 
     python tests/test_comparable.py   # rewrites the golden file; review its diff
@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from fer_bench.comparable import Incomparable, check, setting_values, settings
 from fer_bench.config import RunConfig
-from fer_bench.identity import experiment
 from fer_bench.recipes import apply_recipe
+from fer_bench.records.identity import experiment
+from fer_bench.reports.comparable import Incomparable, check, setting_values, settings
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests/golden/expected/board_settings.json"

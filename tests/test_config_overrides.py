@@ -8,9 +8,9 @@ from typer.testing import CliRunner
 
 from fer_bench.cli import app
 from fer_bench.commands.run import build_config
-from fer_bench.identity import run_name
 from fer_bench.profiles import OPTION_KEYS, dotted_overrides, load_profile
-from fer_bench.sweep import build_spec, expand
+from fer_bench.records.identity import run_name
+from fer_bench.sweeps.sweep import build_spec, expand
 
 
 def test_a_dotted_override_sets_any_field_typed_by_it():

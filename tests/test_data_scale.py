@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from fer_bench import engine, trainer
 from fer_bench.config import DataConfig, RunConfig
 from fer_bench.data import decoding, load_dataset
 from fer_bench.data import testing as fx
@@ -19,9 +18,10 @@ from fer_bench.data.loaders.synthetic import CLASSES, generate_split
 from fer_bench.data.mapped import MappedImages
 from fer_bench.data.placement import PATH_ENV
 from fer_bench.data.store import ImageStore, channel_stats
-from fer_bench.identity import run_hash
 from fer_bench.profiles import with_overrides
-from fer_bench.sampling import epoch_order
+from fer_bench.records.identity import run_hash
+from fer_bench.training import engine, trainer
+from fer_bench.training.sampling import epoch_order
 
 
 @pytest.fixture(autouse=True)

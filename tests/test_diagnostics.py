@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from scipy.stats import mannwhitneyu
 
-import fer_bench.engine as engine
-from fer_bench.diagnostics import label_summary, noise_diagnostics, score_by_observed_class
-from fer_bench.labels import LabelSet
-from fer_bench.results import scan_runs
+import fer_bench.training.engine as engine
+from fer_bench.records.reading import scan_runs
+from fer_bench.training.diagnostics import label_summary, noise_diagnostics, score_by_observed_class
+from fer_bench.training.labels import LabelSet
 
 
 def test_auroc_matches_mann_whitney_and_extremes():

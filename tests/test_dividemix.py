@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from resume_helpers import crash_after_save, rows_without_times, same_method_state
 
-import fer_bench.engine as engine
 import fer_bench.methods.dividemix as dividemix
+import fer_bench.training.engine as engine
 from fer_bench.backbones import create_backbone
 from fer_bench.config import RunConfig
 from fer_bench.gmm import low_component_posterior, two_means

@@ -13,11 +13,11 @@ import torch
 
 from fer_bench.backbones import Backbone, TrainingInputs, create_backbone
 from fer_bench.config import RunConfig
-from fer_bench.identity import experiment
 from fer_bench.methods.eac import class_activation_maps, flip_consistency
 from fer_bench.pretrained import DLIB_FACE_RESNET_SHA256
 from fer_bench.pretrained.dlib_face_resnet import DlibFaceResNet, min_input_side, output_side
 from fer_bench.pretrained.dlib_resnet_file import network_layers
+from fer_bench.records.identity import experiment
 
 
 def face_models_installed() -> bool:

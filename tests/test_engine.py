@@ -10,11 +10,11 @@ import pytest
 import torch
 from resume_helpers import crash_after_save
 
-import fer_bench.engine as engine
-import fer_bench.precision as precision
-from fer_bench import checkpoint
-from fer_bench.identity import run_hash
+import fer_bench.training.engine as engine
+import fer_bench.training.precision as precision
 from fer_bench.methods.base import Batch, Method, StepOutput
+from fer_bench.records import checkpoint
+from fer_bench.records.identity import run_hash
 from fer_bench.registry import METHODS
 
 

@@ -8,10 +8,10 @@ import shutil
 import statistics
 from pathlib import Path
 
-from fer_bench.board_time import estimate
-from fer_bench.calibrate import StepTime, measure_step
 from fer_bench.profiles import load_profile
-from fer_bench.results import scan_runs
+from fer_bench.records.reading import scan_runs
+from fer_bench.sweeps.board_time import estimate
+from fer_bench.training.calibrate import StepTime, measure_step
 
 BOARD = Path(__file__).resolve().parents[1] / "results" / "synthetic"
 

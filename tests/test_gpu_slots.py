@@ -10,18 +10,18 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from fer_bench import gpu_slots
 from fer_bench.cli import app
 from fer_bench.commands.common import local_executor
-from fer_bench.executors import LocalExecutor
-from fer_bench.gpu_slots import (
+from fer_bench.sweeps import gpu_slots
+from fer_bench.sweeps.executors import LocalExecutor
+from fer_bench.sweeps.gpu_slots import (
     auto_jobs_per_device,
     parse_jobs_per_device,
     sweep_devices,
     visible_devices,
     worker_devices,
 )
-from fer_bench.sweep import build_spec, expand, plan, run_sweep
+from fer_bench.sweeps.sweep import build_spec, expand, plan, run_sweep
 
 FAKE = "fake_engine"
 GIB = 2**30

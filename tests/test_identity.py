@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from fer_bench.config import DataConfig, RunConfig
-from fer_bench.identity import (
+from fer_bench.records.identity import (
     CannotCheck,
     digest,
     experiment,
@@ -21,8 +21,8 @@ from fer_bench.identity import (
     source_fingerprint,
     staleness,
 )
+from fer_bench.records.reading import RunState, scan_runs
 from fer_bench.registry import load_plugin_file
-from fer_bench.results import RunState, scan_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -133,7 +133,7 @@ def test_a_methods_listing_family_is_not_its_code():
 
 
 def test_a_process_records_the_code_it_imported_not_a_file_edited_since(tmp_path):
-    from fer_bench.identity import method_code
+    from fer_bench.records.identity import method_code
 
     body = "return StepOutput(self.backbone(batch.x).mean() * self.hparams.scale)"
     stored = _record(tmp_path, "importedcode", body)
@@ -154,7 +154,7 @@ def test_table_and_sweep_report_a_stale_run(tmp_path):
     config_path.write_text(json.dumps(stored))
     (run,) = scan_runs(tmp_path).runs
     assert run.state is RunState.STALE and "method code changed" in run.reason
-    from fer_bench.sweep import plan
+    from fer_bench.sweeps.sweep import plan
 
     (planned,) = plan([cfg], tmp_path)
     assert planned.state is RunState.STALE
@@ -163,7 +163,7 @@ def test_table_and_sweep_report_a_stale_run(tmp_path):
 def test_a_run_whose_pretrained_file_is_not_here_cannot_be_checked(tmp_path):
     from fake_engine import write_records
 
-    from fer_bench.sweep import plan
+    from fer_bench.sweeps.sweep import plan
 
     weights = tmp_path / "weights.pth"
     weights.write_bytes(b"w")
@@ -186,7 +186,7 @@ def _copy_of(micro_run, tmp_path: Path) -> tuple[RunConfig, Path]:
 
 
 def test_engine_refuses_a_stale_run_and_reruns_it_on_request(tmp_path, micro_run, micro_bundle):
-    from fer_bench.engine import StaleRun, train
+    from fer_bench.training.engine import StaleRun, train
 
     cfg, out = _copy_of(micro_run, tmp_path)
     config_path = out / "config.json"
@@ -204,8 +204,8 @@ def test_a_stale_run_is_not_deleted_while_another_process_holds_it(
 ):
     from filelock import FileLock
 
-    from fer_bench.engine import train
-    from fer_bench.run_lock import RunBusy
+    from fer_bench.records.lock import RunBusy
+    from fer_bench.training.engine import train
 
     cfg, out = _copy_of(micro_run, tmp_path)
     stored = json.loads((out / "config.json").read_text())
@@ -217,7 +217,7 @@ def test_a_stale_run_is_not_deleted_while_another_process_holds_it(
 
 
 def test_a_finished_run_with_an_unreadable_record_is_one_line(tmp_path, micro_run, micro_bundle):
-    from fer_bench.engine import train
+    from fer_bench.training.engine import train
 
     cfg, out = _copy_of(micro_run, tmp_path)
     (out / "config.json").write_text("{not json")
@@ -227,8 +227,8 @@ def test_a_finished_run_with_an_unreadable_record_is_one_line(tmp_path, micro_ru
 
 
 def test_engine_detects_other_labels_behind_the_same_name(tmp_path, micro_run, micro_bundle):
-    from fer_bench.engine import DataMismatch, train
-    from fer_bench.records import seal_run
+    from fer_bench.records.writing import seal_run
+    from fer_bench.training.engine import DataMismatch, train
 
     cfg, out = _copy_of(micro_run, tmp_path)
     final = json.loads((out / "final.json").read_text())

@@ -17,8 +17,7 @@ from PIL import Image
 from resume_helpers import crash_after_save
 from typer.testing import CliRunner
 
-import fer_bench.engine as engine
-from fer_bench import checkpoint
+import fer_bench.training.engine as engine
 from fer_bench.cli import app
 from fer_bench.config import DataConfig
 from fer_bench.data import cache as cache_module
@@ -26,8 +25,9 @@ from fer_bench.data import decoding, load_dataset
 from fer_bench.data import testing as fx
 from fer_bench.data.base import DatasetBundle
 from fer_bench.profiles import load_profile, with_overrides
-from fer_bench.records import DiskFull, seal_json, write_json_atomic
-from fer_bench.results import RunState, keep_traceback, run_state, scan_runs
+from fer_bench.records import checkpoint
+from fer_bench.records.reading import RunState, keep_traceback, run_state, scan_runs
+from fer_bench.records.writing import DiskFull, seal_json, write_json_atomic
 
 runner = CliRunner()
 
@@ -314,7 +314,7 @@ def test_a_full_disk_writing_a_record_leaves_the_previous_one(tmp_path, monkeypa
 def test_values_out_of_range_are_one_line_naming_the_option(
     args, message, tmp_path, micro_bundle, monkeypatch
 ):
-    monkeypatch.setattr("fer_bench.engine.load_dataset", lambda cfg: micro_bundle)
+    monkeypatch.setattr("fer_bench.training.engine.load_dataset", lambda cfg: micro_bundle)
     runs = tmp_path / "runs"
     result = invoke("run", "ce", "--out", runs, "--quiet", "--epochs", "1", *args)
     assert result.exit_code == 2, result.output
@@ -404,7 +404,7 @@ CE_LOSS = (
 def test_a_plugin_fault_is_the_methods_failure_with_its_traceback_kept(
     name, body, said, tmp_path, micro_bundle, monkeypatch
 ):
-    monkeypatch.setattr("fer_bench.engine.load_dataset", lambda cfg: micro_bundle)
+    monkeypatch.setattr("fer_bench.training.engine.load_dataset", lambda cfg: micro_bundle)
     plugin = tmp_path / "faulty.py"
     methods = body if "def loss" in body else CE_LOSS + body
     plugin.write_text(PLUGIN_HEAD + f"@METHODS.register({name!r})\nclass M(Method):\n" + methods)
@@ -418,7 +418,7 @@ def test_a_plugin_fault_is_the_methods_failure_with_its_traceback_kept(
 
 
 def test_ctrl_c_says_where_it_stopped_and_how_to_resume(tmp_path, micro_bundle, monkeypatch):
-    monkeypatch.setattr("fer_bench.engine.load_dataset", lambda cfg: micro_bundle)
+    monkeypatch.setattr("fer_bench.training.engine.load_dataset", lambda cfg: micro_bundle)
     crash_after_save(monkeypatch, at=1)  # Ctrl-C right after epoch 1's checkpoint
     runs = tmp_path / "runs"
     args = ["--out", runs, "--quiet", "--epochs", "2", "--batch-size", "64"]

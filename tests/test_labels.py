@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from fer_bench.cli import app
 from fer_bench.config import ProtocolConfig
-from fer_bench.labels import build_labels
 from fer_bench.registry import DATASETS
+from fer_bench.training.labels import build_labels
 
 COUNTS = (300, 40, 90, 500, 200, 120, 400)
 

@@ -51,11 +51,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fer_bench import engine
 from fer_bench.data.base import DatasetBundle
 from fer_bench.data.loaders.synthetic import CLASSES, generate_split
 from fer_bench.profiles import load_profile, with_overrides
 from fer_bench.registry import METHODS
+from fer_bench.training import engine
 
 pytestmark = pytest.mark.slow
 SIZE = 40

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fer_bench.metrics import classification_metrics
+from fer_bench.training.metrics import classification_metrics
 
 
 def _onehot(preds, k):

@@ -12,12 +12,12 @@ import torch
 from typer.testing import CliRunner
 
 import fer_bench.backbones as backbones
-import fer_bench.engine as engine
+import fer_bench.training.engine as engine
 from fer_bench.backbones import create_backbone
 from fer_bench.cli import app
-from fer_bench.identity import run_name
 from fer_bench.profiles import load_profile, with_overrides
-from fer_bench.sweep import one_job
+from fer_bench.records.identity import run_name
+from fer_bench.sweeps.sweep import one_job
 
 FERPLUS_224 = {"data": {"name": "ferplus", "root": "../shared/data/ferplus"}}
 

@@ -10,11 +10,12 @@ from matplotlib.container import BarContainer
 from PIL import Image
 from typer.testing import CliRunner
 
-from fer_bench.aggregate import row_labels
 from fer_bench.cli import app
 from fer_bench.config import RunConfig
-from fer_bench.merge import scan_boards
-from fer_bench.plots import (
+from fer_bench.records.reading import scan_runs
+from fer_bench.reports.aggregate import row_labels
+from fer_bench.reports.merge import scan_boards
+from fer_bench.reports.plots import (
     _highlighted,
     accuracy_vs_noise,
     per_class,
@@ -22,7 +23,6 @@ from fer_bench.plots import (
     train_losses,
     training_curves,
 )
-from fer_bench.results import scan_runs
 
 
 def _records(root: Path) -> None:

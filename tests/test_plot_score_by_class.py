@@ -9,10 +9,10 @@ from pathlib import Path
 import fake_engine
 import numpy as np
 
-from fer_bench.aggregate import row_labels
 from fer_bench.config import RunConfig
-from fer_bench.plots import plot_all, scores_by_observed_class
-from fer_bench.results import scan_runs
+from fer_bench.records.reading import scan_runs
+from fer_bench.reports.aggregate import row_labels
+from fer_bench.reports.plots import plot_all, scores_by_observed_class
 
 K = 8  # fake_engine's records: FERPlus's classes
 

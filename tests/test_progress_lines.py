@@ -10,8 +10,8 @@ import time
 import pytest
 from rich.console import Console
 
-from fer_bench.sweep_progress import JobState, SweepProgress, status_line
-from fer_bench.training_progress import TrainingProgress
+from fer_bench.sweeps.progress import JobState, SweepProgress, status_line
+from fer_bench.training.progress import TrainingProgress
 
 
 def _row(loss: float) -> dict:

@@ -11,8 +11,8 @@ import torch
 from fer_bench.config import ProtocolConfig
 from fer_bench.data.base import UNDETERMINED, DatasetBundle, Split
 from fer_bench.expressions import EXPRESSIONS, FER2013_ORDER, RAFDB_ORDER
-from fer_bench.labels import build_split_labels, make_imbalance, make_noise
 from fer_bench.protocols import confusion, labelfile, pairflip, transition
+from fer_bench.training.labels import build_split_labels, make_imbalance, make_noise
 
 # Long-tailed counts over FER2013's 7 classes (about 40:1 head to tail).
 IMBALANCED = (800, 20, 150, 1200, 400, 300, 900)

@@ -15,7 +15,7 @@ import pytest
 from fer_bench.config import DataConfig, ProtocolConfig
 from fer_bench.data import load_dataset
 from fer_bench.data.base import DatasetBundle
-from fer_bench.labels import build_labels
+from fer_bench.training.labels import build_labels
 
 pytestmark = pytest.mark.ferplus
 

@@ -1,6 +1,6 @@
 """Numbers in board READMEs cannot drift from the records: every figure marked with a fact
 comment is recomputed from the board's runs, and a checked region may state no decimal
-figure without one (fer_bench/facts.py)."""
+figure without one (fer_bench/reports/facts.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import fake_engine
 import pytest
 
 from fer_bench.config import RunConfig
-from fer_bench.facts import Board, check, rewrite
+from fer_bench.reports.facts import Board, check, rewrite
 
 ROOT = Path(__file__).resolve().parents[1]
 READMES = sorted((ROOT / "results").glob("*/README.md"))

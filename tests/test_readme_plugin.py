@@ -8,7 +8,7 @@ import tomllib
 from dataclasses import replace
 from pathlib import Path
 
-import fer_bench.engine as engine
+import fer_bench.training.engine as engine
 from fer_bench.registry import load_plugin_file
 
 README = Path(__file__).resolve().parents[1] / "README.md"

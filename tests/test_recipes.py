@@ -8,15 +8,15 @@ import dataclasses
 import pytest
 import torch
 
-from fer_bench.augment import BatchAugmenter
 from fer_bench.backbones import create_backbone
 from fer_bench.config import AugConfig, RunConfig
 from fer_bench.methods.base import Hparams, Method, TrainInfo, build_hparams
-from fer_bench.optim import LrFactor
 from fer_bench.profiles import load_profile, with_overrides
 from fer_bench.recipes import Recipe, apply_recipe, official_recipe, recipe_record
 from fer_bench.registry import METHODS
 from fer_bench.search import Choice, LogUniform, Uniform, draw, trial_rng
+from fer_bench.training.augment import BatchAugmenter
+from fer_bench.training.optim import LrFactor
 
 WITH_RECIPE = ["eac", "nla", "rul", "scn"]
 

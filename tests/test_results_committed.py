@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from fer_bench.aggregate import build_leaderboard
 from fer_bench.cli import app
-from fer_bench.results import RunState, run_state, scan_runs
-from fer_bench.selection import SELECTIONS
-from fer_bench.tune import TUNING_FILE
+from fer_bench.records.reading import RunState, run_state, scan_runs
+from fer_bench.records.selection import SELECTIONS
+from fer_bench.reports.aggregate import build_leaderboard
+from fer_bench.sweeps.tune import TUNING_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
 BOARDS = sorted(p.parent for p in (ROOT / "results").glob("*/table.md"))

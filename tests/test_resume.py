@@ -20,13 +20,13 @@ from lock_helpers import hold_lock
 from resume_helpers import crash_after_save
 from typer.testing import CliRunner
 
-import fer_bench.checkpoint as checkpoint
-import fer_bench.engine as engine
+import fer_bench.records.checkpoint as checkpoint
+import fer_bench.training.engine as engine
 from fer_bench.cli import app
 from fer_bench.data.loaders.synthetic import CLASSES
 from fer_bench.methods.base import Method
+from fer_bench.records.lock import RunBusy
 from fer_bench.registry import METHODS
-from fer_bench.run_lock import RunBusy
 
 
 def _train(cfg, root: Path, bundle, messages: list[str] | None = None, **kwargs) -> dict:
@@ -201,8 +201,8 @@ def test_a_run_directory_turning_read_only_keeps_the_last_epoch(
 def test_a_run_begun_under_other_code_is_started_over_not_resumed(
     micro_bundle, micro_config, tmp_path, monkeypatch
 ):
-    from fer_bench.results import RunState
-    from fer_bench.sweep import plan
+    from fer_bench.records.reading import RunState
+    from fer_bench.sweeps.sweep import plan
 
     out = _interrupted(micro_config, tmp_path, micro_bundle, monkeypatch)
     stored = json.loads((out / "config.json").read_text())
@@ -221,7 +221,7 @@ def test_a_run_begun_under_other_code_is_started_over_not_resumed(
 def test_a_resume_that_trains_on_clears_the_earlier_attempts_error(
     micro_bundle, micro_config, tmp_path, monkeypatch
 ):
-    from fer_bench.results import ERROR_FILE, RunState, run_state
+    from fer_bench.records.reading import ERROR_FILE, RunState, run_state
 
     out = _interrupted(micro_config, tmp_path, micro_bundle, monkeypatch)
     (out / ERROR_FILE).write_text("Traceback ...\nOSError: disk full\n")
@@ -253,7 +253,7 @@ def test_a_gpu_runs_random_stream_follows_it_to_another_gpu(monkeypatch):
 
 
 def test_deleting_a_run_removes_its_done_marker_first(tmp_path, monkeypatch):
-    from fer_bench import run_lock
+    from fer_bench.records import lock as run_lock
 
     out = tmp_path / "ce-0123"
     out.mkdir()

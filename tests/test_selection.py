@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fer_bench.selection import SELECTIONS, rule
+from fer_bench.records.selection import SELECTIONS, rule
 
 # Five epochs whose val and test curves peak at different epochs.
 HISTORY = [

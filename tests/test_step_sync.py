@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from resume_helpers import rows_without_times
 
-import fer_bench.engine as engine
-import fer_bench.trainer as trainer
+import fer_bench.training.engine as engine
+import fer_bench.training.trainer as trainer
 from fer_bench.methods.base import Batch, Method, StepOutput
 from fer_bench.registry import METHODS
 

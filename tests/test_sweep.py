@@ -22,10 +22,10 @@ from lock_helpers import hold_lock
 from typer.testing import CliRunner
 
 from fer_bench.cli import app
-from fer_bench.executors import Job, LocalExecutor, RayExecutor
-from fer_bench.identity import run_hash
-from fer_bench.results import ERROR_FILE, RunState, run_state, scan_runs
-from fer_bench.sweep import (
+from fer_bench.records.identity import run_hash
+from fer_bench.records.reading import ERROR_FILE, RunState, run_state, scan_runs
+from fer_bench.sweeps.executors import Job, LocalExecutor, RayExecutor
+from fer_bench.sweeps.sweep import (
     LOCK_NAME,
     SweepBusy,
     build_spec,
@@ -312,7 +312,7 @@ def _tiny_dataset_plugin(tmp_path: Path) -> Path:
 
 @pytest.mark.slow  # spawns worker processes that import torch: over 7 s
 def test_real_engine_two_job_sweep_end_to_end(tmp_path):
-    pytest.importorskip("fer_bench.engine")
+    pytest.importorskip("fer_bench.training.engine")
     plugin = _tiny_dataset_plugin(tmp_path)
     out = tmp_path / "res"
     args = [
@@ -465,7 +465,7 @@ signal.signal(signal.SIGINT, signal.default_int_handler)
 from pathlib import Path
 import fake_engine
 from fer_bench.config import RunConfig
-from fer_bench.executors import Job, LocalExecutor
+from fer_bench.sweeps.executors import Job, LocalExecutor
 import multiprocessing
 import time
 cfg = RunConfig(seed=fake_engine.SLEEP_SEED)

@@ -11,15 +11,15 @@ import fake_engine
 import pytest
 from typer.testing import CliRunner
 
-from fer_bench import selection
-from fer_bench.aggregate import build_leaderboard, paired_p
 from fer_bench.cli import app
-from fer_bench.compare import compare
 from fer_bench.config import RunConfig
 from fer_bench.methods.ce import CrossEntropy
+from fer_bench.records import selection
+from fer_bench.records.reading import ProtocolKey, scan_runs
 from fer_bench.registry import METHODS
-from fer_bench.results import ProtocolKey, scan_runs
-from fer_bench.sweep import build_spec, expand, planned_runs, read_sweep_file
+from fer_bench.reports.aggregate import build_leaderboard, paired_p
+from fer_bench.reports.compare import compare
+from fer_bench.sweeps.sweep import build_spec, expand, planned_runs, read_sweep_file
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 _spec = importlib.util.spec_from_file_location("make_golden", GOLDEN / "make_golden.py")

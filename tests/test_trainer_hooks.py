@@ -12,12 +12,12 @@ import torch
 import torch.nn.functional as F
 from resume_helpers import crash_after_save, rows_without_times, same_method_state
 
-import fer_bench.checkpoint as checkpoint
-import fer_bench.engine as engine
-from fer_bench.augment import BatchAugmenter
+import fer_bench.records.checkpoint as checkpoint
+import fer_bench.training.engine as engine
 from fer_bench.config import AugConfig
 from fer_bench.methods.base import Batch, Method, StepOutput, TrainingImages
 from fer_bench.registry import METHODS, VIEWS, RegistryError
+from fer_bench.training.augment import BatchAugmenter
 
 
 @METHODS.register("test-peers")

@@ -13,15 +13,15 @@ from lock_helpers import hold_lock
 from typer.testing import CliRunner
 
 import fer_bench.commands.tune as tune_command
-from fer_bench.aggregate import row_labels
 from fer_bench.cli import app
-from fer_bench.identity import run_name
-from fer_bench.plots import tuning_spread
-from fer_bench.records import write_json_atomic
-from fer_bench.results import RunSet, scan_runs
+from fer_bench.records.identity import run_name
+from fer_bench.records.reading import RunSet, scan_runs
+from fer_bench.records.writing import write_json_atomic
+from fer_bench.reports.aggregate import row_labels
+from fer_bench.reports.plots import tuning_spread
 from fer_bench.search import RECIPE_SPACE
-from fer_bench.sweep import LOCK_NAME, build_spec, expand, plan
-from fer_bench.tune import (
+from fer_bench.sweeps.sweep import LOCK_NAME, build_spec, expand, plan
+from fer_bench.sweeps.tune import (
     TUNING_FILE,
     TuneSpec,
     apply_tuning,

@@ -7,13 +7,13 @@ import statistics
 import fake_engine
 from typer.testing import CliRunner
 
-from fer_bench.aggregate import run_value
 from fer_bench.cli import app
-from fer_bench.records import write_json_atomic
-from fer_bench.results import scan_runs
-from fer_bench.sweep import build_spec, expand
-from fer_bench.tune import TUNING_FILE, TuneSpec, final_jobs, pick, tuning_record
-from fer_bench.tuning_report import ranks
+from fer_bench.records.reading import scan_runs
+from fer_bench.records.writing import write_json_atomic
+from fer_bench.reports.aggregate import run_value
+from fer_bench.reports.tuning_report import ranks
+from fer_bench.sweeps.sweep import build_spec, expand
+from fer_bench.sweeps.tune import TUNING_FILE, TuneSpec, final_jobs, pick, tuning_record
 
 FAKE = "fake_engine"
 METHODS = ("ce", "nla")
@@ -88,7 +88,7 @@ def test_tuning_report_states_each_move_and_rank(tmp_path):
 
 
 def test_trials_are_no_rows_of_any_output(tmp_path, monkeypatch):
-    import fer_bench.plots as plots  # the plot command imports plot_all from it when run
+    import fer_bench.reports.plots as plots  # the plot command imports plot_all from it when run
 
     plotted = []  # the runs and row labels each plot call drew from
     real_plot_all = plots.plot_all

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from fer_bench.aggregate import build_leaderboard
 from fer_bench.commands.common import (
     MetricsOption,
     emit,
@@ -16,9 +15,10 @@ from fer_bench.commands.common import (
     parse_metrics,
     read_rows,
 )
-from fer_bench.compare import RENDERERS
-from fer_bench.compare import compare as compare_rows
-from fer_bench.selection import SELECTIONS
+from fer_bench.records.selection import SELECTIONS
+from fer_bench.reports.aggregate import build_leaderboard
+from fer_bench.reports.compare import RENDERERS
+from fer_bench.reports.compare import compare as compare_rows
 
 Opt = typer.Option
 

@@ -12,10 +12,10 @@ from rich.table import Table
 
 from fer_bench.commands.common import console, one_line_errors
 from fer_bench.config import DataConfig, ProtocolConfig
-from fer_bench.records import write_text_atomic
+from fer_bench.records.writing import write_text_atomic
 
 if TYPE_CHECKING:  # the data and protocols import torch: imported when labels are built
-    from fer_bench.labels import LabelSet
+    from fer_bench.training.labels import LabelSet
 
 Opt = typer.Option
 
@@ -74,8 +74,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Show the realised noise rate, transition matrix and class counts of a protocol."""
         from fer_bench.data import load_dataset
-        from fer_bench.diagnostics import label_summary
-        from fer_bench.labels import build_split_labels
+        from fer_bench.training.diagnostics import label_summary
+        from fer_bench.training.labels import build_split_labels
 
         if split not in ("train", "val"):
             raise ValueError(f"--split must be train or val (got {split!r}); test labels are clean")

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from fer_bench.aggregate import METRICS
 from fer_bench.commands.common import (
     console,
     one_line_errors,
@@ -15,7 +14,8 @@ from fer_bench.commands.common import (
     split_list,
     warn_unreadable,
 )
-from fer_bench.selection import SELECTIONS
+from fer_bench.records.selection import SELECTIONS
+from fer_bench.reports.aggregate import METRICS
 
 Opt = typer.Option
 
@@ -40,7 +40,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Accuracy vs noise, per-class accuracy, training curves, clean-vs-flipped scores."""
-        from fer_bench.plots import plot_all, save_png, tuning_spread  # matplotlib: slow
+        from fer_bench.reports.plots import plot_all, save_png, tuning_spread  # matplotlib: slow
 
         if select not in SELECTIONS:
             raise ValueError(f"unknown selection rule {select!r}; known: {', '.join(SELECTIONS)}")
@@ -61,6 +61,6 @@ def register(app: typer.Typer) -> None:
 
 def _board_name(root: Path) -> str:
     """A board's name from its runs directory (results/NAME/runs) or a sweep's --out."""
-    from fer_bench.plots import slug
+    from fer_bench.reports.plots import slug
 
     return slug(root.parent.name if root.name == "runs" else root.name)

@@ -25,7 +25,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write a grid of images, one row per class, titled with the label."""
         from fer_bench.data import load_dataset
-        from fer_bench.preview import save_grid
+        from fer_bench.data.preview import save_grid
 
         if split not in ("train", "val", "test"):
             raise ValueError(f"--split must be train, val or test (got {split!r})")

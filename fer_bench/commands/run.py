@@ -18,7 +18,6 @@ from fer_bench.commands.common import (
     profile_default,
 )
 from fer_bench.config import RunConfig
-from fer_bench.identity import config_part
 from fer_bench.profiles import (
     DEFAULT_PROFILE,
     OPTION_KEYS,
@@ -28,9 +27,10 @@ from fer_bench.profiles import (
     parse_key_values,
     with_overrides,
 )
+from fer_bench.records.identity import config_part
+from fer_bench.records.reading import keep_traceback
 from fer_bench.registry import METHODS, load_plugin_file, method_class
-from fer_bench.results import keep_traceback
-from fer_bench.sweep import one_job
+from fer_bench.sweeps.sweep import one_job
 
 Opt = typer.Option
 
@@ -63,7 +63,7 @@ def config_from_run_dir(
     **options: Any,
 ) -> RunConfig:
     """The config stored in a run directory; options given beside --resume must agree."""
-    from fer_bench.engine import run_dir
+    from fer_bench.training.engine import run_dir
 
     cfg_path = resume / "config.json"
     if not cfg_path.is_file():
@@ -254,9 +254,9 @@ def _say(message: str) -> None:
 def _train(cfg: RunConfig, root: Path, **kwargs: Any) -> dict:
     """engine.train with every failure as one line: bad input exits 2, anything else 1
     with its traceback kept in RUN_DIR/error.txt."""
-    from fer_bench.engine import run_dir, train
-    from fer_bench.records import DiskFull
-    from fer_bench.run_lock import RunBusy
+    from fer_bench.records.lock import RunBusy
+    from fer_bench.records.writing import DiskFull
+    from fer_bench.training.engine import run_dir, train
 
     out = run_dir(cfg, root)
     try:

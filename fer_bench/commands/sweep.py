@@ -8,9 +8,6 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from fer_bench.board_grid import board_spec, check_grid, check_out
-from fer_bench.board_time import estimate
-from fer_bench.calibrate import StepTime
 from fer_bench.commands.common import (
     JOBS_PER_DEVICE_HELP,
     check_data_root,
@@ -23,14 +20,17 @@ from fer_bench.commands.common import (
     split_list,
 )
 from fer_bench.config import RunConfig
-from fer_bench.executors import (
+from fer_bench.profiles import DEFAULT_PROFILE, dotted_overrides, joined, option_overrides
+from fer_bench.records.reading import RunSet, RunState
+from fer_bench.sweeps.board_grid import board_spec, check_grid, check_out
+from fer_bench.sweeps.board_time import estimate
+from fer_bench.sweeps.executors import (
     Executor,
     JobResult,
     RayExecutor,
 )
-from fer_bench.profiles import DEFAULT_PROFILE, dotted_overrides, joined, option_overrides
-from fer_bench.results import RunSet, RunState
-from fer_bench.sweep import (
+from fer_bench.sweeps.progress import JobState, SweepProgress
+from fer_bench.sweeps.sweep import (
     PlannedJob,
     SweepBusy,
     SweepReport,
@@ -43,7 +43,7 @@ from fer_bench.sweep import (
     run_sweep,
     sweep_lock,
 )
-from fer_bench.sweep_progress import JobState, SweepProgress
+from fer_bench.training.calibrate import StepTime
 
 Opt = typer.Option
 EXECUTORS = ("local", "ray")
@@ -158,7 +158,7 @@ def _show_estimate(
 
 
 def _measure_here(board_runs: RunSet, cfg: RunConfig) -> StepTime | None:
-    from fer_bench.calibrate import measure_step  # imports torch
+    from fer_bench.training.calibrate import measure_step  # imports torch
 
     classes = next(
         (r.final["class_names"] for r in board_runs.runs if "class_names" in r.final), None

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from fer_bench.aggregate import build_leaderboard, select_rows_columns
 from fer_bench.commands.common import (
     MetricsOption,
     emit,
@@ -17,12 +16,13 @@ from fer_bench.commands.common import (
     read_rows,
     split_list,
 )
-from fer_bench.results import RunSet
-from fer_bench.selection import SELECTIONS
-from fer_bench.selection_report import selection_report as report
-from fer_bench.sweep import build_spec, expand, planned_runs, read_sweep_file
-from fer_bench.tables import FORMATS, render
-from fer_bench.tuning_report import tuning_report
+from fer_bench.records.reading import RunSet
+from fer_bench.records.selection import SELECTIONS
+from fer_bench.reports.aggregate import build_leaderboard, select_rows_columns
+from fer_bench.reports.selection_report import selection_report as report
+from fer_bench.reports.tables import FORMATS, render
+from fer_bench.reports.tuning_report import tuning_report
+from fer_bench.sweeps.sweep import build_spec, expand, planned_runs, read_sweep_file
 
 Opt = typer.Option
 

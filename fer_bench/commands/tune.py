@@ -20,11 +20,12 @@ from fer_bench.commands.common import (
     split_list,
 )
 from fer_bench.config import RunConfig
-from fer_bench.executors import Executor, JobResult
 from fer_bench.profiles import option_overrides
-from fer_bench.records import seal_json, write_json_atomic
-from fer_bench.results import RunState
-from fer_bench.sweep import (
+from fer_bench.records.reading import RunState
+from fer_bench.records.writing import seal_json, write_json_atomic
+from fer_bench.sweeps.executors import Executor, JobResult
+from fer_bench.sweeps.progress import JobState, SweepProgress
+from fer_bench.sweeps.sweep import (
     PlannedJob,
     SweepBusy,
     build_spec,
@@ -35,8 +36,7 @@ from fer_bench.sweep import (
     run_sweep,
     sweep_lock,
 )
-from fer_bench.sweep_progress import JobState, SweepProgress
-from fer_bench.tune import (
+from fer_bench.sweeps.tune import (
     TUNING_FILE,
     TuneSpec,
     check_budget,

@@ -50,7 +50,7 @@ from fer_bench.data.files import sha256_file
 from fer_bench.data.imaging import ImageRef
 from fer_bench.data.mapped import MappedImages
 from fer_bench.data.placement import choose_path, requested_path
-from fer_bench.records import DiskFull, disk_full_named
+from fer_bench.records.writing import DiskFull, disk_full_named
 
 CACHE_FORMAT = 2  # bump when the stored layout or any loader's decoding changes
 _SPLITS = ("train", "val", "test")

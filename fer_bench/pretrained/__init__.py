@@ -6,5 +6,5 @@ reader written here (no foreign library at run time): dlib's face-recognition Re
 DLIB_FACE_RESNET_SHA256 = "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30"
 
 # Backbones that load weights of their own, by those weights' content: part of a run's
-# experiment identity (fer_bench.identity), as a --pretrained checkpoint's digest is.
+# experiment identity (fer_bench.records.identity), as a --pretrained checkpoint's digest is.
 BUILTIN_WEIGHTS: dict[str, str] = {"dlib_face_resnet": f"sha256={DLIB_FACE_RESNET_SHA256}"}

@@ -21,10 +21,10 @@ sys.path.insert(0, str(HERE.parent))
 
 import fake_engine  # noqa: E402
 
-from fer_bench.aggregate import build_leaderboard  # noqa: E402
 from fer_bench.config import RunConfig  # noqa: E402
-from fer_bench.results import scan_runs  # noqa: E402
-from fer_bench.tables import render  # noqa: E402
+from fer_bench.records.reading import scan_runs  # noqa: E402
+from fer_bench.reports.aggregate import build_leaderboard  # noqa: E402
+from fer_bench.reports.tables import render  # noqa: E402
 
 RECORDS = HERE / "records"
 EXPECTED = HERE / "expected"

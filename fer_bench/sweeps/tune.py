@@ -28,13 +28,13 @@ from pathlib import Path
 from typing import Any
 
 from fer_bench.config import RunConfig
-from fer_bench.identity import run_name
 from fer_bench.profiles import with_overrides
-from fer_bench.records import unseal
+from fer_bench.records.identity import run_name
+from fer_bench.records.reading import TUNING_FILE, ProtocolKey, Run, RunSet, RunState
+from fer_bench.records.writing import unseal
 from fer_bench.registry import METHODS
-from fer_bench.results import TUNING_FILE, ProtocolKey, Run, RunSet, RunState
 from fer_bench.search import RECIPE_SPACE, draw, trial_rng
-from fer_bench.sweep import PlannedJob, hparam_text, plan
+from fer_bench.sweeps.sweep import PlannedJob, hparam_text, plan
 
 # Validation rules a pick may use: the validation metric each maximises over epochs.
 VAL_RULES = {"val": "acc", "val_mca": "mean_class_acc"}

@@ -5,7 +5,7 @@ machine may be several times slower, or lack native bf16 and train in fp32.
 :func:`measure_step` times the step every run of the config repeats (the backbone's
 forward and backward under cross-entropy and the optimiser's update, on a batch of the
 config's size, in the precision the runs will use here) for a few seconds, so that an
-estimate can be scaled from the board's machine to this one (fer_bench/board_time.py).
+estimate can be scaled from the board's machine to this one (fer_bench/sweeps/board_time.py).
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ def measure_step(cfg: RunConfig, num_classes: int, budget_s: float = 3.0) -> Ste
     from torch.nn import functional
 
     from fer_bench.backbones import create_backbone
-    from fer_bench.benchmarking import synchronize
-    from fer_bench.optim import build_optimizer
-    from fer_bench.precision import resolve_precision
+    from fer_bench.training.benchmarking import synchronize
+    from fer_bench.training.optim import build_optimizer
+    from fer_bench.training.precision import resolve_precision
 
     precision = resolve_precision(cfg.bf16, cfg.device)
     torch.manual_seed(0)

@@ -12,8 +12,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from fer_bench.config import RunConfig
-from fer_bench.identity import run_name
-from fer_bench.records import cpu_model
+from fer_bench.records.identity import run_name
+from fer_bench.records.writing import cpu_model
 
 
 def synchronize(device: str) -> None:

@@ -8,9 +8,9 @@ rule) minus (metric under ``val``), for the conventions the FER codes use:
 
 from __future__ import annotations
 
-from fer_bench.aggregate import Leaderboard, build_leaderboard
-from fer_bench.results import RunSet
-from fer_bench.selection import rule
+from fer_bench.records.reading import RunSet
+from fer_bench.records.selection import rule
+from fer_bench.reports.aggregate import Leaderboard, build_leaderboard
 
 CONVENTIONS = ("oracle", "last5", "last")
 REFERENCE = "val"

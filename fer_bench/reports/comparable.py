@@ -2,7 +2,7 @@
 
 Runs of several directories (a committed board and someone's new method) are
 compared only when every setting of their experiment identity
-(:mod:`fer_bench.identity`) agrees but the method, its hyperparameters, the
+(:mod:`fer_bench.records.identity`) agrees but the method, its hyperparameters, the
 protocol column and the training seed: the dataset and label mode, the recipe
 (backbone, image size, augmentation, optimiser, schedule, batch, epochs, the
 shared or official recipe, the sampler), the protocol seed and the precision.
@@ -26,8 +26,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from fer_bench.identity import HASH_NEUTRAL
 from fer_bench.recipes import is_official
+from fer_bench.records.identity import HASH_NEUTRAL
 from fer_bench.registry import METHODS, RegistryError
 from fer_bench.search import RECIPE_SPACE
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from fer_bench.records import disk_full_named, read_jsonl
+from fer_bench.records.writing import disk_full_named, read_jsonl
 
 CHECKPOINT = "checkpoint.pt"
 PREVIOUS_CHECKPOINT = "checkpoint.prev.pt"

@@ -11,7 +11,7 @@ rounded to the figure's own decimals (a figure written without a sign is positiv
 Between ``<!-- facts: checked -->`` and ``<!-- facts: end -->`` every decimal figure must
 carry an expression, so a region's prose cannot state a number no test recomputes.
 tests/test_readme_facts.py checks every board's README; after a board is retrained,
-``python -m fer_bench.facts results/NAME/README.md --write`` rewrites its marked
+``python -m fer_bench.reports.facts results/NAME/README.md --write`` rewrites its marked
 figures from the records and lists those that changed.
 
 Expressions see these functions (percentages and points, as the tables print them;
@@ -63,13 +63,13 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from fer_bench.aggregate import Leaderboard, build_leaderboard, paired_p, row_labels
-from fer_bench.compare import compare
-from fer_bench.merge import scan_boards
-from fer_bench.records import write_text_atomic
-from fer_bench.results import Run, RunSet
-from fer_bench.selection import rule
-from fer_bench.tune import apply_tuning
+from fer_bench.records.reading import Run, RunSet
+from fer_bench.records.selection import rule
+from fer_bench.records.writing import write_text_atomic
+from fer_bench.reports.aggregate import Leaderboard, build_leaderboard, paired_p, row_labels
+from fer_bench.reports.compare import compare
+from fer_bench.reports.merge import scan_boards
+from fer_bench.sweeps.tune import apply_tuning
 
 NUMBER = r"[-+]?\d[\d,]*(?:\.\d+)?"
 FACT = re.compile(rf"(?P<number>{NUMBER})(?P<gap> ?%?)<!-- = (?P<expr>.+?) -->")
@@ -322,7 +322,7 @@ def check(text: str, board: Board) -> list[Problem]:
 
 
 def main() -> None:
-    """``python -m fer_bench.facts results/NAME/README.md [--write]``: check a board
+    """``python -m fer_bench.reports.facts results/NAME/README.md [--write]``: check a board
     README's figures against its records; ``--write`` rewrites the marked figures from
     the records and lists those that changed (reread the prose around them)."""
     parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])

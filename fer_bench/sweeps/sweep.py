@@ -48,16 +48,17 @@ from pathlib import Path
 from typing import Any
 
 from fer_bench.config import ProtocolConfig, RunConfig
-from fer_bench.executors import DEFAULT_TRAINER, Executor, Job, JobResult
-from fer_bench.identity import (
+from fer_bench.profiles import DEFAULT_PROFILE, load_profile, parse_key_values, with_overrides
+from fer_bench.recipes import apply_recipe
+from fer_bench.records.identity import (
     CannotCheck,
     canonical_fields,
     recorded_staleness,
     run_name,
     takes_rate,
 )
-from fer_bench.profiles import DEFAULT_PROFILE, load_profile, parse_key_values, with_overrides
-from fer_bench.recipes import apply_recipe
+from fer_bench.records.lock import RunBusy, delete_run, hold, run_lock
+from fer_bench.records.reading import ProtocolKey, Run, RunState, run_state
 from fer_bench.registry import (
     DATASETS,
     IMBALANCE,
@@ -66,8 +67,7 @@ from fer_bench.registry import (
     RegistryError,
     load_plugin_file,
 )
-from fer_bench.results import ProtocolKey, Run, RunState, run_state
-from fer_bench.run_lock import RunBusy, delete_run, hold, run_lock
+from fer_bench.sweeps.executors import DEFAULT_TRAINER, Executor, Job, JobResult
 
 LOCK_NAME = ".sweep.lock"
 FILE_KEYS = (

@@ -11,9 +11,9 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
-from fer_bench.aggregate import ALPHA, MIN_PAIRED_SEEDS, Leaderboard, paired_p
-from fer_bench.results import ProtocolKey
-from fer_bench.tables import sources_line, tex
+from fer_bench.records.reading import ProtocolKey
+from fer_bench.reports.aggregate import ALPHA, MIN_PAIRED_SEEDS, Leaderboard, paired_p
+from fer_bench.reports.tables import sources_line, tex
 
 
 @dataclass(frozen=True)

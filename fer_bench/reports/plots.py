@@ -28,8 +28,8 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from fer_bench.aggregate import METRICS, names_row, row_labels, run_value
-from fer_bench.results import ProtocolKey, Run, RunSet, RunState
+from fer_bench.records.reading import ProtocolKey, Run, RunSet, RunState
+from fer_bench.reports.aggregate import METRICS, names_row, row_labels, run_value
 
 SCORE_PANELS = 6  # histogram panels per score figure (epochs spread over training)
 

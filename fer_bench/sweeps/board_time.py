@@ -12,9 +12,9 @@ from __future__ import annotations
 import statistics
 from collections import Counter, defaultdict
 
-from fer_bench.calibrate import StepTime
 from fer_bench.config import RunConfig
-from fer_bench.results import Run, RunSet, RunState
+from fer_bench.records.reading import Run, RunSet, RunState
+from fer_bench.training.calibrate import StepTime
 
 REFERENCE = "ce"
 
@@ -71,7 +71,8 @@ def _step_times(runs: list[Run]) -> list[float]:
 
 def estimate(board: RunSet, jobs: list[RunConfig], here: StepTime | None = None) -> str:
     """'18 runs, about 2.4 h ...': the jobs to train, timed by the board's records and,
-    given ``here`` (this machine's measured step, fer_bench/calibrate.py), on this machine."""
+    given ``here`` (this machine's measured step, fer_bench/training/calibrate.py), on this
+    machine."""
     finished = [r for r in board.runs if r.state in (RunState.DONE, RunState.STALE)]
     reference = [r for r in finished if r.method == REFERENCE] or finished
     if reference:

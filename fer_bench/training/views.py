@@ -25,7 +25,7 @@ import torch
 from fer_bench.registry import VIEWS
 
 if TYPE_CHECKING:
-    from fer_bench.augment import BatchAugmenter
+    from fer_bench.training.augment import BatchAugmenter
 
 FinishView = Callable[[torch.Tensor], torch.Tensor]  # view 1 -> the second view
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from fer_bench.aggregate import ALPHA, MIN_PAIRED_SEEDS, Cell, Leaderboard
+from fer_bench.reports.aggregate import ALPHA, MIN_PAIRED_SEEDS, Cell, Leaderboard
 
 FORMATS = ("md", "latex", "csv", "html")
 SUFFIX_FORMATS = {".md": "md", ".tex": "latex", ".csv": "csv", ".html": "html", ".htm": "html"}

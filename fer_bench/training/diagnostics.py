@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
-from fer_bench.labels import LabelSet
+from fer_bench.training.labels import LabelSet
 
 HIST_BINS = 20
 

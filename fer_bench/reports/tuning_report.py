@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from fer_bench.aggregate import Cell, Leaderboard, build_leaderboard, paired_p
 from fer_bench.recipes import is_official
-from fer_bench.results import ProtocolKey, RunSet
-from fer_bench.selection import rule
-from fer_bench.tables import cell_parts
+from fer_bench.records.reading import ProtocolKey, RunSet
+from fer_bench.records.selection import rule
+from fer_bench.reports.aggregate import Cell, Leaderboard, build_leaderboard, paired_p
+from fer_bench.reports.tables import cell_parts
 
 KINDS = ("shared", "tuned", "official")
 

@@ -24,10 +24,10 @@ from types import ModuleType
 from typing import Protocol
 
 from fer_bench.config import RunConfig
-from fer_bench.results import keep_traceback
-from fer_bench.run_lock import RunBusy
+from fer_bench.records.lock import RunBusy
+from fer_bench.records.reading import keep_traceback
 
-DEFAULT_TRAINER = "fer_bench.engine"  # module with train(cfg, out_root, resume, progress)
+DEFAULT_TRAINER = "fer_bench.training.engine"  # module with train(cfg, out_root, resume, progress)
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
@@ -108,7 +108,7 @@ class Executor(Protocol):
 class LocalExecutor:
     """``workers`` spawned processes; each gets cores // workers torch threads.
 
-    ``devices``: the device of each worker (a GPU sweep, :mod:`fer_bench.gpu_slots`),
+    ``devices``: the device of each worker (a GPU sweep, :mod:`fer_bench.sweeps.gpu_slots`),
     which then replaces ``workers``; a worker trains every job it takes on its device.
     Without it jobs keep their own device. Each worker is a pool of its own, so a
     worker holds one device for its whole life and one that dies (killed, out of

@@ -17,10 +17,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from fer_bench.identity import CannotCheck, experiment_of, staleness, takes_rate
-from fer_bench.records import DONE_MARKER, damage, unseal, write_text_atomic
+from fer_bench.records.identity import CannotCheck, experiment_of, staleness, takes_rate
+from fer_bench.records.writing import DONE_MARKER, damage, unseal, write_text_atomic
 
-TUNING_FILE = "tuning.json"  # a tuning search's record (fer_bench.tune)
+TUNING_FILE = "tuning.json"  # a tuning search's record (fer_bench.sweeps.tune)
 ERROR_FILE = "error.txt"  # traceback of a sweep job whose engine call raised
 
 # Short names for protocol labels in table headers.
@@ -216,9 +216,9 @@ class RunSet:
     problems: list[Problem]
     # The directories read when several were merged into one board (the first is root).
     sources: list[Path] = field(default_factory=list)
-    # Each directory's tuning.json (fer_bench.tune), by directory: read once, here.
+    # Each directory's tuning.json (fer_bench.sweeps.tune), by directory: read once, here.
     tuning: dict[Path, dict[str, Any]] = field(default_factory=dict)
-    # A tuning search's trials, moved out of ``runs`` by fer_bench.tune.apply_tuning.
+    # A tuning search's trials, moved out of ``runs`` by fer_bench.sweeps.tune.apply_tuning.
     trials: list[Run] = field(default_factory=list)
 
     @property

@@ -7,7 +7,7 @@ API:
 
 A run directory holds config.json, labels_train.csv / labels_val.csv,
 metrics.jsonl (one line per epoch), checkpoint.pt (every epoch, the one
-before kept as checkpoint.prev.pt; :mod:`fer_bench.checkpoint`), final.json
+before kept as checkpoint.prev.pt; :mod:`fer_bench.records.checkpoint`), final.json
 and, last, an empty ``done`` marker. An interrupted run continues from its
 newest readable checkpoint to the same numbers as an uninterrupted one (on
 CPU; on a GPU non-deterministic kernels may make them differ slightly); a
@@ -15,7 +15,7 @@ finished run is returned as it is. One process at a time trains a run
 directory (a lock file beside it). Every resume, fallback or restart is said
 through ``notify``, one line each. The engine alone holds the clean labels and
 the flip mask; a method receives observed labels only. The training loop and
-its hooks are :mod:`fer_bench.trainer`'s.
+its hooks are :mod:`fer_bench.training.trainer`'s.
 """
 
 from __future__ import annotations
@@ -34,26 +34,26 @@ from typing import Any
 import numpy as np
 import torch
 
-from fer_bench import checkpoint
 from fer_bench.backbones import check_backbone_name
 from fer_bench.config import RunConfig
 from fer_bench.data import load_dataset
 from fer_bench.data.base import DatasetBundle
-from fer_bench.identity import (
+from fer_bench.methods.base import build_hparams
+from fer_bench.records import checkpoint
+from fer_bench.records.identity import (
     CannotCheck,
     method_code,
     record_fields,
     recorded_staleness,
     run_name,
 )
-from fer_bench.labels import LabelSet, build_labels
-from fer_bench.methods.base import build_hparams
-from fer_bench.precision import resolve_precision
-from fer_bench.records import damage, write_json_atomic
+from fer_bench.records.lock import delete_run, run_lock
+from fer_bench.records.reading import ERROR_FILE
+from fer_bench.records.writing import damage, write_json_atomic
 from fer_bench.registry import load_plugin_file, method_class
-from fer_bench.results import ERROR_FILE
-from fer_bench.run_lock import delete_run, run_lock
-from fer_bench.trainer import Trainer
+from fer_bench.training.labels import LabelSet, build_labels
+from fer_bench.training.precision import resolve_precision
+from fer_bench.training.trainer import Trainer
 
 
 class StaleRun(ValueError):

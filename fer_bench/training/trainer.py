@@ -7,7 +7,7 @@ run's random streams and, given a checkpoint, continues from it;
 scores each one, :meth:`Trainer.finish` writes the final record. The trainer
 calls the method's hooks (``methods/base.py``) at their points and names no
 method. The run directory itself (lock, identity checks, config and label
-files) is :mod:`fer_bench.engine`'s.
+files) is :mod:`fer_bench.training.engine`'s.
 """
 
 from __future__ import annotations
@@ -23,8 +23,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from fer_bench import checkpoint
-from fer_bench.augment import BatchAugmenter
 from fer_bench.backbones import (
     Backbone,
     TrainingInputs,
@@ -35,23 +33,25 @@ from fer_bench.backbones import (
 from fer_bench.config import RunConfig
 from fer_bench.data.base import DatasetBundle, Split
 from fer_bench.data.store import ImageStore, channel_stats
-from fer_bench.diagnostics import noise_diagnostics, score_by_observed_class
-from fer_bench.identity import run_hash
-from fer_bench.labels import LabelSet
 from fer_bench.methods.base import Batch, Method, TrainInfo, TrainingImages
-from fer_bench.metrics import classification_metrics, collapse_note
-from fer_bench.optim import build_optimizer, build_scheduler
 from fer_bench.recipes import recipe_record
-from fer_bench.records import (
+from fer_bench.records import checkpoint
+from fer_bench.records.identity import run_hash
+from fer_bench.records.selection import summary as selection_summary
+from fer_bench.records.writing import (
     environment,
     jsonl_text,
     read_jsonl,
     seal_run,
     write_jsonl_atomic,
 )
-from fer_bench.sampling import epoch_order
-from fer_bench.selection import summary as selection_summary
-from fer_bench.training_progress import TrainingProgress
+from fer_bench.training.augment import BatchAugmenter
+from fer_bench.training.diagnostics import noise_diagnostics, score_by_observed_class
+from fer_bench.training.labels import LabelSet
+from fer_bench.training.metrics import classification_metrics, collapse_note
+from fer_bench.training.optim import build_optimizer, build_scheduler
+from fer_bench.training.progress import TrainingProgress
+from fer_bench.training.sampling import epoch_order
 
 
 class Divergence(RuntimeError):

@@ -3,7 +3,7 @@
 The board's sweep file (``results/NAME/sweep.toml``) gives the grid (protocols,
 seeds, protocol seed) and the recipe; the board's run records are the check.
 The new methods' jobs must cover exactly the board's (protocol, seed) cells
-with the settings its runs have (:mod:`fer_bench.comparable`), so a sweep file
+with the settings its runs have (:mod:`fer_bench.reports.comparable`), so a sweep file
 or a profile that drifted from what the board ran is an error, not a new
 table. Other methods' hyperparameter variants (``[hparams.nla]``) are not part
 of the grid; values the file gives every method (``[hparams."*"]``) are.
@@ -15,11 +15,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from fer_bench import comparable
 from fer_bench.config import RunConfig
-from fer_bench.identity import experiment
-from fer_bench.results import ProtocolKey, RunSet, scan_runs
-from fer_bench.sweep import ALL_METHODS, SweepSpec, build_spec, read_sweep_file
+from fer_bench.records.identity import experiment
+from fer_bench.records.reading import ProtocolKey, RunSet, scan_runs
+from fer_bench.reports import comparable
+from fer_bench.sweeps.sweep import ALL_METHODS, SweepSpec, build_spec, read_sweep_file
 
 SWEEP_FILE = "sweep.toml"
 

@@ -1,4 +1,4 @@
-"""Rename run directories recorded before experiment identities (fer_bench.identity).
+"""Rename run directories recorded before experiment identities (fer_bench.records.identity).
 
 An old record's directory was named from a hash of its raw config (data root,
 device and plugin path included; ``q=0.7`` and no override apart). Migration
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from fer_bench.config import RunConfig
-from fer_bench.identity import (
+from fer_bench.records.identity import (
     _plugin_modules,
     combine,
     config_part,
@@ -27,7 +27,7 @@ from fer_bench.identity import (
     method_code,
     source_fingerprint,
 )
-from fer_bench.records import write_json_atomic
+from fer_bench.records.writing import write_json_atomic
 from fer_bench.registry import METHODS
 
 

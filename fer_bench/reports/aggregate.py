@@ -16,13 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from fer_bench.comparable import flatten
-from fer_bench.identity import resolved_hparams, row_identity
-from fer_bench.metrics import collapse_note
 from fer_bench.recipes import is_official
+from fer_bench.records.identity import resolved_hparams, row_identity
+from fer_bench.records.reading import Problem, ProtocolKey, Run, RunSet, RunState
+from fer_bench.records.selection import SELECTIONS, rule
 from fer_bench.registry import RegistryError
-from fer_bench.results import Problem, ProtocolKey, Run, RunSet, RunState
-from fer_bench.selection import SELECTIONS, rule
+from fer_bench.reports.comparable import flatten
+from fer_bench.training.metrics import collapse_note
 
 METRICS = {
     "acc": "Overall test accuracy (%)",
@@ -177,7 +177,7 @@ def _precision(run: Run) -> str | None:
 
 def source_texts(runset: RunSet) -> list[str]:
     """Each merged directory with its run count and the precision its runs trained in
-    (what ran, which a merge does not hold fixed: see :mod:`fer_bench.comparable`)."""
+    (what ran, which a merge does not hold fixed: see :mod:`fer_bench.reports.comparable`)."""
     texts = []
     for root in runset.sources:
         runs = [r for r in runset.runs if r.path.parent == root]

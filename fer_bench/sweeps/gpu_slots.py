@@ -3,7 +3,7 @@
 One small model cannot fill a large GPU, so ``fer-bench sweep --jobs-per-device N``
 gives each visible device N worker processes. A worker trains its jobs on its own
 device (``cfg.device = "cuda:i"``): the device is not part of the experiment
-(:mod:`fer_bench.identity`), so every run directory is the one a single-device
+(:mod:`fer_bench.records.identity`), so every run directory is the one a single-device
 sweep writes.
 """
 

@@ -23,7 +23,7 @@ import numpy as np
 from fer_bench.config import ProtocolConfig
 from fer_bench.data.base import DatasetBundle, Split
 from fer_bench.protocols.base import ImbalanceProtocol, NoiseProtocol
-from fer_bench.records import write_bytes_atomic
+from fer_bench.records.writing import write_bytes_atomic
 from fer_bench.registry import IMBALANCE, NOISE
 
 

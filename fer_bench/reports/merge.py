@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fer_bench import comparable
-from fer_bench.results import RunSet, scan_runs
-from fer_bench.tune import searched_runs
+from fer_bench.records.reading import RunSet, scan_runs
+from fer_bench.reports import comparable
+from fer_bench.sweeps.tune import searched_runs
 
 
 def scan_boards(directories: list[Path]) -> RunSet:

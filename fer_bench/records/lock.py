@@ -58,8 +58,8 @@ def delete_run(out: Path) -> None:
     """Remove a run directory: the done marker first, then its checkpoints, so a removal
     cut short leaves a run that starts over, never a done marker without its record nor
     an old checkpoint that a run would resume as current."""
-    # Imported here: fer_bench.checkpoint imports torch, which locking needs not.
-    from fer_bench.checkpoint import CHECKPOINT, PREVIOUS_CHECKPOINT
+    # Imported here: fer_bench.records.checkpoint imports torch, which locking needs not.
+    from fer_bench.records.checkpoint import CHECKPOINT, PREVIOUS_CHECKPOINT
 
     for name in ("done", CHECKPOINT, PREVIOUS_CHECKPOINT):
         (out / name).unlink(missing_ok=True)

@@ -79,10 +79,22 @@ def test_sweep_status_counts_jobs_epochs_and_eta(tmp_path):
         _job(tmp_path, "nla-2", 4, 10),
         _job(tmp_path, "scn-3", 0, 10),
     ]
-    line = status_line(jobs, start_epochs=10, elapsed=240.0)  # 4 epochs in 4 minutes
+    done = [10, 4, 0]
+    line = status_line(jobs, done, gained=4, elapsed=240.0)  # 4 epochs in 4 minutes
     assert line.startswith("1/3 jobs done; training: nla-2 epoch 4/10; 14/30 epochs")
     assert "ETA 16 min" in line  # 16 epochs left at one a minute
-    assert "ETA after the first epoch" in status_line(jobs, start_epochs=14, elapsed=60.0)
+    assert "ETA after the first epoch" in status_line(jobs, done, gained=0, elapsed=60.0)
+
+
+def test_a_job_started_over_still_gives_a_pace(tmp_path):
+    # --rerun-stale: a finished run's 10 epochs are wiped and it trains from epoch 1
+    job = _job(tmp_path, "dmue-1", 10, 10, done=True)
+    progress = SweepProgress([job], _console()[0])
+    (job.path / "done").unlink()
+    (job.path / "metrics.jsonl").write_text('{"epoch": 0}\n')
+    progress.line()
+    (job.path / "metrics.jsonl").write_text('{"epoch": 0}\n{"epoch": 1}\n')
+    assert "ETA" in progress.line() and "after the first epoch" not in progress.line()
 
 
 def test_sweep_progress_prints_lines_without_a_terminal(tmp_path):

@@ -33,21 +33,12 @@ from fer_bench import static_index
 from fer_bench.config import ProtocolConfig, RunConfig
 from fer_bench.hparams import parse_overrides
 from fer_bench.pretrained import BUILTIN_WEIGHTS
+from fer_bench.records.ledger import neutral_fields, same_code
 from fer_bench.registry import METHODS, NOISE, RegistryError, method_class
 
 # Settings that do not change what is computed, only where or how fast.
 _NOT_IDENTITY = ("device", "plugin", "eval_batch_size", "channels_last", "torch_compile")
 _NOT_IDENTITY_DATA = ("root",)
-# Fields added after runs were recorded (dotted keys): at these values, which reproduce
-# what ran before they existed, they are left out of the identity, so adding a knob
-# does not rename every existing run. A new config field belongs here.
-HASH_NEUTRAL: dict[str, Any] = {
-    "recipe": "shared",
-    "sampler": "uniform",
-    "aug.flip_p": 0.5,
-    "aug.flip_noise_exclusive": False,
-    "aug.second_view_noise": True,
-}
 
 
 def takes_rate(noise: str) -> bool:
@@ -128,7 +119,7 @@ def experiment(cfg: RunConfig, hparams: dict[str, Any] | None = None) -> dict[st
         d.pop(key)
     for key in _NOT_IDENTITY_DATA:
         d["data"].pop(key)
-    for key, neutral in HASH_NEUTRAL.items():
+    for key, neutral in neutral_fields().items():
         *sections, name = key.split(".")
         table = d
         for section in sections:
@@ -169,29 +160,7 @@ def row_identity(identity: dict[str, Any]) -> dict[str, Any]:
 # recipe, search space and listing family (hyperparameter defaults count through the
 # identity instead).
 _DECLARATIONS = ("official_recipe", "search_space", "family")
-_DECLARATION_MODULES = ("__future__", "typing", "fer_bench.recipes", "fer_bench.search")
-# Core modules moved after runs were recorded, by their name today -> the name they had:
-# an import from one is fingerprinted under its old name, so moving a contract leaves
-# every record current (as HASH_NEUTRAL does for config fields). A moved module that
-# methods import belongs here.
-MOVED_MODULES: dict[str, str] = {"fer_bench.methods.base": "fer_bench.method"}
-# Method modules edited without changing any number they compute, by their fingerprint
-# today -> the one their runs recorded, so those runs stay current; any further edit gives
-# a fingerprint not listed, and the runs turn stale again. Each entry names its proof.
-# Issue 23, logs kept on the device (``.item()`` -> ``.detach()`` in the logs dicts; the
-# trainer sums both forms in float64 in step order; tests/test_step_sync.py), and SCN's
-# empty-group check told by the group's size, floor(beta * B), not by reading its mask.
-NUMBER_PRESERVING_EDITS: dict[str, str] = {
-    "51fe84d827f40550": "3882500d563d06ca",  # methods/scn.py
-    "556fc5921e568d20": "f46f8a158c01ae0e",  # methods/rul.py
-    "2ffad1bd40ca0d0e": "f5659153209e514d",  # methods/relabel.py
-    "f281d498bdf9f374": "005f072346fde6a5",  # methods/eac.py
-    "8933a1d7edf1c37c": "72b088d8da0eee3f",  # methods/nla.py
-    # Issue 47, ELR's target update for an index repeated in a batch: without repeats (a
-    # permutation: every recorded run, none used --sampler balanced) bit for bit the
-    # update before (tests/test_elr.py).
-    "73cf9b1ce3763845": "a4b88947bcc90481",  # methods/elr.py
-}
+_DECLARATION_MODULES = ("__future__", "typing")
 
 
 def _is_declaration(node: ast.stmt) -> bool:
@@ -212,8 +181,6 @@ def _is_docstring(node: ast.stmt) -> bool:
 
 def _strip_declarations(tree: ast.AST) -> ast.AST:
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module in MOVED_MODULES:
-            node.module = MOVED_MODULES[node.module]
         if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
             body = node.body
             if body and _is_docstring(body[0]):
@@ -222,12 +189,39 @@ def _strip_declarations(tree: ast.AST) -> ast.AST:
     return tree
 
 
+def _is_fer_bench_import(node: ast.AST) -> bool:
+    return isinstance(node, ast.ImportFrom) and (
+        node.level > 0 or (node.module or "").partition(".")[0] == "fer_bench"
+    )
+
+
+def _canonical_imports(tree: ast.Module) -> ast.Module:
+    """Every import from fer_bench, wherever its module lives and however the names are
+    grouped, as one import of the sorted names the code uses: moving or renaming a core
+    module changes no method's fingerprint, and names only a declaration used (a search
+    space's distributions, a recipe's helpers) do not count."""
+    imported: dict[str, ast.alias] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            kept = [n for n in node.body if not _is_fer_bench_import(n)]
+            for n in node.body:
+                if _is_fer_bench_import(n):
+                    imported |= {a.asname or a.name: a for a in n.names}
+            node.body = kept or [ast.Pass()]
+    used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    names = [imported[k] for k in sorted(imported) if k in used]
+    if names:
+        tree.body.insert(0, ast.ImportFrom(module="fer_bench", names=names, level=0))
+    return tree
+
+
 def source_fingerprint(source: str) -> str:
     """Digest of Python source as code: docstrings, comments, layout, the method's
-    recipe and search-space declarations and where a moved core module lives do not
-    count. Recorded in every run: a change to what this function counts makes every
-    recorded run stale."""
-    tree = _strip_declarations(ast.parse(source))
+    recipe, search-space and family declarations and where the core modules it imports
+    live do not count. Recorded in every run: a change to what this function counts
+    makes every recorded run stale unless the ledger (fer_bench.records.ledger) maps
+    the fingerprints recorded before to today's."""
+    tree = _canonical_imports(_strip_declarations(ast.parse(source)))
     return hashlib.sha256(ast.dump(tree).encode()).hexdigest()[:16]
 
 
@@ -269,7 +263,7 @@ def method_code(method: str) -> str:
         return facts["code"]
     cls = METHODS.get(method)
     prints = [_module_fingerprint(m.__name__) for m in _plugin_modules(cls)]
-    return combine([NUMBER_PRESERVING_EDITS.get(p, p) for p in prints])
+    return combine(prints)
 
 
 def combine(fingerprints: list[str]) -> str:
@@ -312,7 +306,7 @@ def staleness(stored: dict[str, Any]) -> str | None:
     if recorded.get("hparams") != current["hparams"]:
         changed = _changed(recorded.get("hparams", {}), current["hparams"])
         return f"method defaults changed since it was recorded ({changed})"
-    if stored.get("method_code") != code:
+    if not same_code(stored.get("method_code"), code):
         return "method code changed since it was recorded"
     return None
 

@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from fer_bench.recipes import is_official
-from fer_bench.records.identity import HASH_NEUTRAL
+from fer_bench.records.ledger import neutral_fields
 from fer_bench.registry import METHODS, RegistryError
 from fer_bench.search import RECIPE_SPACE
 
@@ -105,7 +105,7 @@ def settings(identity: dict[str, Any], searched: bool = False) -> dict[str, str]
     (its :func:`row_keys` left out). A knob recorded before it existed counts at the
     value that reproduces those runs."""
     flat = {
-        **HASH_NEUTRAL,
+        **neutral_fields(),
         **flatten({k: v for k, v in identity.items() if k not in _NOT_SETTINGS}),
     }
     flat["protocol.noise_seed"] = identity["protocol"]["noise_seed"]

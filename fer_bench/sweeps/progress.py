@@ -38,11 +38,10 @@ def _duration(seconds: float) -> str:
     return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
 
 
-def status_line(jobs: list[JobState], start_epochs: int, elapsed: float) -> str:
+def status_line(jobs: list[JobState], done: list[int], gained: int, elapsed: float) -> str:
     """``3/12 jobs done; training: ce-1a2b epoch 4/30, ...; 98/360 epochs, ETA 1 h 20 min``.
-    ``start_epochs``: epochs already done when the sweep started (a resumed sweep), left
-    out of the pace."""
-    done = [_epochs_done(j.path) for j in jobs]
+    ``done``: each job's epochs recorded; ``gained``: epochs trained since the sweep
+    started, the pace's numerator (a resumed job's earlier epochs are not this sweep's)."""
     finished = sum((j.path / "done").exists() for j in jobs)
     training = [
         f"{j.path.name} epoch {e}/{j.epochs}"
@@ -51,7 +50,7 @@ def status_line(jobs: list[JobState], start_epochs: int, elapsed: float) -> str:
     ]
     total = sum(j.epochs for j in jobs)
     epochs = min(sum(min(e, j.epochs) for j, e in zip(jobs, done, strict=True)), total)
-    pace = (epochs - start_epochs) / elapsed if elapsed > 0 else 0.0
+    pace = gained / elapsed if elapsed > 0 else 0.0
     if epochs >= total:
         eta = "finishing"
     elif pace > 0:
@@ -70,10 +69,16 @@ class SweepProgress:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._report, daemon=True)
         self._start = time.monotonic()
-        self._start_epochs = sum(min(_epochs_done(j.path), j.epochs) for j in jobs)
+        self._seen = [min(_epochs_done(j.path), j.epochs) for j in jobs]
+        self._gained = 0
 
     def line(self) -> str:
-        return status_line(self.jobs, self._start_epochs, time.monotonic() - self._start)
+        done = [min(_epochs_done(j.path), j.epochs) for j in self.jobs]
+        # A job started over (--rerun-stale, --retry-failed) drops to its first epoch:
+        # only growth counts, or its old epochs would cancel the new ones out of the pace.
+        self._gained += sum(max(0, d - s) for d, s in zip(done, self._seen, strict=True))
+        self._seen = done
+        return status_line(self.jobs, done, self._gained, time.monotonic() - self._start)
 
     def _report(self) -> None:
         if self.console.is_terminal:

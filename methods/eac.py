@@ -31,7 +31,6 @@ Official recipe (``--recipe official``; zyh-uaiaaaa/Erasing-Attention-Consistenc
   ``--set independent_erasing=false``; the recipe keeps the noisy-label form, which
   src/train.sh:3 runs (noise01.txt).
 * Backbone: ResNet-50 face-pretrained (resnet50_ft_weight.pkl, src/model.py:11-15).
-methods.md agrees with all of these.
 """
 
 from __future__ import annotations

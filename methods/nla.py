@@ -41,7 +41,7 @@ Official recipe (``--recipe official``; jungyu0413/NLA at b86f31f):
   mirror of view 1 (dataset.py:77).
 * Backbone: ResNet-18 pretrained on MS-Celeb-1M, ``resnet18_msceleb.pth`` under the
   key ``state_dict``, loaded strictly (src/model.py:14-16); the script keeps the best
-  test epoch (main_rafdb.py:151-157). methods.md agrees with all of these.
+  test epoch (main_rafdb.py:151-157).
 """
 
 from __future__ import annotations

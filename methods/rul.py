@@ -32,7 +32,7 @@ Official recipe (``--recipe official``; zyh-uaiaaaa/Relative-Uncertainty-Learnin
 * No relabelling in the release (``relabel=False``).
 * Backbone: ResNet-18 pretrained on MS-Celeb-1M, ``resnet18_msceleb.pth`` under the
   key ``state_dict`` (main.py:25, rul.py:16-19); the script keeps the best test epoch
-  (main.py:151-153). methods.md agrees with all of these.
+  (main.py:151-153).
 """
 
 from __future__ import annotations

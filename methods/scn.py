@@ -32,8 +32,7 @@ Official recipe (``--recipe official``; kaiwang960112/Self-Cure-Network at 9f4c3
   RandomErasing(scale=(0.02, 0.25)) at p 0.5 (train.py:160-166). No crop.
 * Relabelling tests every sample of the batch (train.py:250-258):
   ``relabel_scope="batch"``.
-* Backbone: ImageNet-pretrained torchvision ResNet-18 (train.py:135-136). methods.md
-  agrees on all of these (its margin_1 line gives both 0.15 and 0.07).
+* Backbone: ImageNet-pretrained torchvision ResNet-18 (train.py:135-136).
 """
 
 from __future__ import annotations

@@ -1,4 +1,9 @@
-"""The checkable facts of ../shared/docs/methods.md, one exact test each (tolerance 1e-5)."""
+"""The four methods' loss terms against their official code, one exact test each (tolerance 1e-5).
+
+Each expected number is the official formula worked out by hand on a small input; the
+comment above each section cites the formula's file and lines in the official
+repository, at the commit that methods/<method>.py names.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ from fer_bench.methods.scn import rank_loss
 
 TOL = 1e-5
 EPOCHS = 60
-LAST = EPOCHS - 1  # the last of 60 epochs, 0-based as the official loop passes it
+LAST = EPOCHS - 1  # the last of 60 epochs, 0-based as NLA's loop passes it (main_rafdb.py:119-120)
 
 
 def probs_row(*values: float, k: int = 7) -> torch.Tensor:
@@ -26,6 +31,13 @@ def probs_row(*values: float, k: int = 7) -> torch.Tensor:
 
 
 # ---- NLA ----------------------------------------------------------------------------------
+# jungyu0413/NLA at b86f31f: the weight is the full bivariate normal density of NAW
+# (src/loss.py:20-54), true case when the label holds the top probability; covariances
+# from std and ratio (src/train.py:28-32; defaults main_rafdb.py:43-53), the true one's
+# off-diagonal scaled by the schedule 1 - exp(slope e / E) (src/loss.py:11, 70-74, taken
+# at the 0-based epoch, src/train.py:17); J = 0.5 sum over the batch of KL(r || p) +
+# KL(r || p'), r = softmax of the mean logits (src/loss.py:61-66). The true case at its
+# mean (0.5, 0.5), epoch 0: 1 / (2 pi 0.8) = 0.198944.
 
 
 def nla_w(probs: torch.Tensor, epoch: int) -> float:
@@ -91,6 +103,10 @@ def test_nla_consistency_zero_for_equal_and_shifted_logits(form: str) -> None:
 
 
 # ---- SCN ----------------------------------------------------------------------------------
+# kaiwang960112/Self-Cure-Network at 9f4c3ad: rank loss max(0, margin_1 - (mean of the
+# int(B beta) largest alphas - mean of the rest)) (src/train.py:218-237); relabel when the
+# top softmax probability of alpha * l beats the label's by more than margin_2
+# (train.py:101-102, 250-258).
 
 
 @pytest.mark.parametrize(
@@ -111,6 +127,10 @@ def test_scn_relabel_rule(alpha: float, gap: float, new_label: int) -> None:
 
 
 # ---- EAC ----------------------------------------------------------------------------------
+# zyh-uaiaaaa/Erasing-Attention-Consistency at 61efdfd: maps A_k = sum_c W_k,c F_c from the
+# classifier's weight data, so no gradient reaches W (src/model.py:31-39); the logits are
+# the pooled F through the same layer (model.py:25-29); the consistency is the mean
+# squared error against the mirrored second map (src/loss.py:4-10).
 
 
 def test_eac_consistency_is_zero_for_mirrored_maps() -> None:
@@ -139,6 +159,9 @@ def test_eac_consistency_puts_no_gradient_on_the_classifier() -> None:
 
 
 # ---- RUL ----------------------------------------------------------------------------------
+# zyh-uaiaaaa/Relative-Uncertainty-Learning at 63b73f2: u = mean of exp(log-variance)
+# (src/rul.py:46); lambda_i = u_i / (u_i + u_pi(i)) and the mixed feature
+# (src/utils.py:30-40); the add-up loss 0.5 CE(o, y) + 0.5 CE(o, y_pi) (utils.py:43-44).
 
 
 def test_rul_uncertainty_is_the_mean_of_exponentials() -> None:

@@ -1,4 +1,4 @@
-"""Official recipes (values from ../shared/docs/methods.md and the official code),
+"""Official recipes (values from the official code, cited by file and line in methods/*.py),
 apply_recipe / recipe_record, SCN/RUL's exclusive mirror-or-noise, search spaces."""
 
 from __future__ import annotations

@@ -88,8 +88,7 @@ class RunConfig:
             raise ValueError(f"--batch-size must be at least 2 (got {self.batch_size})")
         if not self.optim.lr > 0:
             raise ValueError(f"--lr must be positive (got {self.optim.lr})")
-        if not 0.0 <= self.protocol.noise_rate < 1.0:
-            raise ValueError(f"noise rate must be in [0, 1) (got {self.protocol.noise_rate})")
+        check_noise_rate(self.protocol.noise_rate)
         if self.sampler not in ("uniform", "balanced"):
             raise ValueError(f"sampler must be uniform or balanced (got {self.sampler!r})")
         if not 1.0 <= self.protocol.imbalance < math.inf:
@@ -139,6 +138,13 @@ class RunConfig:
         }
         kwargs = {k: (sub[k](**v) if k in sub else v) for k, v in d.items()}
         return cls(**kwargs)
+
+
+def check_noise_rate(rate: float) -> None:
+    """The one check of a noise rate, for a run's config and for every noise protocol
+    (``fer-bench labels`` builds one without a RunConfig)."""
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"noise rate must be in [0, 1) (got {rate})")
 
 
 def _num(x: float) -> str:

@@ -1,5 +1,6 @@
 """Named run profiles (fer_bench/profiles/*.toml) and command-line overrides on top:
-named options (:data:`OPTION_KEYS`) and generic dotted ones (``--cfg optim.lr=3e-3``)."""
+named options (declared in :data:`fer_bench.options.OPTIONS`) and generic dotted ones
+(``--cfg optim.lr=3e-3``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from importlib.resources import files
 from typing import Any
 
 from fer_bench.config import RunConfig
+from fer_bench.options import BY_NAME
 
 DEFAULT_PROFILE = "synthetic-cpu"
 
@@ -39,45 +41,13 @@ def with_overrides(cfg: RunConfig, overrides: dict[str, Any]) -> RunConfig:
     return RunConfig.from_dict(merged)
 
 
-# Each named command-line option by the dotted config key it sets: the one place an
-# option is tied to the config. Every other key is set with --cfg KEY=VALUE.
-OPTION_KEYS: dict[str, str] = {
-    "method": "method",
-    "backbone": "backbone",
-    "pretrained": "pretrained",
-    "epochs": "epochs",
-    "batch_size": "batch_size",
-    "seed": "seed",
-    "device": "device",
-    "plugin": "plugin",
-    "bf16": "bf16",
-    "recipe": "recipe",
-    "channels_last": "channels_last",
-    "torch_compile": "torch_compile",
-    "sampler": "sampler",
-    "dataset": "data.name",
-    "data_root": "data.root",
-    "label_mode": "data.label_mode",
-    "image_size": "data.image_size",
-    "noise_type": "protocol.noise",
-    "noise": "protocol.noise_rate",
-    "noise_seed": "protocol.noise_seed",
-    "imbalance": "protocol.imbalance",
-    "imbalance_type": "protocol.imbalance_type",
-    "lr": "optim.lr",
-    "optimizer": "optim.name",
-    "schedule": "optim.schedule",
-    "weight_decay": "optim.weight_decay",
-    "tta_flip": "aug.tta_flip",
-}
-
-
 def option_overrides(options: dict[str, Any]) -> dict[str, Any]:
-    """Named command-line option values (None = not given) as nested RunConfig overrides."""
+    """Named command-line option values (None = not given) as nested RunConfig overrides,
+    each at the field its declaration names."""
     nested: dict[str, Any] = {}
-    for option, value in options.items():
+    for name, value in options.items():
         if value is not None:
-            _put(nested, OPTION_KEYS[option], value)
+            _put(nested, BY_NAME[name].key, value)
     return nested
 
 
@@ -86,7 +56,7 @@ def dotted_overrides(pairs: list[str]) -> dict[str, Any]:
     overrides, each value typed by its field; an unknown key is an error."""
     nested: dict[str, Any] = {}
     for key, raw in parse_key_values(pairs, "KEY=VALUE", "--cfg").items():
-        _put(nested, key, _typed(raw, _field_type(key), key))
+        _put(nested, key, _typed(raw, field_type(key), key))
     return nested
 
 
@@ -117,8 +87,9 @@ def _put(nested: dict[str, Any], dotted: str, value: Any) -> None:
     nested[name] = value
 
 
-def _field_type(dotted: str) -> Any:
-    """The type of RunConfig field ``dotted`` (``optim.lr`` -> float)."""
+def field_type(dotted: str) -> Any:
+    """The type of RunConfig field ``dotted``, None aside (``optim.lr`` -> float,
+    ``pretrained`` -> str)."""
     cls: Any = RunConfig
     *sections, name = dotted.split(".")
     for part in [*sections, name]:
@@ -131,13 +102,13 @@ def _field_type(dotted: str) -> Any:
         raise ValueError(f"--cfg {dotted}: a section, not a value (give {dotted}.KEY=VALUE)")
     if dotted == "hparams":
         raise ValueError("--cfg hparams: method hyperparameters are set with --set KEY=VALUE")
+    if isinstance(cls, types.UnionType):
+        cls = next(t for t in typing.get_args(cls) if t is not type(None))
     return cls
 
 
 def _typed(raw: str, typ: Any, key: str) -> Any:
-    """``raw`` as ``typ`` (bool, int, float, str, or one of them or None)."""
-    if isinstance(typ, types.UnionType):
-        typ = next(t for t in typing.get_args(typ) if t is not type(None))
+    """``raw`` as ``typ`` (bool, int, float or str)."""
     try:
         if typ is bool:
             if raw.lower() not in ("true", "false", "1", "0"):

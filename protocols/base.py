@@ -14,6 +14,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from fer_bench.config import check_noise_rate
 from fer_bench.data.base import DatasetBundle, Split
 
 
@@ -32,8 +33,7 @@ class NoiseProtocol:
     arg_help: ClassVar[str | None] = None  # what ``name:arg`` means; None = no argument
 
     def __init__(self, rate: float, bundle: DatasetBundle) -> None:
-        if not 0.0 <= rate < 1.0:
-            raise ValueError(f"noise rate must be in [0, 1) (got {rate})")
+        check_noise_rate(rate)
         if not self.takes_rate and rate != 0.0:
             raise ValueError(
                 "this noise protocol takes its noise level from the data (votes, original "

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
-from functools import wraps
+from functools import reduce, wraps
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,7 +13,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from fer_bench.config import RunConfig
-from fer_bench.profiles import load_profile, profile_names
+from fer_bench.options import Option, for_command
+from fer_bench.profiles import field_type, load_profile, profile_names
 from fer_bench.records.reading import Problem, RunSet
 from fer_bench.records.writing import write_text_atomic
 from fer_bench.reports.aggregate import DEFAULT_METRICS, METRICS
@@ -37,6 +39,51 @@ def profile_default(value: Callable[[RunConfig], object]) -> str:
     return f"default: from the profile; {shown}"
 
 
+_KEYWORD = inspect.Parameter.KEYWORD_ONLY
+
+
+def with_options(command: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a command function the options fer_bench.options declares for ``command``, in
+    place of its parameter ``options``, which receives their values as one dict (each by
+    its Option.name, None = not given). Typer reads the parameters from ``__signature__``."""
+    declared = [(option.name, _parameter(option, command)) for option in for_command(command)]
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        own = inspect.signature(fn, eval_str=True)  # as typer would: real Annotated types
+        params: list[inspect.Parameter] = []
+        for param in own.parameters.values():
+            # Keyword-only, all of them: typer passes every value by name.
+            if param.name == "options":
+                params += [typed for _, typed in declared]
+            else:
+                params.append(param.replace(kind=_KEYWORD))
+
+        @wraps(fn)
+        def command_fn(**kwargs: Any) -> Any:
+            values = {name: kwargs.pop(typed.name) for name, typed in declared}
+            return fn(options=values, **kwargs)
+
+        command_fn.__signature__ = own.replace(parameters=params)  # type: ignore[attr-defined]
+        command_fn.__annotations__ = {p.name: p.annotation for p in params}
+        return command_fn
+
+    return decorate
+
+
+def _parameter(option: Option, command: str) -> inspect.Parameter:
+    """The typer parameter of ``option`` in ``command``: its grid form (a comma list, or the
+    value as given) or one value of its RunConfig field's type."""
+    if grid := option.grid_in(command):
+        annotation: Any = Annotated[str | None, typer.Option(help=grid.help)]
+        return inspect.Parameter(grid.name, _KEYWORD, default=None, annotation=annotation)
+    help_text = option.help or None
+    if option.profile_default:
+        help_text = profile_default(lambda cfg: reduce(getattr, option.key.split("."), cfg))
+    flags = (option.flag,) if option.flag else ()
+    annotation = Annotated[field_type(option.key) | None, typer.Option(*flags, help=help_text)]
+    return inspect.Parameter(option.name, _KEYWORD, default=None, annotation=annotation)
+
+
 def check_data_root(cfg: RunConfig, profile: str) -> None:
     """A profile's data folder that is not here, refused with the profile named and the
     option that points elsewhere (the loader alone would say only "folder not found")."""
@@ -46,18 +93,6 @@ def check_data_root(cfg: RunConfig, profile: str) -> None:
             f"profile {profile} reads {cfg.data.name} from {root} (relative to the current "
             f"directory, {Path.cwd()}), which does not exist: give --data-root FOLDER"
         )
-
-
-def split_list(text: str | None, convert: Callable[[str], Any], option: str) -> list | None:
-    """A comma-list option as typed values; None when the option was not given."""
-    if text is None:
-        return None
-    items = [item.strip() for item in text.split(",") if item.strip()]
-    try:
-        return [convert(item) for item in items]
-    except ValueError:
-        kind = convert.__name__
-        raise ValueError(f"{option}: expected a comma list of {kind}, got {text!r}") from None
 
 
 JOBS_PER_DEVICE_HELP = (

@@ -11,9 +11,9 @@ from fer_bench.commands.common import (
     console,
     one_line_errors,
     read_rows,
-    split_list,
     warn_unreadable,
 )
+from fer_bench.options import split_list
 from fer_bench.records.selection import SELECTIONS
 from fer_bench.reports.aggregate import METRICS
 

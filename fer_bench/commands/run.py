@@ -15,12 +15,12 @@ from fer_bench.commands.common import (
     console,
     fail,
     one_line_errors,
-    profile_default,
+    with_options,
 )
 from fer_bench.config import RunConfig
+from fer_bench.options import RUN, OptionValues
 from fer_bench.profiles import (
     DEFAULT_PROFILE,
-    OPTION_KEYS,
     dotted_overrides,
     joined,
     option_overrides,
@@ -50,8 +50,8 @@ def build_config(
 
 
 def _overrides(method: str | None, cfg_pairs: list[str] | None, options: dict) -> dict:
-    named = option_overrides({**options, "method": method})
-    return joined(named, dotted_overrides(cfg_pairs or []))
+    named = option_overrides(options)
+    return joined(named, {"method": method}, dotted_overrides(cfg_pairs or []))
 
 
 def config_from_run_dir(
@@ -129,6 +129,7 @@ def summary_table(final: dict) -> Table:
 def register(app: typer.Typer) -> None:
     @app.command()
     @one_line_errors
+    @with_options(RUN)
     def run(
         method: Annotated[
             str | None,
@@ -140,37 +141,8 @@ def register(app: typer.Typer) -> None:
             str | None,
             Opt(help=f"named base config (fer-bench list profiles; default: {DEFAULT_PROFILE})"),
         ] = None,
-        dataset: Annotated[str | None, Opt(help="dataset name, or hf:PATH")] = None,
-        data_root: Annotated[str | None, Opt(help="dataset folder")] = None,
-        label_mode: Annotated[str | None, Opt(help="dataset label rule, e.g. majority")] = None,
-        image_size: Annotated[int | None, Opt()] = None,
-        epochs: Annotated[int | None, Opt(help=profile_default(lambda c: c.epochs))] = None,
-        batch_size: Annotated[int | None, Opt(help=profile_default(lambda c: c.batch_size))] = None,
-        lr: Annotated[float | None, Opt(help=profile_default(lambda c: c.optim.lr))] = None,
-        optimizer: Annotated[str | None, Opt(help="adam | adamw | sgd")] = None,
-        schedule: Annotated[
-            str | None, Opt(help="onecycle | cosine | exponential | constant")
-        ] = None,
-        weight_decay: Annotated[float | None, Opt()] = None,
-        backbone: Annotated[
-            str | None, Opt(help="fer-bench list backbones, or any timm name")
-        ] = None,
-        pretrained: Annotated[str | None, Opt(help="local checkpoint to start from")] = None,
-        seed: Annotated[int | None, Opt(help="training seed")] = None,
-        device: Annotated[str | None, Opt(help="cpu | cuda")] = None,
-        noise: Annotated[float | None, Opt(help="noise rate in [0, 1)")] = None,
-        noise_type: Annotated[
-            str | None, Opt(help="noise protocol (default symmetric), or file:PATH")
-        ] = None,
-        noise_seed: Annotated[int | None, Opt(help="protocol seed, independent of --seed")] = None,
-        imbalance: Annotated[
-            float | None,
-            Opt(
-                help="imbalance factor n_max/n_min; on data already long-tailed (FERPlus) it "
-                "also shrinks the head class (fer-bench labels shows the counts)"
-            ),
-        ] = None,
-        imbalance_type: Annotated[str | None, Opt(help="exp | step")] = None,
+        *,
+        options: OptionValues,
         set_: Annotated[
             list[str] | None, Opt("--set", help="method hyperparameter key=value")
         ] = None,
@@ -181,19 +153,6 @@ def register(app: typer.Typer) -> None:
                 help="any config value by its dotted key, e.g. optim.lr=3e-3 or aug.erase_p=0",
             ),
         ] = None,
-        tta_flip: Annotated[bool | None, Opt("--tta-flip/--no-tta-flip")] = None,
-        bf16: Annotated[bool | None, Opt("--bf16/--no-bf16")] = None,
-        channels_last: Annotated[bool | None, Opt("--channels-last/--no-channels-last")] = None,
-        torch_compile: Annotated[
-            bool | None,
-            Opt(
-                "--compile/--no-compile", help="torch.compile the backbones (pays on long GPU runs)"
-            ),
-        ] = None,
-        plugin: Annotated[str | None, Opt(help="Python file registering extra methods")] = None,
-        sampler: Annotated[
-            str | None, Opt(help="uniform | balanced (1/count of the observed label)")
-        ] = None,
         out: Annotated[Path, Opt(help="root of run directories")] = Path("runs"),
         resume: Annotated[
             Path | None, Opt(help="run directory to continue, with the config it holds")
@@ -203,9 +162,6 @@ def register(app: typer.Typer) -> None:
         ] = False,
         quiet: Annotated[bool, Opt(help="no progress bar")] = False,
         tensorboard: Annotated[bool, Opt(help="also log scalars to RUN_DIR/tensorboard")] = False,
-        recipe: Annotated[
-            str | None, Opt(help="shared (the profile's) | official (the method's own code)")
-        ] = None,
         rerun_stale: Annotated[
             bool, Opt(help="retrain a finished run whose method code changed since")
         ] = False,
@@ -214,11 +170,8 @@ def register(app: typer.Typer) -> None:
 
         Rerunning the same command resumes an interrupted run from its checkpoint;
         `run --resume RUN_DIR` alone does the same from the directory's config."""
-        # The named options by their parameter names (profiles.OPTION_KEYS ties each to
-        # its config key), taken before any other local exists.
-        options = {k: v for k, v in locals().items() if k in OPTION_KEYS and k != "method"}
-        if plugin:
-            load_plugin_file(plugin)
+        if options["plugin"]:
+            load_plugin_file(options["plugin"])
         if resume is not None:
             cfg = config_from_run_dir(resume, method, profile, set_, cfg_, **options)
             root = resume.parent

@@ -16,10 +16,10 @@ from fer_bench.commands.common import (
     fail,
     local_executor,
     one_line_errors,
-    profile_default,
-    split_list,
+    with_options,
 )
 from fer_bench.config import RunConfig
+from fer_bench.options import SWEEP, OptionValues, for_command, grid_and_base, split_list
 from fer_bench.profiles import DEFAULT_PROFILE, dotted_overrides, joined, option_overrides
 from fer_bench.records.reading import RunSet, RunState
 from fer_bench.sweeps.board_grid import board_spec, check_grid, check_out
@@ -110,14 +110,25 @@ def _summarise(report: SweepReport, labels: dict[str, str]) -> None:
             err_console.print(f"  {r.name}  {labels[r.name]}: {r.reason}", highlight=False)
 
 
-def _refuse_grid_options(options: dict[str, Any], methods: list[str] | None) -> None:
+def _refuse_grid_options(
+    file: Path | None,
+    profile: str | None,
+    options: OptionValues,
+    cfg_pairs: list[str] | None,
+    methods: list[str] | None,
+) -> None:
     """With --board the board's sweep file sets the grid and the recipe; options that
-    would change them are refused rather than making runs the board cannot be read with."""
-    given = [name for name, value in options.items() if value is not None]
+    would change them (all but those saying where and how fast runs run) are refused
+    rather than making runs the board cannot be read with."""
+    declared = for_command(SWEEP)
+    what = {o.cli_name(SWEEP): options[o.name] for o in declared if not o.where}
+    refused = {"--file": file, "--profile": profile, **what, "--cfg": cfg_pairs}
+    given = [name for name, value in refused.items() if value is not None]
     if given:
+        allowed = ", ".join(o.cli_name(SWEEP) for o in declared if o.where)
         raise ValueError(
             f"--board runs the board's own grid and recipe; {', '.join(given)} would change "
-            "them (with --board give --methods, --set, --plugin, --data-root, --device)"
+            f"them (with --board give --methods, --set, {allowed})"
         )
     if not methods:
         raise ValueError("--board needs --methods: the methods to put on the board")
@@ -205,6 +216,7 @@ def _train(
 def register(app: typer.Typer) -> None:
     @app.command()
     @one_line_errors
+    @with_options(SWEEP)
     def sweep(
         file: Annotated[Path | None, Opt("--file", "-f", help="TOML sweep file")] = None,
         board: Annotated[
@@ -212,41 +224,13 @@ def register(app: typer.Typer) -> None:
             Opt(help="a board (results/NAME): its grid and recipe for --methods, nothing else"),
         ] = None,
         methods: Annotated[str | None, Opt(help="comma list, e.g. ce,scn,nla")] = None,
-        noise: Annotated[str | None, Opt(help="noise rates, e.g. 0,0.1,0.3")] = None,
-        noise_type: Annotated[str | None, Opt(help="noise protocols (default symmetric)")] = None,
-        imbalance: Annotated[
-            str | None,
-            Opt(
-                help="imbalance factors, e.g. 1,50; on data already long-tailed (FERPlus) one "
-                "also shrinks the head class (fer-bench labels shows the counts)"
-            ),
-        ] = None,
-        imbalance_type: Annotated[str | None, Opt(help="exp | step")] = None,
-        seeds: Annotated[str | None, Opt(help="training seeds, e.g. 0,1,2")] = None,
-        noise_seed: Annotated[
-            str | None, Opt(help="protocol seed, or 'seed' to follow the training seed")
-        ] = None,
         profile: Annotated[str | None, Opt(help="named base config")] = None,
-        dataset: Annotated[str | None, Opt()] = None,
-        data_root: Annotated[str | None, Opt()] = None,
-        label_mode: Annotated[str | None, Opt()] = None,
-        image_size: Annotated[int | None, Opt()] = None,
-        backbone: Annotated[str | None, Opt()] = None,
-        epochs: Annotated[int | None, Opt(help=profile_default(lambda c: c.epochs))] = None,
-        batch_size: Annotated[int | None, Opt(help=profile_default(lambda c: c.batch_size))] = None,
-        lr: Annotated[float | None, Opt(help=profile_default(lambda c: c.optim.lr))] = None,
-        device: Annotated[str | None, Opt(help="cpu | cuda")] = None,
-        torch_compile: Annotated[
-            bool | None,
-            Opt(
-                "--compile/--no-compile", help="torch.compile the backbones (pays on long GPU runs)"
-            ),
-        ] = None,
+        *,
+        options: OptionValues,
         set_: Annotated[list[str] | None, Opt("--set", help="[METHOD.]KEY=VALUE")] = None,
         cfg_: Annotated[
             list[str] | None, Opt("--cfg", help="any config value by its dotted key: optim.lr=3e-3")
         ] = None,
-        plugin: Annotated[str | None, Opt(help="Python file registering extra methods")] = None,
         out: Annotated[
             Path | None, Opt(help="results directory (one run directory per job)")
         ] = None,
@@ -267,66 +251,24 @@ def register(app: typer.Typer) -> None:
         rerun_stale: Annotated[
             bool, Opt(help="train again finished runs whose method changed since")
         ] = False,
-        recipe: Annotated[
-            str | None, Opt(help="shared (the profile's) | official (each method's own)")
-        ] = None,
         wait: Annotated[
             bool, Opt(help="wait for another sweep on --out instead of refusing")
         ] = False,
     ) -> None:
         """Run every method x protocol x seed; done runs are skipped, interrupted ones resume."""
         file_values = read_sweep_file(file) if file else {}
+        grid, base = grid_and_base(options, SWEEP)
         cli = {
             "methods": split_list(methods, str, "--methods"),
-            "noise": split_list(noise, float, "--noise"),
-            "noise_type": split_list(noise_type, str, "--noise-type"),
-            "imbalance": split_list(imbalance, float, "--imbalance"),
-            "imbalance_type": imbalance_type,
-            "seeds": split_list(seeds, int, "--seeds"),
-            "noise_seed": noise_seed,
+            **grid,
             "profile": profile,
             "hparams": parse_sets(set_) if set_ else None,
         }
-        named = option_overrides(
-            {
-                "backbone": backbone,
-                "epochs": epochs,
-                "batch_size": batch_size,
-                "device": device,
-                "torch_compile": torch_compile,
-                "plugin": plugin,
-                "dataset": dataset,
-                "data_root": data_root,
-                "label_mode": label_mode,
-                "image_size": image_size,
-                "lr": lr,
-                "recipe": recipe,
-            }
-        )
-        cli_base = joined(named, dotted_overrides(cfg_ or []))
+        cli_base = joined(option_overrides(base), dotted_overrides(cfg_ or []))
         if board is None:
             spec = build_spec(file_values, cli, cli_base)
         else:
-            grid_options = {
-                "--file": file,
-                "--profile": profile,
-                "--noise": noise,
-                "--noise-type": noise_type,
-                "--imbalance": imbalance,
-                "--imbalance-type": imbalance_type,
-                "--seeds": seeds,
-                "--noise-seed": noise_seed,
-                "--dataset": dataset,
-                "--label-mode": label_mode,
-                "--image-size": image_size,
-                "--backbone": backbone,
-                "--epochs": epochs,
-                "--batch-size": batch_size,
-                "--lr": lr,
-                "--recipe": recipe,
-                "--cfg": cfg_,
-            }
-            _refuse_grid_options(grid_options, cli["methods"])
+            _refuse_grid_options(file, profile, options, cfg_, cli["methods"])
             spec = board_spec(board, cli["methods"], cli["hparams"], cli_base)
         jobs = expand(spec)
         out = _out_dir(out, file_values, spec.base.data.name, board)

@@ -14,8 +14,8 @@ from fer_bench.commands.common import (
     one_line_errors,
     parse_metrics,
     read_rows,
-    split_list,
 )
+from fer_bench.options import split_list
 from fer_bench.records.reading import RunSet
 from fer_bench.records.selection import SELECTIONS
 from fer_bench.reports.aggregate import build_leaderboard, select_rows_columns

@@ -17,9 +17,10 @@ from fer_bench.commands.common import (
     fail,
     local_executor,
     one_line_errors,
-    split_list,
+    with_options,
 )
 from fer_bench.config import RunConfig
+from fer_bench.options import TUNE, OptionValues, split_list
 from fer_bench.profiles import option_overrides
 from fer_bench.records.reading import RunState
 from fer_bench.records.writing import seal_json, write_json_atomic
@@ -139,6 +140,7 @@ def _report(groups: dict[str, dict[str, Any]], trials: list[PlannedJob]) -> None
 def register(app: typer.Typer) -> None:
     @app.command()
     @one_line_errors
+    @with_options(TUNE)
     def tune(
         file: Annotated[Path, Opt("--file", "-f", help="TOML sweep file: grid and recipe")],
         out: Annotated[Path, Opt(help="results directory (trials and confirming runs)")],
@@ -148,7 +150,8 @@ def register(app: typer.Typer) -> None:
         search_training_seed: Annotated[int, Opt(help="training seed of the trials")] = 100,
         final_seeds: Annotated[str, Opt(help="fresh training seeds of the pick")] = "0,1,2",
         rule: Annotated[str, Opt(help="pick by: val | val_mca (validation labels)")] = "val",
-        device: Annotated[str | None, Opt(help="cpu | cuda (default: the profile's)")] = None,
+        *,
+        options: OptionValues,
         workers: Annotated[
             int | None, Opt(help="parallel jobs (cores are split; default 1)")
         ] = None,
@@ -165,7 +168,7 @@ def register(app: typer.Typer) -> None:
         """Random search with N trials for every method, pick on validation, rerun on
         fresh seeds. Resumable: rerun the same command."""
         cli = {"methods": split_list(methods, str, "--methods"), "seeds": [search_training_seed]}
-        sweep = build_spec(read_sweep_file(file), cli, option_overrides({"device": device}))
+        sweep = build_spec(read_sweep_file(file), cli, option_overrides(options))
         spec = TuneSpec(
             bases=expand(sweep),
             trials=trials,

@@ -11,9 +11,9 @@ other config value is set with ``--cfg KEY=VALUE``.
 
 A new setting is its RunConfig field (fer_bench.config; its range, if any, checked in
 ``RunConfig.validate``, the one check of each value) and, as any new field must, the
-value that reproduces the runs recorded before it in
-``fer_bench.records.identity.HASH_NEUTRAL``; a named option for it is one more entry
-here, which ``run``, ``sweep``, ``tune``, profiles and ``--board`` all read.
+value that reproduces the runs recorded before it in the ledger
+(``fer_bench.records.ledger``, a ``NeutralField``); a named option for it is one more
+entry here, which ``run``, ``sweep``, ``tune``, profiles and ``--board`` all read.
 """
 
 from __future__ import annotations

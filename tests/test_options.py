@@ -15,7 +15,8 @@ from fer_bench.commands import run, sweep, tune
 from fer_bench.config import RunConfig
 from fer_bench.options import COMMANDS, OPTIONS, SWEEP, Option, for_command
 from fer_bench.profiles import dotted_overrides, field_type, with_overrides
-from fer_bench.records.identity import HASH_NEUTRAL, experiment
+from fer_bench.records.identity import experiment
+from fer_bench.records.ledger import neutral_fields
 
 ROOT = Path(__file__).resolve().parents[1]
 WIDE = CliRunner(env={"COLUMNS": "250"})
@@ -62,7 +63,7 @@ def test_board_takes_exactly_the_options_outside_a_runs_identity():
         *sections, name = key.split(".")
         for section in sections:
             table = table[section]
-        return name in table or key in HASH_NEUTRAL
+        return name in table or key in neutral_fields()
 
     for option in OPTIONS:
         assert option.where is not in_identity(option.key), option.name

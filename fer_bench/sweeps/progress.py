@@ -18,6 +18,8 @@ from types import TracebackType
 
 from rich.console import Console
 
+from fer_bench.records.layout import DONE_MARKER, METRICS
+
 
 @dataclass(frozen=True)
 class JobState:
@@ -27,7 +29,7 @@ class JobState:
 
 def _epochs_done(path: Path) -> int:
     try:
-        with (path / "metrics.jsonl").open("rb") as f:
+        with (path / METRICS).open("rb") as f:
             return sum(1 for line in f if line.strip())
     except OSError:
         return 0
@@ -43,11 +45,11 @@ def status_line(jobs: list[JobState], start_epochs: int, elapsed: float) -> str:
     ``start_epochs``: epochs already done when the sweep started (a resumed sweep), left
     out of the pace."""
     done = [_epochs_done(j.path) for j in jobs]
-    finished = sum((j.path / "done").exists() for j in jobs)
+    finished = sum((j.path / DONE_MARKER).exists() for j in jobs)
     training = [
         f"{j.path.name} epoch {e}/{j.epochs}"
         for j, e in zip(jobs, done, strict=True)
-        if 0 < e < j.epochs and not (j.path / "done").exists()
+        if 0 < e < j.epochs and not (j.path / DONE_MARKER).exists()
     ]
     total = sum(j.epochs for j in jobs)
     epochs = min(sum(min(e, j.epochs) for j, e in zip(jobs, done, strict=True)), total)

@@ -34,6 +34,15 @@ import numpy as np
 
 from fer_bench.config import DataConfig, RunConfig
 from fer_bench.records.identity import config_part
+from fer_bench.records.layout import (
+    CHECKPOINT,
+    CONFIG,
+    DONE_MARKER,
+    ERROR_FILE,
+    FINAL,
+    METRICS,
+    PREVIOUS_CHECKPOINT,
+)
 from fer_bench.records.reading import RunState, run_state
 
 OUTCOMES = ("detected", "harmless", "silently wrong", "lost")
@@ -85,12 +94,12 @@ FAULTS: dict[str, Callable[[Path, random.Random], None]] = {
 
 
 def metric_rows(run: Path) -> list[dict]:
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (run / METRICS).read_text().splitlines()]
     return [{k: v for k, v in r.items() if k not in VOLATILE} for r in rows]
 
 
 def _selection(run: Path) -> object:
-    return json.loads((run / "final.json").read_text()).get("selection")
+    return json.loads((run / FINAL).read_text()).get("selection")
 
 
 # --- finished records: metrics.jsonl, final.json, config.json of a done run ---
@@ -99,8 +108,8 @@ def _selection(run: Path) -> object:
 def record_trials(
     reference: Path, work: Path, rng: random.Random, trials: int, score: Score
 ) -> None:
-    runs = sorted(p for p in reference.iterdir() if (p / "done").exists())
-    for name in ("metrics.jsonl", "final.json", "config.json"):
+    runs = sorted(p for p in reference.iterdir() if (p / DONE_MARKER).exists())
+    for name in (METRICS, FINAL, CONFIG):
         for fault, damage in FAULTS.items():
             for t in range(trials):
                 source = rng.choice(runs)
@@ -117,8 +126,8 @@ def record_trials(
                     same = metric_rows(copy) == metric_rows(source) and _selection(
                         copy
                     ) == _selection(source)
-                    same &= json.loads((copy / "config.json").read_text()) == json.loads(
-                        (source / "config.json").read_text()
+                    same &= json.loads((copy / CONFIG).read_text()) == json.loads(
+                        (source / CONFIG).read_text()
                     )
                 except ValueError:
                     same = False
@@ -135,8 +144,8 @@ def checkpoint_trials(
     from fer_bench.training import engine
 
     load_plugin_file(plugin)
-    runs = sorted(p for p in reference.iterdir() if (p / "done").exists())
-    for name in ("checkpoint.pt", "checkpoint.prev.pt"):
+    runs = sorted(p for p in reference.iterdir() if (p / DONE_MARKER).exists())
+    for name in (CHECKPOINT, PREVIOUS_CHECKPOINT):
         for fault, damage in FAULTS.items():
             for t in range(trials):
                 source = rng.choice(runs)
@@ -144,12 +153,10 @@ def checkpoint_trials(
                 shutil.rmtree(root, ignore_errors=True)
                 copy = root / source.name
                 shutil.copytree(source, copy)
-                for done in ("done", "final.json"):  # partial: its last epoch not finished
+                for done in (DONE_MARKER, FINAL):  # partial: its last epoch not finished
                     (copy / done).unlink()
                 damage(copy / name, rng)
-                cfg = RunConfig.from_dict(
-                    config_part(json.loads((copy / "config.json").read_text()))
-                )
+                cfg = RunConfig.from_dict(config_part(json.loads((copy / CONFIG).read_text())))
                 cfg.plugin = None  # loaded above, from the bench's own file
                 said: list[str] = []
                 what = f"partial run: {name}, {fault}"
@@ -234,7 +241,7 @@ def _remount(path: Path, size: str) -> None:
 
 def _leftovers(root: Path) -> list[Path]:
     """Half-written files: a .tmp, or an empty record."""
-    names = ("final.json", "config.json", "metrics.jsonl", "error.txt")
+    names = (FINAL, CONFIG, METRICS, ERROR_FILE)
     return [
         p
         for p in root.rglob("*")

@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from fer_bench.records.layout import FINAL, METRICS
+
 
 def timed_sweep(args: argparse.Namespace, workers: int, out: Path) -> dict[str, float]:
     command = [
@@ -32,9 +34,9 @@ def timed_sweep(args: argparse.Namespace, workers: int, out: Path) -> dict[str, 
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - started
     epochs, images = [], 0
-    for final_path in out.glob("*/final.json"):
+    for final_path in out.glob(f"*/{FINAL}"):
         final = json.loads(final_path.read_text())
-        rows = (final_path.parent / "metrics.jsonl").read_text().splitlines()
+        rows = (final_path.parent / METRICS).read_text().splitlines()
         epochs += [json.loads(row)["train_time_s"] for row in rows]
         images += final["labels"]["n_train"] * len(rows)
     return {"wall_s": wall, "epoch_s": statistics.median(epochs), "images_per_s": images / wall}

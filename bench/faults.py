@@ -39,6 +39,7 @@ from pathlib import Path
 import corruption
 import torch
 
+from fer_bench.records.layout import CHECKPOINT, METRICS, PREVIOUS_CHECKPOINT
 from fer_bench.records.reading import RunState, run_state
 
 PLUGIN = '''
@@ -78,7 +79,7 @@ def sweep_command(plugin: Path, out: Path, epochs: int, workers: int) -> list[st
 def records(out: Path) -> dict[str, list[dict]]:
     """Each run's metrics.jsonl rows, timings removed."""
     found = {}
-    for path in sorted(out.glob("*/metrics.jsonl")):
+    for path in sorted(out.glob(f"*/{METRICS}")):
         rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         found[path.parent.name] = [{k: v for k, v in r.items() if k not in VOLATILE} for r in rows]
     return found
@@ -110,7 +111,7 @@ def alive(pid: int) -> bool:
 
 def checkpoint_epoch(run: Path) -> int:
     """Epoch of the newest readable checkpoint, as the engine would resume from."""
-    for name in ("checkpoint.pt", "checkpoint.prev.pt"):
+    for name in (CHECKPOINT, PREVIOUS_CHECKPOINT):
         try:
             return int(torch.load(run / name, weights_only=True)["epoch"])
         except Exception:  # absent or caught mid-write: the engine falls back the same way
@@ -128,7 +129,7 @@ def lost_epochs(out: Path) -> int:
     lost = 0
     for run in run_dirs(out):
         if run_state(run)[0] is RunState.PARTIAL:
-            log = run / "metrics.jsonl"
+            log = run / METRICS
             rows = len(log.read_text().splitlines()) if log.exists() else 0
             lost += max(0, rows - checkpoint_epoch(run))
     return lost

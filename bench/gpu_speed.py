@@ -49,6 +49,7 @@ from fer_bench.data.base import DatasetBundle
 from fer_bench.data.loaders.synthetic import CLASSES, generate_split
 from fer_bench.profiles import load_profile, with_overrides
 from fer_bench.records.identity import run_name
+from fer_bench.records.layout import FINAL
 from fer_bench.sweeps.executors import Job, LocalExecutor
 from fer_bench.training.benchmarking import (
     device_name,
@@ -111,7 +112,7 @@ def packed(base: RunConfig, device: str, jobs: int, out: Path) -> dict[str, Any]
 
 
 def _final(cfg: RunConfig, out: Path) -> dict:
-    return json.loads((out / run_name(cfg) / "final.json").read_text())
+    return json.loads((out / run_name(cfg) / FINAL).read_text())
 
 
 def net_for(cfg: RunConfig, num_classes: int) -> tuple[torch.nn.Module, int]:

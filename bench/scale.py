@@ -44,6 +44,7 @@ from fer_bench.data.base import DatasetBundle, Split
 from fer_bench.data.decoding import WORKERS_ENV
 from fer_bench.data.placement import PATH_ENV
 from fer_bench.profiles import load_profile, with_overrides
+from fer_bench.records.layout import METRICS
 from fer_bench.training import engine
 
 AFFECTNET_TRAIN = 287_651  # manually annotated training images with an expression 0-7
@@ -145,7 +146,7 @@ class PeakMemory:
 
 def train_images_per_s(cfg: RunConfig, bundle: DatasetBundle, out: Path) -> tuple[float, str]:
     final = engine.train(cfg, out, progress=False, bundle=bundle)
-    rows = [json.loads(x) for x in (engine.run_dir(cfg, out) / "metrics.jsonl").open()]
+    rows = [json.loads(x) for x in (engine.run_dir(cfg, out) / METRICS).open()]
     steps = final["labels"]["n_train"] // cfg.batch_size
     return steps * cfg.batch_size * len(rows) / sum(r["train_time_s"] for r in rows), final[
         "data_path"

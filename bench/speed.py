@@ -27,7 +27,7 @@ from fer_bench.backbones import TrainingInputs, calibration_sample, create_backb
 from fer_bench.data import load_dataset
 from fer_bench.data.store import channel_stats
 from fer_bench.profiles import load_profile, with_overrides
-from fer_bench.records.writing import cpu_model
+from fer_bench.records.environment import cpu_model
 from fer_bench.training.benchmarking import (
     last_epoch,
     matmul_peak,

@@ -15,6 +15,8 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
+from fer_bench.records.layout import FINAL, METRICS
+
 
 def setting(final: dict) -> str:
     """What an epoch's time depends on besides the method: threads, precision, CPU and
@@ -36,14 +38,14 @@ def main() -> None:
     unthreaded = 0  # records that name no torch threads: no core-hours
     epoch_times: dict[tuple[str, str], list[float]] = defaultdict(list)
     runs = 0
-    for final_path in sorted(args.directory.glob("*/final.json")):
+    for final_path in sorted(args.directory.glob(f"*/{FINAL}")):
         final = json.loads(final_path.read_text())
         total += final["time_s"]
         threads = final.get("environment", {}).get("torch_threads")
         core_s += final["time_s"] * (threads or 0)
         unthreaded += threads is None
         runs += 1
-        rows = (final_path.parent / "metrics.jsonl").read_text().splitlines()
+        rows = (final_path.parent / METRICS).read_text().splitlines()
         epoch_times[setting(final), final["method"]] += [
             json.loads(r)["train_time_s"] for r in rows
         ]

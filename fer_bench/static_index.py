@@ -5,20 +5,21 @@ run against today's code (``fer-bench table``) and resolving a method's defaults
 only facts about the registered classes: their names and summaries, a method's
 hyperparameter fields and defaults, its code fingerprint and official recipe, whether a
 noise protocol takes a rate. ``static_index.json`` (beside this file) holds these facts,
-built from the imported registries by ``python -m fer_bench.static_index``.
+built from the imported registries by ``python -m fer_bench.records.static_index_build``
+(building imports every plugin and the code fingerprint, which this module, read by
+the registry below them, must not).
 
 The index is a cache, never the truth: it is used only while the sha256 of every source
 file it was built from (the built-in plugin packages and the modules that compute these
 facts, :data:`SOURCES`) is unchanged, no plugin package registers through an entry
 point, and the registry has not been loaded anyway. Otherwise the callers import the
 registries as before, so an edited method or a new registration is never served from
-it; only the speed is lost until the index is rebuilt (tests/test_static_index.py says
+it; only the speed is lost until the index is rebuilt (tests/test_cli_light.py says
 when the committed index is out of date).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import importlib.util
 import inspect
@@ -42,6 +43,7 @@ SOURCES = (
     "fer_bench.search",
     "fer_bench.hparams",
     "fer_bench.static_index",
+    "fer_bench.records.static_index_build",
 )
 # Registry group -> the registry's name in fer_bench.registry.
 GROUPS = {
@@ -116,63 +118,3 @@ def entry(group: str, name: str) -> dict[str, Any] | None:
     unknown name included: it raises the registry's one-line error)."""
     found = entries(group)
     return None if found is None else found.get(name)
-
-
-# --- building --------------------------------------------------------------------------
-
-
-def method_family(cls: type) -> dict[str, Any]:
-    """The family `fer-bench list methods` groups a method under, and the family's place
-    in FAMILIES' order (a plugin's own family after them)."""
-    from fer_bench.methods.base import FAMILIES
-
-    family = getattr(cls, "family", "other")
-    rank = FAMILIES.index(family) if family in FAMILIES else len(FAMILIES)
-    return {"family": family, "family_rank": rank}
-
-
-def _method_facts(name: str, cls: type) -> dict[str, Any]:
-    from fer_bench.hparams import type_name
-    from fer_bench.records.identity import method_code
-
-    defaults = dataclasses.asdict(cls.Hparams())
-    if json.loads(json.dumps(defaults)) != defaults:
-        raise ValueError(f"method {name!r}: a default is not a JSON value: {defaults}")
-    types = {f.name: type_name(f.type) for f in dataclasses.fields(cls.Hparams)}
-    recipe = getattr(cls, "official_recipe", None)
-    return {
-        **method_family(cls),
-        "hparams": {k: {"type": types[k], "default": v} for k, v in defaults.items()},
-        "code": method_code(name),
-        "official_recipe": None if recipe is None else dataclasses.asdict(recipe),
-    }
-
-
-def build() -> dict[str, Any]:
-    """The index of the registries as imported now (imports every built-in plugin)."""
-    from fer_bench import registry
-
-    groups: dict[str, dict[str, Any]] = {}
-    for group, attr in GROUPS.items():
-        reg = getattr(registry, attr)
-        groups[group] = {}
-        for name in reg.names():
-            obj = reg.get(name)
-            if not getattr(obj, "__module__", "").startswith("fer_bench."):
-                continue  # registered by a plugin file or a test, not built in
-            facts: dict[str, Any] = {"summary": summary(obj)}
-            if group == "methods":
-                facts |= _method_facts(name, obj)
-            if group == "noise":
-                facts["takes_rate"] = bool(getattr(obj, "takes_rate", True))
-            groups[group][name] = facts
-    return {"sources": source_digests(), "registries": groups}
-
-
-def render(index: dict[str, Any]) -> str:
-    return json.dumps(index, indent=1, sort_keys=True) + "\n"
-
-
-if __name__ == "__main__":
-    INDEX_FILE.write_text(render(build()))
-    print(f"wrote {INDEX_FILE}")

@@ -18,6 +18,7 @@ import numpy as np
 
 from fer_bench.config import RunConfig
 from fer_bench.records.identity import record_fields, run_hash, run_name
+from fer_bench.records.layout import CHECKPOINT, CONFIG, DONE_MARKER, FINAL, METRICS
 
 FAIL_SEED = 13
 CRASH_SEED = 666
@@ -85,7 +86,7 @@ def write_records(
     """A complete run directory as the engine writes it (``epochs`` < cfg.epochs: partial)."""
     out = run_dir(cfg, out_root)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps({**cfg.to_dict(), **record_fields(cfg)}))
+    (out / CONFIG).write_text(json.dumps({**cfg.to_dict(), **record_fields(cfg)}))
     rng = np.random.default_rng([cfg.seed, *map(ord, cfg.method), 7])
     top = final_accuracy(cfg)
     n_epochs = cfg.epochs if epochs is None else epochs
@@ -105,9 +106,9 @@ def write_records(
                 "noise": _noise(e, cfg.epochs, score, rng) if score else None,
             }
         )
-    (out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (out / METRICS).write_text("".join(json.dumps(r) + "\n" for r in rows))
     if epochs is not None:
-        (out / "checkpoint.pt").write_text("fake")
+        (out / CHECKPOINT).write_text("fake")
         return {}
 
     def pick(row: dict) -> dict:
@@ -128,17 +129,17 @@ def write_records(
         },
         "time_s": 0.1,
     }
-    (out / "final.json").write_text(json.dumps(final))
-    (out / "done").touch()
+    (out / FINAL).write_text(json.dumps(final))
+    (out / DONE_MARKER).touch()
     return final
 
 
 def train(cfg: RunConfig, out_root: Path, resume: bool = False, progress: bool = True) -> dict:
     out = run_dir(cfg, out_root)
-    if (out / "done").exists():
-        return json.loads((out / "final.json").read_text())
-    resumed = resume and (out / "checkpoint.pt").exists()
-    if resumed and (out / "checkpoint.pt").read_text() == CORRUPT:
+    if (out / DONE_MARKER).exists():
+        return json.loads((out / FINAL).read_text())
+    resumed = resume and (out / CHECKPOINT).exists()
+    if resumed and (out / CHECKPOINT).read_text() == CORRUPT:
         raise RuntimeError("PytorchStreamReader failed reading zip archive")
     if cfg.seed == SLEEP_SEED:
         (Path(out_root) / "worker.pid").write_text(str(os.getpid()))
@@ -147,7 +148,7 @@ def train(cfg: RunConfig, out_root: Path, resume: bool = False, progress: bool =
         os._exit(3)
     if cfg.seed == FAIL_SEED:  # as the engine: config.json is written before anything fails
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps({**cfg.to_dict(), **record_fields(cfg)}))
+        (out / CONFIG).write_text(json.dumps({**cfg.to_dict(), **record_fields(cfg)}))
         raise RuntimeError("fake failure")
     final = write_records(cfg, out_root)
     # Which process ran it and whether it resumed: for the tests, not part of the format.

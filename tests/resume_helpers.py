@@ -8,6 +8,8 @@ from pathlib import Path
 import torch
 
 import fer_bench.records.checkpoint as checkpoint
+from fer_bench.records import layout
+from fer_bench.records.layout import METRICS
 
 TIMES = ("time_s", "train_time_s")  # wall times: the only fields a resume may change
 
@@ -30,13 +32,13 @@ def crash_after_save(monkeypatch, at: int = 1) -> None:
 
 def rows_without_times(run: Path) -> list[dict]:
     """The run's metrics.jsonl rows without their wall times."""
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").open()]
+    rows = [json.loads(line) for line in (run / METRICS).open()]
     return [{k: v for k, v in r.items() if k not in TIMES} for r in rows]
 
 
 def same_method_state(full: Path, cut: Path) -> dict[str, torch.Tensor]:
     """Assert the two runs' final checkpoints hold equal method states; return one."""
-    a, b = (torch.load(d / checkpoint.CHECKPOINT)["method"] for d in (full, cut))
+    a, b = (torch.load(d / layout.CHECKPOINT)["method"] for d in (full, cut))
     assert a.keys() == b.keys()
     for key, value in a.items():
         assert torch.equal(value, b[key]), key

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import torch
 
-from fer_bench.records import checkpoint
+from fer_bench.records import checkpoint, layout
 
 
 def test_the_current_checkpoint_exists_after_every_step_of_a_save(tmp_path, monkeypatch):
-    path = tmp_path / checkpoint.CHECKPOINT
+    path = tmp_path / layout.CHECKPOINT
     checkpoint.save(path, {"epoch": 1})
     checkpoint.save(path, {"epoch": 2})
     present: list[bool] = []
@@ -30,6 +30,6 @@ def test_the_current_checkpoint_exists_after_every_step_of_a_save(tmp_path, monk
     checkpoint.save(path, {"epoch": 3})
     assert present and all(present), present
     assert torch.load(path, weights_only=True)["epoch"] == 3
-    previous = tmp_path / checkpoint.PREVIOUS_CHECKPOINT
+    previous = tmp_path / layout.PREVIOUS_CHECKPOINT
     assert torch.load(previous, weights_only=True)["epoch"] == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, previous.name])

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from fer_bench import static_index
 from fer_bench.cli import app
+from fer_bench.records import static_index_build
 from fer_bench.reports.aggregate import paired_t_pvalue
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,9 +66,9 @@ def test_cli_imports_no_torch(args: tuple[str, ...]) -> None:
 
 def test_committed_index_is_the_registries() -> None:
     """The committed index equals one built from the imported registries now; if this
-    fails, rebuild it: python -m fer_bench.static_index (until then the CLI is slow, not
-    wrong: an out-of-date index is not used)."""
-    built = json.loads(static_index.render(static_index.build()))
+    fails, rebuild it: python -m fer_bench.records.static_index_build (until then the
+    CLI is slow, not wrong: an out-of-date index is not used)."""
+    built = json.loads(static_index_build.render(static_index_build.build()))
     assert json.loads(static_index.INDEX_FILE.read_text()) == built
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fer_bench.records.writing import code_version, source_digest
+from fer_bench.records.environment import code_version, source_digest
 
 
 def _write(root: Path, files: dict[str, str]) -> None:

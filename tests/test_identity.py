@@ -227,7 +227,7 @@ def test_a_finished_run_with_an_unreadable_record_is_one_line(tmp_path, micro_ru
 
 
 def test_engine_detects_other_labels_behind_the_same_name(tmp_path, micro_run, micro_bundle):
-    from fer_bench.records.writing import seal_run
+    from fer_bench.records.layout import seal_run
     from fer_bench.training.engine import DataMismatch, train
 
     cfg, out = _copy_of(micro_run, tmp_path)

@@ -18,6 +18,7 @@ from resume_helpers import crash_after_save
 from typer.testing import CliRunner
 
 import fer_bench.training.engine as engine
+from fer_bench.atomic import DiskFull, write_json_atomic
 from fer_bench.cli import app
 from fer_bench.config import DataConfig
 from fer_bench.data import cache as cache_module
@@ -25,9 +26,9 @@ from fer_bench.data import decoding, load_dataset
 from fer_bench.data import testing as fx
 from fer_bench.data.base import DatasetBundle
 from fer_bench.profiles import load_profile, with_overrides
-from fer_bench.records import checkpoint
+from fer_bench.records import checkpoint, layout
+from fer_bench.records.layout import seal_json
 from fer_bench.records.reading import RunState, keep_traceback, run_state, scan_runs
-from fer_bench.records.writing import DiskFull, seal_json, write_json_atomic
 
 runner = CliRunner()
 
@@ -110,7 +111,7 @@ def _flip_middle(path: Path, n: int = 64) -> None:
 
 
 def test_a_changed_value_in_a_checkpoint_is_refused(tmp_path):
-    path = tmp_path / checkpoint.CHECKPOINT
+    path = tmp_path / layout.CHECKPOINT
     checkpoint.save(path, {"epoch": 1, "w": torch.ones(3), checkpoint.METRICS_KEY: "{}\n"})
     state = torch.load(path, weights_only=True)
     state["w"][1] = 1.5  # rewritten as a same-size edit would leave it: digest untouched
@@ -130,7 +131,7 @@ def test_a_checkpoint_overwritten_in_the_middle_falls_back_to_the_previous(
 ):
     cfg = replace(micro_config, epochs=3)
     out = _interrupted(cfg, tmp_path, micro_bundle, monkeypatch, at=2)
-    _flip_middle(out / checkpoint.CHECKPOINT)
+    _flip_middle(out / layout.CHECKPOINT)
     messages: list[str] = []
     final = engine.train(cfg, tmp_path, progress=False, bundle=micro_bundle, notify=messages.append)
     assert final["status"] == "done" and final["epochs_completed"] == 3

@@ -11,10 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 from fer_bench.cli import app
+from fer_bench.records.layout import RUNS_DIR, TUNING_FILE
 from fer_bench.records.reading import RunState, run_state, scan_runs
 from fer_bench.records.selection import SELECTIONS
 from fer_bench.reports.aggregate import build_leaderboard
-from fer_bench.sweeps.tune import TUNING_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
 BOARDS = sorted(p.parent for p in (ROOT / "results").glob("*/table.md"))
@@ -64,9 +64,9 @@ def test_committed_table_renders_from_committed_runs(board, tmp_path):
     in it was typed by hand or comes from a run that is not there."""
     for run in _tracked_run_dirs(board):
         (tmp_path / run.name).symlink_to(run, target_is_directory=True)
-    tuned = (board / "runs" / TUNING_FILE).exists()
+    tuned = (board / RUNS_DIR / TUNING_FILE).exists()
     if tuned:  # as bench/refresh_board.sh: the confirming runs become "(tuned)" rows
-        (tmp_path / TUNING_FILE).symlink_to(board / "runs" / TUNING_FILE)
+        (tmp_path / TUNING_FILE).symlink_to(board / RUNS_DIR / TUNING_FILE)
     # The table command itself, with refresh_board.sh's arguments (every sweep*.toml; a
     # tuned board's sweep files are the search's grid, not rows of their own).
     grid = [arg for f in sorted(board.glob("sweep*.toml")) for arg in ("--sweep", str(f))]

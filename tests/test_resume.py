@@ -25,6 +25,7 @@ import fer_bench.training.engine as engine
 from fer_bench.cli import app
 from fer_bench.data.loaders.synthetic import CLASSES
 from fer_bench.methods.base import Method
+from fer_bench.records import layout
 from fer_bench.records.lock import RunBusy
 from fer_bench.registry import METHODS
 
@@ -52,8 +53,8 @@ def test_rerunning_resumes_from_the_checkpoint(micro_bundle, micro_config, tmp_p
     _train(micro_config, tmp_path, micro_bundle, again)
     assert any("already done" in m for m in again)
     # weights_only: the checkpoint holds tensors and plain values only
-    state = torch.load(out / checkpoint.CHECKPOINT, weights_only=True)
-    assert state["epoch"] == 2 and torch.load(out / checkpoint.PREVIOUS_CHECKPOINT)["epoch"] == 1
+    state = torch.load(out / layout.CHECKPOINT, weights_only=True)
+    assert state["epoch"] == 2 and torch.load(out / layout.PREVIOUS_CHECKPOINT)["epoch"] == 1
 
 
 def test_truncated_checkpoint_falls_back_to_the_previous(
@@ -61,7 +62,7 @@ def test_truncated_checkpoint_falls_back_to_the_previous(
 ):
     cfg = replace(micro_config, epochs=3)
     out = _interrupted(cfg, tmp_path, micro_bundle, monkeypatch, at=2)
-    ckpt = out / checkpoint.CHECKPOINT
+    ckpt = out / layout.CHECKPOINT
     ckpt.write_bytes(ckpt.read_bytes()[:1000])
     messages: list[str] = []
     final = _train(cfg, tmp_path, micro_bundle, messages)
@@ -87,7 +88,7 @@ def test_unreadable_checkpoints_restart_with_a_message(
 ):
     out = _interrupted(micro_config, tmp_path, micro_bundle, monkeypatch)
     marker = tmp_path / "code-ran"
-    torch.save({"epoch": 1, "payload": _Payload(marker)}, out / checkpoint.CHECKPOINT)
+    torch.save({"epoch": 1, "payload": _Payload(marker)}, out / layout.CHECKPOINT)
     messages: list[str] = []
     final = _train(micro_config, tmp_path, micro_bundle, messages)
     assert not marker.exists()  # the pickled code never ran
@@ -107,7 +108,7 @@ def test_a_failed_checkpoint_write_leaves_no_tmp(micro_bundle, micro_config, tmp
     out = engine.run_dir(micro_config, tmp_path)
     with pytest.raises(OSError, match=f"disk full: no space left in {out}; free some"):
         _train(micro_config, tmp_path, micro_bundle)
-    assert not list(out.glob("*.tmp")) and not (out / checkpoint.CHECKPOINT).exists()
+    assert not list(out.glob("*.tmp")) and not (out / layout.CHECKPOINT).exists()
 
 
 def test_a_second_process_on_the_run_is_refused(micro_bundle, micro_config, tmp_path):
@@ -194,7 +195,7 @@ def test_a_run_directory_turning_read_only_keeps_the_last_epoch(
     assert failure and "Read-only file system" in failure[0], result.output
     assert "traceback not kept" in failure[0] and "Traceback" not in result.output
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # epoch 1 intact
-    assert torch.load(out / checkpoint.CHECKPOINT, weights_only=True)["epoch"] == 1
+    assert torch.load(out / layout.CHECKPOINT, weights_only=True)["epoch"] == 1
     assert not list(out.glob("*.tmp"))
 
 
@@ -221,7 +222,8 @@ def test_a_run_begun_under_other_code_is_started_over_not_resumed(
 def test_a_resume_that_trains_on_clears_the_earlier_attempts_error(
     micro_bundle, micro_config, tmp_path, monkeypatch
 ):
-    from fer_bench.records.reading import ERROR_FILE, RunState, run_state
+    from fer_bench.records.layout import ERROR_FILE
+    from fer_bench.records.reading import RunState, run_state
 
     out = _interrupted(micro_config, tmp_path, micro_bundle, monkeypatch)
     (out / ERROR_FILE).write_text("Traceback ...\nOSError: disk full\n")

@@ -23,10 +23,10 @@ from typer.testing import CliRunner
 
 from fer_bench.cli import app
 from fer_bench.records.identity import run_hash
-from fer_bench.records.reading import ERROR_FILE, RunState, run_state, scan_runs
+from fer_bench.records.layout import ERROR_FILE, SWEEP_LOCK
+from fer_bench.records.reading import RunState, run_state, scan_runs
 from fer_bench.sweeps.executors import Job, LocalExecutor, RayExecutor
 from fer_bench.sweeps.sweep import (
-    LOCK_NAME,
     SweepBusy,
     build_spec,
     check_out_dir,
@@ -232,7 +232,7 @@ def test_a_dying_worker_fails_its_job_only(tmp_path):
 
 
 def test_second_sweep_on_the_same_dir_is_refused_or_waits(tmp_path, capsys):
-    hold_lock(tmp_path / LOCK_NAME, 0.4)
+    hold_lock(tmp_path / SWEEP_LOCK, 0.4)
     started = time.perf_counter()
     with pytest.raises(SweepBusy, match="another sweep is running"), sweep_lock(tmp_path):
         pass
@@ -288,10 +288,10 @@ def test_cli_bad_input_is_one_line(tmp_path, args, message):
 
 
 def test_cli_refuses_while_another_sweep_holds_the_dir(tmp_path):
-    hold_lock(tmp_path / LOCK_NAME, 1.0)
+    hold_lock(tmp_path / SWEEP_LOCK, 1.0)
     result = CliRunner().invoke(app, ["sweep", "--methods", "ce", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "another sweep is running" in result.output
-    assert [p.name for p in tmp_path.iterdir()] == [LOCK_NAME]  # no run was started
+    assert [p.name for p in tmp_path.iterdir()] == [SWEEP_LOCK]  # no run was started
 
 
 def _tiny_dataset_plugin(tmp_path: Path) -> Path:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fer_bench.records.writing import environment
+from fer_bench.records.environment import environment
 
 SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "sweep_time.py"
 

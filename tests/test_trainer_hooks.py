@@ -12,10 +12,10 @@ import torch
 import torch.nn.functional as F
 from resume_helpers import crash_after_save, rows_without_times, same_method_state
 
-import fer_bench.records.checkpoint as checkpoint
 import fer_bench.training.engine as engine
 from fer_bench.config import AugConfig
 from fer_bench.methods.base import Batch, Method, StepOutput, TrainingImages
+from fer_bench.records import layout
 from fer_bench.registry import METHODS, VIEWS, RegistryError
 from fer_bench.training.augment import BatchAugmenter
 
@@ -68,7 +68,7 @@ def test_a_two_network_plugin_trains_through_its_hooks(micro_bundle, micro_confi
     assert final["status"] == "done"
     n = final["labels"]["n_train"]
     assert Peers.calls == [("before", n), ("start", 0), ("end", 0), ("start", 1), ("end", 1)]
-    state = torch.load(engine.run_dir(cfg, tmp_path) / checkpoint.CHECKPOINT)["method"]
+    state = torch.load(engine.run_dir(cfg, tmp_path) / layout.CHECKPOINT)["method"]
     assert any(k.startswith("peer.") for k in state)  # the second network is checkpointed
     assert torch.equal(state["seen"], torch.full((n,), 2))  # each image read once per epoch
     backbone, peer = (

@@ -13,26 +13,24 @@ from lock_helpers import hold_lock
 from typer.testing import CliRunner
 
 import fer_bench.commands.tune as tune_command
+from fer_bench.atomic import write_json_atomic
 from fer_bench.cli import app
 from fer_bench.records.identity import run_name
+from fer_bench.records.layout import SWEEP_LOCK, TUNING_FILE
 from fer_bench.records.reading import RunSet, scan_runs
-from fer_bench.records.writing import write_json_atomic
 from fer_bench.reports.aggregate import row_labels
 from fer_bench.reports.plots import tuning_spread
+from fer_bench.reports.tuned import apply_tuning, tuned_view, unpicked
 from fer_bench.search import RECIPE_SPACE
-from fer_bench.sweeps.sweep import LOCK_NAME, build_spec, expand, plan
+from fer_bench.sweeps.sweep import build_spec, expand, plan
 from fer_bench.sweeps.tune import (
-    TUNING_FILE,
     TuneSpec,
-    apply_tuning,
     check_budget,
     final_jobs,
     merged_record,
     pick,
     space_of,
-    tuned_view,
     tuning_record,
-    unpicked,
 )
 
 FAKE = "fake_engine"
@@ -250,7 +248,7 @@ def test_tune_refuses_another_budget_before_training(tmp_path):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2 and "trials 8 there, 4 here" in result.output
     # Nothing trained or rewritten (the budget is read under the sweep's lock).
-    assert {p.name for p in out.iterdir()} <= {TUNING_FILE, LOCK_NAME}
+    assert {p.name for p in out.iterdir()} <= {TUNING_FILE, SWEEP_LOCK}
     assert (out / TUNING_FILE).read_text() == record
 
 
@@ -373,12 +371,12 @@ def test_a_held_directory_is_listed_by_a_dry_run_refused_or_waited_for(tmp_path,
     args = ["tune", "--file", sweep, "--out", out, "--trials", 2, "--final-seeds", "0"]
     args = [str(a) for a in args]
     release = threading.Event()
-    hold_lock(out / LOCK_NAME, 0.3, until=release)  # another sweep training into out
+    hold_lock(out / SWEEP_LOCK, 0.3, until=release)  # another sweep training into out
     listed = CliRunner().invoke(app, [*args, "--dry-run"])
     assert listed.exit_code == 0 and "search: 2 runs, 0 done" in listed.output
     refused = CliRunner().invoke(app, args)
     assert refused.exit_code == 2 and "pass --wait to queue behind it" in refused.output
-    assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME]  # nothing trained
+    assert sorted(p.name for p in out.iterdir()) == [SWEEP_LOCK]  # nothing trained
     started = time.perf_counter()
     release.set()
     waited = CliRunner().invoke(app, [*args, "--wait"])

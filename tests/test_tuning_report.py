@@ -7,13 +7,14 @@ import statistics
 import fake_engine
 from typer.testing import CliRunner
 
+from fer_bench.atomic import write_json_atomic
 from fer_bench.cli import app
+from fer_bench.records.layout import TUNING_FILE
 from fer_bench.records.reading import scan_runs
-from fer_bench.records.writing import write_json_atomic
 from fer_bench.reports.aggregate import run_value
 from fer_bench.reports.tuning_report import ranks
 from fer_bench.sweeps.sweep import build_spec, expand
-from fer_bench.sweeps.tune import TUNING_FILE, TuneSpec, final_jobs, pick, tuning_record
+from fer_bench.sweeps.tune import TuneSpec, final_jobs, pick, tuning_record
 
 FAKE = "fake_engine"
 METHODS = ("ce", "nla")

@@ -12,17 +12,18 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from fer_bench.atomic import write_text_atomic
 from fer_bench.config import RunConfig
 from fer_bench.options import Option, for_command
+from fer_bench.processes import available_cores
 from fer_bench.profiles import field_type, load_profile, profile_names
 from fer_bench.records.reading import Problem, RunSet
-from fer_bench.records.writing import write_text_atomic
 from fer_bench.reports.aggregate import DEFAULT_METRICS, METRICS
 from fer_bench.reports.merge import scan_boards
 from fer_bench.reports.tables import SUFFIX_FORMATS
-from fer_bench.sweeps.executors import LocalExecutor, available_cores
+from fer_bench.reports.tuned import apply_tuning
+from fer_bench.sweeps.executors import LocalExecutor
 from fer_bench.sweeps.gpu_slots import AUTO_JOB_BYTES, parse_jobs_per_device, sweep_devices
-from fer_bench.sweeps.tune import apply_tuning
 
 console = Console()
 err_console = Console(stderr=True)

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
+from fer_bench.atomic import write_text_atomic
 from fer_bench.commands.common import console, one_line_errors
 from fer_bench.config import DataConfig, ProtocolConfig
-from fer_bench.records.writing import write_text_atomic
 
 if TYPE_CHECKING:  # the data and protocols import torch: imported when labels are built
     from fer_bench.training.labels import LabelSet

@@ -12,6 +12,7 @@ from rich.table import Table
 from fer_bench import registry, static_index
 from fer_bench.commands.common import console, fail, one_line_errors
 from fer_bench.profiles import profile_names
+from fer_bench.records.static_index_build import method_family
 
 # One listing per kind; protocols list both of their registries (by registry group,
 # fer_bench.static_index.GROUPS), with a kind column.
@@ -63,7 +64,7 @@ def _method_rows() -> list[list[str]]:
     indexed = static_index.entries("methods")
     if indexed is None:  # the imported registry answers (torch)
         indexed = {
-            name: {"summary": static_index.summary(cls), **static_index.method_family(cls)}
+            name: {"summary": static_index.summary(cls), **method_family(cls)}
             for name in registry.METHODS.names()
             for cls in [registry.METHODS.get(name)]
         }

@@ -14,6 +14,7 @@ from fer_bench.commands.common import (
     warn_unreadable,
 )
 from fer_bench.options import split_list
+from fer_bench.records.layout import RUNS_DIR
 from fer_bench.records.selection import SELECTIONS
 from fer_bench.reports.aggregate import METRICS
 
@@ -63,4 +64,4 @@ def _board_name(root: Path) -> str:
     """A board's name from its runs directory (results/NAME/runs) or a sweep's --out."""
     from fer_bench.reports.plots import slug
 
-    return slug(root.parent.name if root.name == "runs" else root.name)
+    return slug(root.parent.name if root.name == RUNS_DIR else root.name)

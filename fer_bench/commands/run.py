@@ -207,8 +207,8 @@ def _say(message: str) -> None:
 def _train(cfg: RunConfig, root: Path, **kwargs: Any) -> dict:
     """engine.train with every failure as one line: bad input exits 2, anything else 1
     with its traceback kept in RUN_DIR/error.txt."""
+    from fer_bench.atomic import DiskFull
     from fer_bench.records.lock import RunBusy
-    from fer_bench.records.writing import DiskFull
     from fer_bench.training.engine import run_dir, train
 
     out = run_dir(cfg, root)

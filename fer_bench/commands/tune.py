@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from fer_bench.atomic import write_json_atomic
 from fer_bench.commands.common import (
     JOBS_PER_DEVICE_HELP,
     console,
@@ -22,8 +23,9 @@ from fer_bench.commands.common import (
 from fer_bench.config import RunConfig
 from fer_bench.options import TUNE, OptionValues, split_list
 from fer_bench.profiles import option_overrides
+from fer_bench.records.layout import TUNING_FILE, seal_json
 from fer_bench.records.reading import RunState
-from fer_bench.records.writing import seal_json, write_json_atomic
+from fer_bench.reports.tuned import pick_text, unpicked
 from fer_bench.sweeps.executors import Executor, JobResult
 from fer_bench.sweeps.progress import JobState, SweepProgress
 from fer_bench.sweeps.sweep import (
@@ -38,15 +40,12 @@ from fer_bench.sweeps.sweep import (
     sweep_lock,
 )
 from fer_bench.sweeps.tune import (
-    TUNING_FILE,
     TuneSpec,
     check_budget,
     final_jobs,
     merged_record,
     pick,
-    pick_text,
     tuning_record,
-    unpicked,
 )
 
 Opt = typer.Option

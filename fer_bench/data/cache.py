@@ -44,13 +44,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from fer_bench.atomic import DiskFull, disk_full_named
 from fer_bench.data.base import DatasetBundle, Split
 from fer_bench.data.decoding import decode_to_npy, markers_dir
 from fer_bench.data.files import sha256_file
 from fer_bench.data.imaging import ImageRef
 from fer_bench.data.mapped import MappedImages
 from fer_bench.data.placement import choose_path, requested_path
-from fer_bench.records.writing import DiskFull, disk_full_named
 
 CACHE_FORMAT = 2  # bump when the stored layout or any loader's decoding changes
 _SPLITS = ("train", "val", "test")

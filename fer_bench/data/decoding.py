@@ -22,8 +22,9 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from fer_bench.atomic import disk_full_named
 from fer_bench.data.imaging import ImageRef, check_format, decode_file
-from fer_bench.records.writing import disk_full_named
+from fer_bench.processes import die_with_parent
 
 CHUNK = 500  # images per chunk: the unit of parallel work and of resumption
 POOL_MIN_IMAGES = 2000  # below this a pool's start-up costs more than it saves
@@ -124,11 +125,8 @@ def _decode_pool(
     workers: int,
     advance: Callable[[int], None],
 ) -> None:
-    # fork: workers need only PIL/numpy, and spawning would re-import torch in each
-    from fer_bench.sweeps.executors import (
-        die_with_parent,  # a killed sweep worker takes these along
-    )
-
+    # fork: workers need only PIL/numpy, and spawning would re-import torch in each.
+    # die_with_parent: a killed sweep worker takes its decoders along.
     ctx = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
     pool = ProcessPoolExecutor(
         workers, mp_context=ctx, initializer=die_with_parent, initargs=(os.getpid(),)

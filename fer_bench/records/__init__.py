@@ -1,6 +1,7 @@
-"""The run directory: its file names and format, the experiment identity, records
-written and read, the lock, checkpoints and the selection rules applied to a record.
+"""The run directory: its file names and format (``layout``, their one owner), the
+experiment identity, records written and read, the lock, checkpoints and the selection
+rules applied to a record.
 
-May import the core modules and the plugin families' contracts; never ``training``,
-``reports``, ``sweeps`` or ``commands``.
+May import the core modules and the plugin families; never ``training``, ``reports``,
+``sweeps`` or ``commands`` (pyproject's import-linter contracts, tests/test_layers.py).
 """

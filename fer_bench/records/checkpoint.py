@@ -22,10 +22,9 @@ from typing import Any
 
 import torch
 
-from fer_bench.records.writing import disk_full_named, read_jsonl
+from fer_bench.atomic import disk_full_named, read_jsonl
+from fer_bench.records.layout import CHECKPOINT, METRICS, PREVIOUS_CHECKPOINT
 
-CHECKPOINT = "checkpoint.pt"
-PREVIOUS_CHECKPOINT = "checkpoint.prev.pt"
 DIGEST_KEY = "sha256"  # the content digest, beside the state it covers
 METRICS_KEY = "metrics_jsonl"  # metrics.jsonl's text when the checkpoint was written
 
@@ -168,7 +167,7 @@ def load(out: Path, device: str, notify: Callable[[str], None]) -> tuple[dict | 
     """The newest whole checkpoint (the previous one if the last is damaged), or None
     and why there is none."""
     try:
-        rows = len(read_jsonl(out / "metrics.jsonl"))
+        rows = len(read_jsonl(out / METRICS))
     except ValueError:  # a damaged log: only a checkpoint holding its own log can resume
         rows = 0
     why_not = "no checkpoint: interrupted in its first epoch"

@@ -33,6 +33,7 @@ from fer_bench import static_index
 from fer_bench.config import ProtocolConfig, RunConfig
 from fer_bench.hparams import parse_overrides
 from fer_bench.pretrained import BUILTIN_WEIGHTS
+from fer_bench.records.layout import CONFIG
 from fer_bench.records.ledger import neutral_fields, same_code
 from fer_bench.registry import METHODS, NOISE, RegistryError, method_class
 
@@ -315,7 +316,7 @@ def recorded_staleness(run_path: Path) -> str | None:
     """``staleness`` of the run recorded in ``run_path``'s config.json; a record that
     cannot be read raises :class:`CannotCheck` too."""
     try:
-        stored = json.loads((run_path / "config.json").read_text())
+        stored = json.loads((run_path / CONFIG).read_text())
     except (OSError, ValueError) as err:
         raise CannotCheck(f"its config.json cannot be read ({err})") from None
     return staleness(stored)

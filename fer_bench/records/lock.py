@@ -16,6 +16,8 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from fer_bench.records.layout import CHECKPOINT, DONE_MARKER, PREVIOUS_CHECKPOINT, lock_path
+
 
 class RunBusy(RuntimeError):
     """Another process holds the run directory's lock."""
@@ -45,7 +47,7 @@ def run_lock(out: Path, wait: bool) -> AbstractContextManager[None]:
     directory to start over never deletes a lock another process holds."""
     out.parent.mkdir(parents=True, exist_ok=True)
     return hold(
-        out.with_name(f".{out.name}.lock"),
+        lock_path(out),
         wait,
         lambda lock: RunBusy(
             f"another process is training {out} (lock {lock}); "
@@ -58,9 +60,6 @@ def delete_run(out: Path) -> None:
     """Remove a run directory: the done marker first, then its checkpoints, so a removal
     cut short leaves a run that starts over, never a done marker without its record nor
     an old checkpoint that a run would resume as current."""
-    # Imported here: fer_bench.records.checkpoint imports torch, which locking needs not.
-    from fer_bench.records.checkpoint import CHECKPOINT, PREVIOUS_CHECKPOINT
-
-    for name in ("done", CHECKPOINT, PREVIOUS_CHECKPOINT):
+    for name in (DONE_MARKER, CHECKPOINT, PREVIOUS_CHECKPOINT):
         (out / name).unlink(missing_ok=True)
     shutil.rmtree(out)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fer_bench.atomic import write_json_atomic
 from fer_bench.config import RunConfig
 from fer_bench.records.identity import (
     _plugin_modules,
@@ -27,7 +28,7 @@ from fer_bench.records.identity import (
     method_code,
     source_fingerprint,
 )
-from fer_bench.records.writing import write_json_atomic
+from fer_bench.records.layout import CONFIG, FINAL
 from fer_bench.registry import METHODS
 
 
@@ -87,9 +88,9 @@ def plan_migration(runs_dir: Path) -> list[tuple[Path, dict, dict, str]]:
     """(old dir, new config.json, new final.json, code source) of every finished run
     whose name is not its identity's; refuses when two runs would get one name."""
     out, names = [], {}
-    for path in sorted(p for p in runs_dir.iterdir() if (p / "final.json").exists()):
-        stored = json.loads((path / "config.json").read_text())
-        final = json.loads((path / "final.json").read_text())
+    for path in sorted(p for p in runs_dir.iterdir() if (p / FINAL).exists()):
+        stored = json.loads((path / CONFIG).read_text())
+        final = json.loads((path / FINAL).read_text())
         if "experiment" in stored:
             config, code_from = _rekeyed(stored), "its record"
             if config["hash"] == stored["hash"]:
@@ -108,8 +109,8 @@ def migrate(runs_dir: Path) -> list[Migration]:
     done = []
     for path, config, final, code_from in plan_migration(runs_dir):
         new = path.with_name(f"{config['method']}-{config['hash']}")
-        write_json_atomic(path / "config.json", config)
-        write_json_atomic(path / "final.json", final)
+        write_json_atomic(path / CONFIG, config)
+        write_json_atomic(path / FINAL, final)
         path.rename(new)
         done.append(Migration(path, new, code_from))
     return done

@@ -1,8 +1,6 @@
 """Reading a results directory of runs written by the engine, and naming their protocols.
 
-A run directory holds config.json, metrics.jsonl, final.json and, written
-last, an empty ``done`` marker (also after a failed run). A sweep adds
-``error.txt`` when the engine raised instead of finishing. Readers here never
+The directories' format is :mod:`fer_bench.records.layout`'s. Readers here never
 raise on one bad record: a file that cannot be parsed becomes a
 :class:`Problem` naming its path, so tables and plots are built from the rest.
 """
@@ -17,11 +15,20 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from fer_bench.atomic import write_text_atomic
 from fer_bench.records.identity import CannotCheck, experiment_of, staleness, takes_rate
-from fer_bench.records.writing import DONE_MARKER, damage, unseal, write_text_atomic
-
-TUNING_FILE = "tuning.json"  # a tuning search's record (fer_bench.sweeps.tune)
-ERROR_FILE = "error.txt"  # traceback of a sweep job whose engine call raised
+from fer_bench.records.layout import (
+    CONFIG,
+    DONE_MARKER,
+    ERROR_FILE,
+    FINAL,
+    METRICS,
+    RUN_FILES,
+    RUNS_DIR,
+    TUNING_FILE,
+    damage,
+    unseal,
+)
 
 # Short names for protocol labels in table headers.
 _NOISE_ABBR = {"symmetric": "sym", "pairflip": "pair", "confusion": "conf"}
@@ -60,11 +67,11 @@ def run_state(path: Path) -> tuple[RunState, str | None]:
     """State of one run directory and, for failed or corrupt runs, the reason."""
     if not path.is_dir():
         return RunState.TODO, None
-    final_path = path / "final.json"
-    done = (path / "done").exists()
+    final_path = path / FINAL
+    done = (path / DONE_MARKER).exists()
     if not final_path.exists():
         if done:
-            return RunState.CORRUPT, "done marker without final.json"
+            return RunState.CORRUPT, f"done marker without {FINAL}"
         error = path / ERROR_FILE
         last_error = error.read_text().strip().splitlines()[-1:] if error.exists() else []
         return RunState.PARTIAL, (f"last attempt raised {last_error[0]}" if last_error else None)
@@ -73,14 +80,14 @@ def run_state(path: Path) -> tuple[RunState, str | None]:
     try:
         final = _read_json(final_path)
     except ValueError as err:
-        return RunState.CORRUPT, f"final.json: {err}"
+        return RunState.CORRUPT, f"{FINAL}: {err}"
     status = final.get("status")
     if status == "failed":
         return RunState.FAILED, str(final.get("reason") or "no reason recorded")
     if status == "done":
         # final.json before the marker: the writer stopped between the two.
         return (RunState.DONE, None) if done else (RunState.PARTIAL, None)
-    return RunState.CORRUPT, f"final.json: unknown status {status!r}"
+    return RunState.CORRUPT, f"{FINAL}: unknown status {status!r}"
 
 
 @dataclass(frozen=True)
@@ -184,12 +191,12 @@ class Run:
 
     @cached_property
     def final(self) -> dict[str, Any]:
-        return _read_json(self.path / "final.json")
+        return _read_json(self.path / FINAL)
 
     @cached_property
     def epochs(self) -> list[dict[str, Any]]:
         """metrics.jsonl rows; unreadable lines are skipped and noted in ``problems``."""
-        path = self.path / "metrics.jsonl"
+        path = self.path / METRICS
         rows: list[dict[str, Any]] = []
         try:
             lines = path.read_text().splitlines()
@@ -218,7 +225,7 @@ class RunSet:
     sources: list[Path] = field(default_factory=list)
     # Each directory's tuning.json (fer_bench.sweeps.tune), by directory: read once, here.
     tuning: dict[Path, dict[str, Any]] = field(default_factory=dict)
-    # A tuning search's trials, moved out of ``runs`` by fer_bench.sweeps.tune.apply_tuning.
+    # A tuning search's trials, moved out of ``runs`` by fer_bench.reports.tuned.apply_tuning.
     trials: list[Run] = field(default_factory=list)
 
     @property
@@ -235,7 +242,7 @@ class RunSet:
 
 
 def _is_run_dir(path: Path) -> bool:
-    return path.is_dir() and any((path / f).exists() for f in ("config.json", "final.json", "done"))
+    return path.is_dir() and any((path / f).exists() for f in RUN_FILES)
 
 
 def scan_runs(root: Path) -> RunSet:
@@ -248,13 +255,13 @@ def scan_runs(root: Path) -> RunSet:
     if single:  # its directory's tuning record, if any, is about the other runs
         paths, root = [root], root.parent
     else:
-        if not any(map(_is_run_dir, root.iterdir())) and (root / "runs").is_dir():
-            root = root / "runs"
+        if not any(map(_is_run_dir, root.iterdir())) and (root / RUNS_DIR).is_dir():
+            root = root / RUNS_DIR
         paths = sorted(p for p in root.iterdir() if _is_run_dir(p))
     runs: list[Run] = []
     problems: list[Problem] = []
     for path in paths:
-        config_path = path / "config.json"
+        config_path = path / CONFIG
         try:
             config = _read_json(config_path)
             for key in ("method", "seed", "data", "protocol"):

@@ -5,6 +5,8 @@ run's ``metrics.jsonl`` rows into the test metric it would report, so a new
 rule needs no retraining and a table can show what each paper's convention
 would have reported. Only ``oracle`` and the ``last`` family read test
 metrics to choose; ``val`` and ``val_mca`` choose on (noisy) validation labels.
+:func:`collapse_note` flags a selected epoch that predicts one class almost always,
+as final.json records it and the tables show it.
 """
 
 from __future__ import annotations
@@ -114,3 +116,18 @@ def summary(history: list[dict[str, Any]]) -> dict[str, Any]:
         row = rule(name).epochs(history)[0]
         out[name] = {"epoch": row["epoch"], "val": row["val"], "test": row["test"]}
     return out
+
+
+# An epoch predicting one class for more than this share of the test images is
+# flagged "collapsed": in final.json, the run's summary and the tables.
+COLLAPSE_SHARE = 0.9
+
+
+def collapse_note(test: dict[str, Any], class_names: list[str]) -> str | None:
+    """'predicts neutral for 97 % of test images' when an epoch's test metrics show one
+    class taking more than COLLAPSE_SHARE of the predictions, else None (also for
+    records written before the prediction share was kept)."""
+    share = test.get("pred_share_max")
+    if share is None or share <= COLLAPSE_SHARE:
+        return None
+    return f"predicts {class_names[test['pred_mode']]} for {100 * share:.0f} % of test images"

@@ -19,10 +19,9 @@ import numpy as np
 from fer_bench.recipes import is_official
 from fer_bench.records.identity import resolved_hparams, row_identity
 from fer_bench.records.reading import Problem, ProtocolKey, Run, RunSet, RunState
-from fer_bench.records.selection import SELECTIONS, rule
+from fer_bench.records.selection import SELECTIONS, collapse_note, rule
 from fer_bench.registry import RegistryError
 from fer_bench.reports.comparable import flatten
-from fer_bench.training.metrics import collapse_note
 
 METRICS = {
     "acc": "Overall test accuracy (%)",

@@ -63,13 +63,14 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from fer_bench.atomic import write_text_atomic
+from fer_bench.records.layout import RUNS_DIR
 from fer_bench.records.reading import Run, RunSet
 from fer_bench.records.selection import rule
-from fer_bench.records.writing import write_text_atomic
 from fer_bench.reports.aggregate import Leaderboard, build_leaderboard, paired_p, row_labels
 from fer_bench.reports.compare import compare
 from fer_bench.reports.merge import scan_boards
-from fer_bench.sweeps.tune import apply_tuning
+from fer_bench.reports.tuned import apply_tuning
 
 NUMBER = r"[-+]?\d[\d,]*(?:\.\d+)?"
 FACT = re.compile(rf"(?P<number>{NUMBER})(?P<gap> ?%?)<!-- = (?P<expr>.+?) -->")
@@ -222,7 +223,7 @@ class Board:
         @cache
         def merged(*boards: str) -> SimpleNamespace:
             assert self.results is not None, "merged() needs a board read from results/NAME/runs"
-            other = Board.read(*(self.results / name / "runs" for name in boards))
+            other = Board.read(*(self.results / name / RUNS_DIR for name in boards))
             return SimpleNamespace(**other.functions())
 
         def picked_run(name: str, select: str = "val") -> dict[str, Any]:
@@ -329,7 +330,7 @@ def main() -> None:
     parser.add_argument("readme", type=Path)
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
-    board = Board.read(args.readme.parent / "runs")
+    board = Board.read(args.readme.parent / RUNS_DIR)
     text = args.readme.read_text()
     if args.write:
         text, changed = rewrite(text, board)

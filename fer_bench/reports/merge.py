@@ -6,7 +6,7 @@ from pathlib import Path
 
 from fer_bench.records.reading import RunSet, scan_runs
 from fer_bench.reports import comparable
-from fer_bench.sweeps.tune import searched_runs
+from fer_bench.reports.tuned import searched_runs
 
 
 def scan_boards(directories: list[Path]) -> RunSet:

@@ -17,16 +17,15 @@ from typing import Any
 
 from fer_bench.config import RunConfig
 from fer_bench.records.identity import experiment
+from fer_bench.records.layout import RUNS_DIR, SWEEP_FILE
 from fer_bench.records.reading import ProtocolKey, RunSet, scan_runs
 from fer_bench.reports import comparable
 from fer_bench.sweeps.sweep import ALL_METHODS, SweepSpec, build_spec, read_sweep_file
 
-SWEEP_FILE = "sweep.toml"
-
 
 def board_home(board: Path) -> Path:
     """The board directory (results/NAME) of ``board``, which may name its runs/."""
-    if board.name == "runs" and not (board / SWEEP_FILE).is_file():
+    if board.name == RUNS_DIR and not (board / SWEEP_FILE).is_file():
         return board.parent
     return board
 
@@ -96,7 +95,7 @@ def check_grid(board: Path, jobs: list[RunConfig]) -> RunSet:
 def check_out(out: Path, board: Path) -> None:
     """New runs go beside the board, never into it: ``table`` merges the two."""
     home = board_home(board).resolve()
-    if out.resolve() in (home, home / "runs"):
+    if out.resolve() in (home, home / RUNS_DIR):
         raise ValueError(
             f"--out {out} is the board's own directory: write the new runs elsewhere, e.g. "
             f"--out my-runs (`fer-bench table {board} my-runs` merges them)"

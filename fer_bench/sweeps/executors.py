@@ -7,13 +7,9 @@ directories, so results do not depend on the executor. A job's failure is a
 
 from __future__ import annotations
 
-import ctypes
 import importlib
 import multiprocessing
 import os
-import signal
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -24,11 +20,11 @@ from types import ModuleType
 from typing import Protocol
 
 from fer_bench.config import RunConfig
+from fer_bench.processes import available_cores, die_with_parent, limit_threads
 from fer_bench.records.lock import RunBusy
 from fer_bench.records.reading import keep_traceback
 
 DEFAULT_TRAINER = "fer_bench.training.engine"  # module with train(cfg, out_root, resume, progress)
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 @dataclass(frozen=True)
@@ -44,22 +40,6 @@ class JobResult:
     status: str  # done | failed
     reason: str | None
     time_s: float
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def limit_threads(threads: int) -> None:
-    """Pin this process's intra-op threads so parallel jobs do not oversubscribe cores."""
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = str(threads)
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        torch.set_num_threads(threads)
 
 
 def run_job(job: Job, trainer: str = DEFAULT_TRAINER, threads: int | None = None) -> JobResult:
@@ -81,24 +61,6 @@ def run_job(job: Job, trainer: str = DEFAULT_TRAINER, threads: int | None = None
     status = "done" if final.get("status") == "done" else "failed"
     reason = None if status == "done" else str(final.get("reason") or "no reason recorded")
     return JobResult(job.name, status, reason, time.perf_counter() - started)
-
-
-def die_with_parent(parent: int) -> None:
-    """Worker initializer: end this worker when the sweep that started it dies, even by
-    SIGKILL, so no orphan goes on training a job the next sweep also starts."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    else:
-        threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
-    if os.getppid() != parent:  # the parent died before the signal was armed
-        os._exit(1)
-
-
-def _watch_parent(parent: int) -> None:
-    while os.getppid() == parent:
-        time.sleep(1.0)
-    os._exit(1)
 
 
 class Executor(Protocol):

@@ -18,6 +18,8 @@ from types import TracebackType
 
 from rich.console import Console
 
+from fer_bench.records.layout import DONE_MARKER, METRICS
+
 
 @dataclass(frozen=True)
 class JobState:
@@ -27,7 +29,7 @@ class JobState:
 
 def _epochs_done(path: Path) -> int:
     try:
-        with (path / "metrics.jsonl").open("rb") as f:
+        with (path / METRICS).open("rb") as f:
             return sum(1 for line in f if line.strip())
     except OSError:
         return 0
@@ -42,11 +44,11 @@ def status_line(jobs: list[JobState], done: list[int], gained: int, elapsed: flo
     """``3/12 jobs done; training: ce-1a2b epoch 4/30, ...; 98/360 epochs, ETA 1 h 20 min``.
     ``done``: each job's epochs recorded; ``gained``: epochs trained since the sweep
     started, the pace's numerator (a resumed job's earlier epochs are not this sweep's)."""
-    finished = sum((j.path / "done").exists() for j in jobs)
+    finished = sum((j.path / DONE_MARKER).exists() for j in jobs)
     training = [
         f"{j.path.name} epoch {e}/{j.epochs}"
         for j, e in zip(jobs, done, strict=True)
-        if 0 < e < j.epochs and not (j.path / "done").exists()
+        if 0 < e < j.epochs and not (j.path / DONE_MARKER).exists()
     ]
     total = sum(j.epochs for j in jobs)
     epochs = min(sum(min(e, j.epochs) for j, e in zip(jobs, done, strict=True)), total)

@@ -57,6 +57,7 @@ from fer_bench.records.identity import (
     run_name,
     takes_rate,
 )
+from fer_bench.records.layout import CONFIG, SWEEP_LOCK
 from fer_bench.records.lock import RunBusy, delete_run, hold, run_lock
 from fer_bench.records.reading import ProtocolKey, Run, RunState, run_state
 from fer_bench.registry import (
@@ -69,7 +70,6 @@ from fer_bench.registry import (
 )
 from fer_bench.sweeps.executors import DEFAULT_TRAINER, Executor, Job, JobResult
 
-LOCK_NAME = ".sweep.lock"
 FILE_KEYS = (
     "out",
     "profile",
@@ -381,7 +381,7 @@ def check_out_dir(out: Path, dataset: str) -> None:
         raise NotADirectoryError(f"--out {out} is a file, not a directory")
     if not out.is_dir():
         return
-    for config in sorted(out.glob("*/config.json")):
+    for config in sorted(out.glob(f"*/{CONFIG}")):
         try:
             other = json.loads(config.read_text())["data"]["name"]
         except (OSError, ValueError, KeyError, TypeError):
@@ -442,7 +442,7 @@ def sweep_lock(out: Path, wait: bool = False) -> AbstractContextManager[None]:
     """Hold the output directory for one sweep; a second one waits or is refused."""
     out.mkdir(parents=True, exist_ok=True)
     return hold(
-        out / LOCK_NAME,
+        out / SWEEP_LOCK,
         wait,
         lambda lock: SweepBusy(
             f"another sweep is running on {out} (lock {lock}); pass --wait to queue behind it"

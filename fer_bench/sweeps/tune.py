@@ -15,7 +15,8 @@ After DomainBed's random search, done honestly:
 
 ``tuning.json`` in the output directory records the budget, the rule, every
 trial's values and score, the picks and the confirming runs, so a table can
-mark tuned rows and list the chosen values. Every phase is resumable as a sweep.
+mark tuned rows and list the chosen values (:mod:`fer_bench.reports.tuned` reads it
+back). Every phase is resumable as a sweep.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from typing import Any
 from fer_bench.config import RunConfig
 from fer_bench.profiles import with_overrides
 from fer_bench.records.identity import run_name
-from fer_bench.records.reading import TUNING_FILE, ProtocolKey, Run, RunSet, RunState
-from fer_bench.records.writing import unseal
+from fer_bench.records.layout import TUNING_FILE, unseal
+from fer_bench.records.reading import ProtocolKey, Run, RunState
 from fer_bench.registry import METHODS
 from fer_bench.search import RECIPE_SPACE, draw, trial_rng
 from fer_bench.sweeps.sweep import PlannedJob, hparam_text, plan
@@ -234,76 +235,3 @@ def merged_record(previous: dict[str, Any] | None, record: dict[str, Any]) -> di
     if previous is None:
         return record
     return {**record, "groups": {**previous["groups"], **record["groups"]}}
-
-
-def tuned_view(record: dict[str, Any]) -> tuple[set[str], dict[str, str], list[str]]:
-    """From tuning.json: the confirming runs (the table's rows; trials are left out),
-    their row labels ("nla (tuned)") and the lines stating budget, rule and picks."""
-    runs, labels = set(), {}
-    lines = [
-        f"Tuned rows: {record['trials']} random-search trials per method (search seed "
-        f"{record['search_seed']}, training seed {record['search_training_seed']}), each "
-        f"method's pick by {record['rule_metric']}, rerun on fresh seeds "
-        f"{', '.join(map(str, record['final_seeds']))}; test metrics were not read to pick."
-    ]
-    for name, group in sorted(record["groups"].items()):
-        best = group["best"]
-        if best is None:
-            lines.append(f"{name}: {unpicked(group)}.")
-            continue
-        lines.append(f"{name}: {pick_text(best)}.")
-        for run in group["final_runs"]:
-            runs.add(run)
-            labels[run] = f"{group['method']} (tuned)"
-    return runs, labels, lines
-
-
-def unpicked(group: dict[str, Any]) -> str:
-    """Why a search has no pick."""
-    failed = all(t.get("failed") for t in group["trials"])
-    return "every trial failed" if failed else "search not finished"
-
-
-def pick_text(best: dict[str, Any]) -> str:
-    """A pick as the tables and ``tune`` state it: ``trial 3 (lam_c=0.125, optim.lr=…)``."""
-    values = ", ".join(
-        f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-        for k, v in sorted(best["values"].items())
-    )
-    return f"trial {best['trial']} ({values})"
-
-
-def searched_runs(record: dict[str, Any]) -> set[str]:
-    """Every run a tuning search trained: its trials and its confirming runs."""
-    groups = record["groups"].values()
-    return {t["run"] for g in groups for t in g["trials"]} | {
-        run for g in groups for run in g.get("final_runs", [])
-    }
-
-
-def apply_tuning(runset: RunSet) -> tuple[dict[str, str], list[str]]:
-    """Where a merged directory holds a tuning.json, its confirming runs become tuned rows
-    and its trials move from ``runset.runs`` to ``runset.trials`` (a trial is one
-    configuration on one seed, not a result), so tables, comparisons and plots all show
-    the same rows. Returns the row labels and the lines stating budget, rule and picks."""
-    if len(runset.tuning) > 1:
-        raise ValueError(
-            f"{' and '.join(map(str, runset.tuning))} are two tuning searches: their tuned "
-            "rows would pool into one; merge one tuned board with untuned ones"
-        )
-    labels: dict[str, str] = {}
-    preamble: list[str] = []
-    for root, record in runset.tuning.items():
-        finals, tuned_labels, tuned_preamble = tuned_view(record)
-        trials = searched_runs(record) - finals  # other runs beside them stay (official ones)
-        is_trial = [r.path.parent == root and r.name in trials for r in runset.runs]
-        runset.trials += [r for r, trial in zip(runset.runs, is_trial, strict=True) if trial]
-        runset.runs = [r for r, trial in zip(runset.runs, is_trial, strict=True) if not trial]
-        labels.update(tuned_labels)
-        preamble += tuned_preamble
-        if not runset.runs:
-            raise ValueError(
-                f"{root} holds a tuning search with no confirming run yet, and trials are no "
-                "rows: `fer-bench tune ... --dry-run` lists what is left"
-            )
-    return labels, preamble

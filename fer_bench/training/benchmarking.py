@@ -12,8 +12,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from fer_bench.config import RunConfig
+from fer_bench.records.environment import cpu_model
 from fer_bench.records.identity import run_name
-from fer_bench.records.writing import cpu_model
+from fer_bench.records.layout import METRICS
 
 
 def synchronize(device: str) -> None:
@@ -52,7 +53,7 @@ def training_flops_per_image(net: torch.nn.Module, x: torch.Tensor, y: torch.Ten
 
 def last_epoch(cfg: RunConfig, out_root: Path) -> dict:
     """The last metrics row of ``cfg``'s run under ``out_root``."""
-    lines = (Path(out_root) / run_name(cfg) / "metrics.jsonl").read_text().splitlines()
+    lines = (Path(out_root) / run_name(cfg) / METRICS).read_text().splitlines()
     return json.loads(lines[-1])
 
 

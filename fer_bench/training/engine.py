@@ -5,13 +5,10 @@ API:
         -> final record (dict)
     run_dir(cfg, out_root) -> Path of the run directory ``<out_root>/<method>-<hash12>``
 
-A run directory holds config.json, labels_train.csv / labels_val.csv,
-metrics.jsonl (one line per epoch), checkpoint.pt (every epoch, the one
-before kept as checkpoint.prev.pt; :mod:`fer_bench.records.checkpoint`), final.json
-and, last, an empty ``done`` marker. An interrupted run continues from its
-newest readable checkpoint to the same numbers as an uninterrupted one (on
-CPU; on a GPU non-deterministic kernels may make them differ slightly); a
-finished run is returned as it is. One process at a time trains a run
+The run directory's files and format are :mod:`fer_bench.records.layout`'s. An
+interrupted run continues from its newest readable checkpoint to the same numbers
+as an uninterrupted one (on CPU; on a GPU non-deterministic kernels may make them
+differ slightly); a finished run is returned as it is. One process at a time trains a run
 directory (a lock file beside it). Every resume, fallback or restart is said
 through ``notify``, one line each. The engine alone holds the clean labels and
 the flip mask; a method receives observed labels only. The training loop and
@@ -34,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from fer_bench.atomic import write_json_atomic
 from fer_bench.backbones import check_backbone_name
 from fer_bench.config import RunConfig
 from fer_bench.data import load_dataset
@@ -47,9 +45,16 @@ from fer_bench.records.identity import (
     recorded_staleness,
     run_name,
 )
+from fer_bench.records.layout import (
+    CONFIG,
+    DONE_MARKER,
+    ERROR_FILE,
+    FINAL,
+    TENSORBOARD,
+    damage,
+    labels_file,
+)
 from fer_bench.records.lock import delete_run, run_lock
-from fer_bench.records.reading import ERROR_FILE
-from fer_bench.records.writing import damage, write_json_atomic
 from fer_bench.registry import load_plugin_file, method_class
 from fer_bench.training.labels import LabelSet, build_labels
 from fer_bench.training.precision import resolve_precision
@@ -121,7 +126,7 @@ def train(
     seed_everything(cfg.seed)
     bundle = bundle if bundle is not None else load_dataset(cfg.data)
     labels = build_labels(bundle, cfg.protocol)
-    if (out / "done").exists() and _staleness(out) is None:
+    if (out / DONE_MARKER).exists() and _staleness(out) is None:
         with contextlib.suppress(FileNotFoundError):  # deleted meanwhile: train under the lock
             return _finished_record(out, labels, notify)  # read without the lock
     precision = resolve_precision(cfg.bf16, cfg.device)
@@ -134,7 +139,7 @@ def train(
         stale = _staleness(out)
         if stale is not None:
             _discard_stale(out, stale, rerun_stale, notify)
-        elif (out / "done").exists():
+        elif (out / DONE_MARKER).exists():
             return _finished_record(out, labels, notify)
         state = checkpoint.resume_state(out, cfg.device, cfg.bf16, precision, resume, notify)
         if state is not None:
@@ -142,10 +147,10 @@ def train(
         # A resumed run's wall time continues from what its checkpoint had already spent.
         started = t0 + waited - (state.get("elapsed_s", 0.0) if state else 0.0)
         out.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(out / "config.json", {**cfg.to_dict(), **record_fields(cfg)})
+        write_json_atomic(out / CONFIG, {**cfg.to_dict(), **record_fields(cfg)})
         (out / ERROR_FILE).unlink(missing_ok=True)  # an earlier attempt's error is history
         for name, label_set in labels.items():
-            trainer.label_info[f"{name}_sha256"] = label_set.save(out / f"labels_{name}.csv")
+            trainer.label_info[f"{name}_sha256"] = label_set.save(out / labels_file(name))
         trainer.restore(out, state, started, notify)
         writer = _tensorboard_writer(out) if tensorboard else None
         try:
@@ -189,7 +194,7 @@ def _staleness(out: Path) -> str | None:
     try:
         return recorded_staleness(out)
     except CannotCheck as err:
-        if (out / "done").exists():
+        if (out / DONE_MARKER).exists():
             raise ValueError(f"{out}: {err}; delete the directory to train it again") from None
         return None  # no readable record of how it began: nothing trained to mix with
 
@@ -197,7 +202,7 @@ def _staleness(out: Path) -> str | None:
 def _discard_stale(out: Path, stale: str, rerun_stale: bool, notify: Callable[[str], None]) -> None:
     """A stale run is never served, and never resumed (a run of two codes would be
     recorded as current): :class:`StaleRun`, or with ``rerun_stale`` deleted to start over."""
-    what = "finished" if (out / "done").exists() else "begun"
+    what = "finished" if (out / DONE_MARKER).exists() else "begun"
     if not rerun_stale:
         raise StaleRun(f"{out} was {what} under other code: {stale}; pass --rerun-stale")
     notify(f"{out}: {what} under other code ({stale}), deleted to start it over")
@@ -206,7 +211,7 @@ def _discard_stale(out: Path, stale: str, rerun_stale: bool, notify: Callable[[s
 
 def _check_saved_labels(out: Path, labels: dict[str, LabelSet]) -> None:
     for name, label_set in labels.items():
-        saved = out / f"labels_{name}.csv"
+        saved = out / labels_file(name)
         if saved.exists() and saved.read_bytes() != label_set.to_csv_bytes():
             raise DataMismatch(
                 f"{saved} differs from the labels this data gives: the data behind this "
@@ -220,7 +225,7 @@ def _already_done(out: Path, notify: Callable[[str], None]) -> dict:
 
 
 def _read_final(out: Path) -> dict:
-    path = out / "final.json"
+    path = out / FINAL
     try:
         final = json.loads(path.read_bytes())
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -238,4 +243,4 @@ def _tensorboard_writer(out: Path) -> Any:
         raise ValueError(
             "--tensorboard needs the tensorboard package: pip install 'fer-bench[tensorboard]'"
         ) from None
-    return SummaryWriter(log_dir=str(out / "tensorboard"))
+    return SummaryWriter(log_dir=str(out / TENSORBOARD))

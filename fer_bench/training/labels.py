@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from fer_bench.atomic import write_bytes_atomic
 from fer_bench.config import ProtocolConfig
 from fer_bench.data.base import DatasetBundle, Split
 from fer_bench.protocols.base import ImbalanceProtocol, NoiseProtocol
-from fer_bench.records.writing import write_bytes_atomic
 from fer_bench.registry import IMBALANCE, NOISE
 
 

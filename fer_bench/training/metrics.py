@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 
@@ -76,18 +74,3 @@ def classification_metrics(
         out["vote_ce"] = float(ce.mean())
         out["vote_kl"] = float((ce - entropy).mean())
     return out
-
-
-# An epoch predicting one class for more than this share of the test images is
-# flagged "collapsed": in final.json, the run's summary and the tables.
-COLLAPSE_SHARE = 0.9
-
-
-def collapse_note(test: dict[str, Any], class_names: list[str]) -> str | None:
-    """'predicts neutral for 97 % of test images' when an epoch's test metrics show one
-    class taking more than COLLAPSE_SHARE of the predictions, else None (also for
-    records written before the prediction share was kept)."""
-    share = test.get("pred_share_max")
-    if share is None or share <= COLLAPSE_SHARE:
-        return None
-    return f"predicts {class_names[test['pred_mode']]} for {100 * share:.0f} % of test images"

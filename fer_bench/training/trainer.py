@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from fer_bench.atomic import jsonl_text, read_jsonl, write_jsonl_atomic
 from fer_bench.backbones import (
     Backbone,
     TrainingInputs,
@@ -36,19 +37,15 @@ from fer_bench.data.store import ImageStore, channel_stats
 from fer_bench.methods.base import Batch, Method, TrainInfo, TrainingImages
 from fer_bench.recipes import recipe_record
 from fer_bench.records import checkpoint
+from fer_bench.records.environment import environment
 from fer_bench.records.identity import run_hash
+from fer_bench.records.layout import CHECKPOINT, METRICS, seal_run
+from fer_bench.records.selection import collapse_note
 from fer_bench.records.selection import summary as selection_summary
-from fer_bench.records.writing import (
-    environment,
-    jsonl_text,
-    read_jsonl,
-    seal_run,
-    write_jsonl_atomic,
-)
 from fer_bench.training.augment import BatchAugmenter
 from fer_bench.training.diagnostics import noise_diagnostics, score_by_observed_class
 from fer_bench.training.labels import LabelSet
-from fer_bench.training.metrics import classification_metrics, collapse_note
+from fer_bench.training.metrics import classification_metrics
 from fer_bench.training.optim import build_optimizer, build_scheduler
 from fer_bench.training.progress import TrainingProgress
 from fer_bench.training.sampling import epoch_order
@@ -246,8 +243,8 @@ class Trainer:
         if checkpoint.METRICS_KEY in state:
             self.history = [json.loads(line) for line in state[checkpoint.METRICS_KEY].splitlines()]
         else:
-            self.history = read_jsonl(out / "metrics.jsonl")[: state["epoch"]]
-        write_jsonl_atomic(out / "metrics.jsonl", self.history)
+            self.history = read_jsonl(out / METRICS)[: state["epoch"]]
+        write_jsonl_atomic(out / METRICS, self.history)
         notify(f"{out}: resumed from epoch {state['epoch']} of {cfg.epochs}")
 
     # --- fit: the epochs left, each evaluated and checkpointed ---
@@ -268,7 +265,7 @@ class Trainer:
                 for epoch in range(first_epoch, cfg.epochs):
                     row = self._train_epoch(epoch, reporter)
                     self.history.append(self.evaluate(row))
-                    write_jsonl_atomic(self.out / "metrics.jsonl", self.history)
+                    write_jsonl_atomic(self.out / METRICS, self.history)
                     self._save_checkpoint(epoch + 1)
                     reporter.epoch_done(epoch, row)
                     if writer is not None:
@@ -355,7 +352,7 @@ class Trainer:
 
     def _save_checkpoint(self, epoch: int) -> None:
         checkpoint.save(
-            self.out / checkpoint.CHECKPOINT,
+            self.out / CHECKPOINT,
             {
                 "method": self.method.state_dict(),
                 "optimizer": self.optimizer.state_dict(),

@@ -93,12 +93,24 @@ class Registry(Generic[T]):
         hint = f"; did you mean {close[0]!r}? " if close else "; "
         return RegistryError(f"unknown {self.kind} {name!r}{hint}registered: {known}")
 
+    def facts(self) -> dict[str, dict] | None:
+        """Name -> facts of every registered name from the static index (no plugin
+        imported), or None where this registry must answer: it holds registrations (a
+        plugin may have registered more), or the index is out of date."""
+        from fer_bench import static_index
+
+        return None if self._items else static_index.indexed(self.group)
+
+    def fact(self, name: str) -> dict | None:
+        """The facts of one name, or None where the imported registry must answer (an
+        unknown name included: ``get`` raises the one-line error)."""
+        found = self.facts()
+        return None if found is None else found.get(name)
+
     def _names_cheaply(self) -> list[str]:
         """The registered names, from the static index while it is current (no plugin
         imported: a typo is reported at once), else from the loaded registry."""
-        from fer_bench import static_index
-
-        indexed = None if self._loaded else static_index.entries(self.group)
+        indexed = self.facts()
         if indexed is not None:
             return list(indexed)
         self._load()

@@ -101,20 +101,9 @@ def _load() -> dict[str, Any] | None:
     return index["registries"]
 
 
-def entries(group: str) -> dict[str, dict[str, Any]] | None:
-    """Name -> facts of every registered name of ``group``, or None where the imported
-    registry must answer: it is loaded already (a plugin may have registered more), or
-    the index is out of date."""
-    from fer_bench import registry
-
-    if getattr(registry, GROUPS[group])._items:
-        return None
+def indexed(group: str) -> dict[str, dict[str, Any]] | None:
+    """Name -> facts of every built-in name of ``group``, or None while the index is out
+    of date. Whether a loaded registry must answer instead (a plugin may have registered
+    more) is the registry's to say: :meth:`fer_bench.registry.Registry.facts`."""
     index = _load()
     return None if index is None else index[group]
-
-
-def entry(group: str, name: str) -> dict[str, Any] | None:
-    """The facts of one name, or None where the imported registry must answer (an
-    unknown name included: it raises the registry's one-line error)."""
-    found = entries(group)
-    return None if found is None else found.get(name)

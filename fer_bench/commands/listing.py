@@ -29,10 +29,10 @@ KINDS = (*REGISTRIES, "profiles")
 def _rows(group: str) -> list[tuple[str, str]]:
     """(name, summary) of a registry group: from the static index while it is current
     (no torch), else from the imported registry."""
-    indexed = static_index.entries(group)
+    reg = getattr(registry, static_index.GROUPS[group])
+    indexed = reg.facts()
     if indexed is not None:
         return [(name, facts["summary"]) for name, facts in sorted(indexed.items())]
-    reg = getattr(registry, static_index.GROUPS[group])
     return [(name, static_index.summary(reg.get(name))) for name in reg.names()]
 
 
@@ -61,7 +61,7 @@ def _profile_summary(name: str) -> str:
 def _method_rows() -> list[list[str]]:
     """(name, description, family) of every method, grouped by family in FAMILIES order
     (fer_bench.methods.base); a family outside FAMILIES (a plugin's own) comes last."""
-    indexed = static_index.entries("methods")
+    indexed = registry.METHODS.facts()
     if indexed is None:  # the imported registry answers (torch)
         indexed = {
             name: {"summary": static_index.summary(cls), **method_family(cls)}

@@ -29,7 +29,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from fer_bench import static_index
 from fer_bench.config import ProtocolConfig, RunConfig
 from fer_bench.hparams import parse_overrides
 from fer_bench.pretrained import BUILTIN_WEIGHTS
@@ -45,7 +44,7 @@ _NOT_IDENTITY_DATA = ("root",)
 def takes_rate(noise: str) -> bool:
     """False for protocols whose noise comes from the data (fer2013, votes, file:)."""
     name = noise.partition(":")[0]
-    if (facts := static_index.entry("noise", name)) is not None:
+    if (facts := NOISE.fact(name)) is not None:
         return facts["takes_rate"]
     try:
         cls = NOISE.get(name)
@@ -102,7 +101,7 @@ def resolved_hparams(method: str, overrides: dict[str, str]) -> dict[str, Any]:
     it is current: its values are typed but not passed through the method's own checks
     (``__post_init__``), so use :func:`fer_bench.methods.base.build_hparams` to validate
     new values; a record's values passed them when its method, unchanged since, ran."""
-    if (facts := static_index.entry("methods", method)) is not None:
+    if (facts := METHODS.fact(method)) is not None:
         fields = facts["hparams"]
         types = {k: field["type"] for k, field in fields.items()}
         return {k: field["default"] for k, field in fields.items()} | parse_overrides(
@@ -260,7 +259,7 @@ def _module_fingerprint(module_name: str) -> str:
 
 def method_code(method: str) -> str:
     """Fingerprint of a registered method's code (its module and same-package helpers)."""
-    if (facts := static_index.entry("methods", method)) is not None:
+    if (facts := METHODS.fact(method)) is not None:
         return facts["code"]
     cls = METHODS.get(method)
     prints = [_module_fingerprint(m.__name__) for m in _plugin_modules(cls)]
@@ -294,7 +293,7 @@ def staleness(stored: dict[str, Any]) -> str | None:
     code (its method's code or resolved defaults changed), or None if it is current."""
     try:
         cfg = RunConfig.from_dict(config_part(stored))
-        if static_index.entry("methods", cfg.method) is None:  # the index knows built-ins
+        if METHODS.fact(cfg.method) is None:  # the index knows built-ins
             method_class(cfg.method, cfg.plugin)  # a record's plugin is named, never imported
         current = experiment(cfg)
         code = method_code(cfg.method)

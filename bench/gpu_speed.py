@@ -83,7 +83,7 @@ def stage_overrides(quick_root: Path | None, data_root: str | None) -> dict[str,
 def write_quick_folder(root: Path, per_class: int = 16) -> None:
     """Synthetic 48 px faces as a ``folder`` dataset: train, val and test per class."""
     for split, n, seed in (("train", per_class, 1), ("val", 4, 2), ("test", 4, 3)):
-        faces = generate_split(n * len(CLASSES), seed).images[:, 0].numpy()
+        faces = generate_split(n * len(CLASSES), seed).images[:, 0]
         for i, face in enumerate(faces):
             folder = root / split / CLASSES[i % len(CLASSES)]
             folder.mkdir(parents=True, exist_ok=True)
@@ -182,11 +182,11 @@ def official_transform(side: int) -> Any:
     )
 
 
-def write_pngs(images: torch.Tensor, folder: Path) -> list[Path]:
+def write_pngs(images: np.ndarray, folder: Path) -> list[Path]:
     """The training images as PNG files, as a dataset ships them."""
     folder.mkdir(parents=True, exist_ok=True)
     files = []
-    for i, image in enumerate(images.numpy()):
+    for i, image in enumerate(images):
         files.append(folder / f"{i}.png")
         Image.fromarray(image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)).save(
             files[-1]

@@ -1,9 +1,11 @@
 """The CLI answers without importing torch or timm (issue 50): the static index of the
-registries stands in for the imported plugins while it is current, and only then."""
+registries stands in for the imported plugins while it is current, and only then;
+``labels`` and ``data info`` read a dataset's labels without its images as tensors."""
 
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
@@ -15,6 +17,7 @@ from typer.testing import CliRunner
 
 from fer_bench import static_index
 from fer_bench.cli import app
+from fer_bench.data import testing as fx
 from fer_bench.records import static_index_build
 from fer_bench.reports.aggregate import paired_t_pvalue
 
@@ -34,14 +37,38 @@ print("HEAVY", [m for m in {heavy!r} if m in sys.modules], code)
 """
 
 
-def _heavy_after(*args: str) -> str:
+def _probe(*args: str, cache: Path | None = None) -> subprocess.CompletedProcess:
+    """The CLI run in a fresh interpreter; ``cache``: its $FER_BENCH_CACHE."""
+    env = {**os.environ, "COLUMNS": "120"}
+    if cache is not None:
+        env["FER_BENCH_CACHE"] = str(cache)
     script = PROBE.format(heavy=HEAVY)
-    done = subprocess.run(
-        [sys.executable, "-c", script, *args], capture_output=True, text=True, cwd=REPO
+    return subprocess.run(
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, cwd=REPO, env=env
     )
+
+
+def _heavy_after(*args: str) -> str:
+    done = _probe(*args)
     last = done.stdout.strip().splitlines()[-1]
     assert last.startswith("HEAVY"), done.stdout + done.stderr
     return last
+
+
+def _light_output(*args: str, cache: Path | None = None) -> str:
+    """What the command printed, after checking it succeeded without a heavy import."""
+    done = _probe(*args, cache=cache)
+    *printed, last = done.stdout.strip().splitlines()
+    assert last == "HEAVY [] 0", (args, done.stdout[-2000:], done.stderr[-2000:])
+    return "\n".join(printed)
+
+
+def _in_process(*args: str, cache: Path | None = None) -> str:
+    """The same command here, where the tests have imported torch."""
+    env = {"COLUMNS": "120"} | ({} if cache is None else {"FER_BENCH_CACHE": str(cache)})
+    result = CliRunner().invoke(app, list(args), env=env)
+    assert result.exit_code == 0, result.output
+    return result.output.strip()
 
 
 @pytest.mark.parametrize(
@@ -107,3 +134,58 @@ def test_list_without_kind_names_the_kinds() -> None:
     assert result.exit_code == 0
     for kind in ("methods", "datasets", "protocols", "backbones", "views", "profiles"):
         assert kind in result.output
+
+
+# --- labels and data info: labels, counts and votes, never the images as tensors ---
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("labels", "--noise", "0.3", "--json"),
+        ("labels", "--noise", "0.2", "--imbalance", "10", "--split", "val", "--json"),
+        ("data", "info", "synthetic", "--json"),
+    ],
+)
+def test_synthetic_labels_and_info_import_no_torch(args: tuple[str, ...]) -> None:
+    """The synthetic faces are drawn (with torch) only when their pixels are read; the
+    labels and numbers are those of a process that has torch."""
+    assert _light_output(*args) == _in_process(*args)
+
+
+def test_labels_table_imports_no_torch() -> None:
+    out = _light_output("labels", "--noise", "0.3")
+    assert "realised noise rate 0.3001 on 15000 of 15000 images" in out
+
+
+def test_decoded_datasets_import_no_torch(tmp_path) -> None:
+    """A first load (decoding into the cache: PNG files, CSV pixels) and a cached load."""
+    ferplus = str(fx.write_ferplus(tmp_path / "ferplus"))
+    fer2013 = str(fx.write_fer2013(tmp_path / "fer2013"))
+    cache = tmp_path / "cache"
+    commands = [
+        ("data", "info", "ferplus", "--data-root", ferplus, "--json"),
+        ("labels", "--dataset", "ferplus", "--data-root", ferplus, "--noise", "0.5", "--json"),
+        ("data", "info", "fer2013", "--data-root", fer2013, "--label-mode", "majority", "--json"),
+    ]
+    first = [_light_output(*args, cache=cache) for args in commands]
+    assert len(list(cache.iterdir())) == 2  # both datasets decoded and cached
+    assert [_light_output(*args, cache=cache) for args in commands] == first
+    assert first == [_in_process(*args, cache=cache) for args in commands]
+    assert json.loads(first[0])["sizes"] == {"train": 5, "val": 2, "test": 2}
+
+
+@pytest.mark.ferplus
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("labels", "--noise-type", "fer2013", "--json"),
+        ("labels", "--noise", "0.3", "--imbalance", "10", "--json"),
+        ("data", "info", "ferplus", "--json"),
+    ],
+)
+def test_ferplus_labels_and_info_import_no_torch(ferplus_root: Path, args: tuple) -> None:
+    """On the real copy, read from the dataset cache (decoded there first if absent)."""
+    dataset = ("--dataset", "ferplus") if args[0] == "labels" else ()
+    args = (*args, *dataset, "--data-root", str(ferplus_root))
+    assert _light_output(*args) == _in_process(*args)

@@ -75,4 +75,4 @@ def test_known_images(bundle: DatasetBundle, ferplus_root: Path) -> None:
     np.testing.assert_allclose(bundle.train.soft_labels[i], [0.75, 0, 0.125, 0.125, 0, 0, 0, 0])
     with Image.open(root / "FER2013Train" / "fer0000001.png") as image:
         pixels = np.asarray(image)
-    np.testing.assert_array_equal(bundle.train.images[i, 0].numpy(), pixels)
+    np.testing.assert_array_equal(bundle.train.images[i, 0], pixels)

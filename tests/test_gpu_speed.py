@@ -27,7 +27,7 @@ def _script():
 
 def test_official_path_decodes_each_png_to_a_transformed_rgb_sample(tmp_path):
     gpu_speed = _script()
-    faces = torch.randint(0, 256, (3, 1, 48, 48), dtype=torch.uint8)
+    faces = np.random.default_rng(0).integers(0, 256, (3, 1, 48, 48), dtype=np.uint8)
     files = gpu_speed.write_pngs(faces, tmp_path)
     data = gpu_speed.DecodedPerSample(files, np.array([4, 0, 2]), gpu_speed.official_transform(64))
     image, label = data[0]

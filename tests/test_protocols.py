@@ -6,7 +6,6 @@ import csv
 
 import numpy as np
 import pytest
-import torch
 
 from fer_bench.config import ProtocolConfig
 from fer_bench.data.base import UNDETERMINED, DatasetBundle, Split
@@ -21,7 +20,7 @@ IMBALANCED = (800, 20, 150, 1200, 400, 300, 900)
 def make_split(labels, soft=None, original=None, names=None) -> Split:
     labels = np.asarray(labels, dtype=np.int64)
     return Split(
-        images=torch.zeros(len(labels), 1, 1, 1, dtype=torch.uint8),
+        images=np.zeros((len(labels), 1, 1, 1), dtype=np.uint8),
         labels=labels,
         soft_labels=soft,
         original_labels=original,

@@ -74,7 +74,7 @@ def info(
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
     """Split sizes, class counts, imbalance and label quality of a dataset."""
-    from fer_bench.data import load_dataset  # the loaders import torch: not for --help
+    from fer_bench.data import load_dataset  # the loaders: not for --help
     from fer_bench.data.summary import summarize
 
     cfg = DataConfig(

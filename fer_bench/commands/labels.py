@@ -14,7 +14,7 @@ from fer_bench.atomic import write_text_atomic
 from fer_bench.commands.common import console, one_line_errors
 from fer_bench.config import DataConfig, ProtocolConfig
 
-if TYPE_CHECKING:  # the data and protocols import torch: imported when labels are built
+if TYPE_CHECKING:  # the data layer and protocols: imported when labels are built
     from fer_bench.training.labels import LabelSet
 
 Opt = typer.Option

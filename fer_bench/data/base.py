@@ -1,9 +1,12 @@
 """In-memory dataset form shared by every loader.
 
-A split holds its images as one uint8 tensor (N, C, H, W) so that the training
-loop indexes and augments whole batches without per-sample Python, or, for a
-set too large for memory, as :class:`MappedImages` (rows of a memory-mapped
-array) with the same shape and indexing.
+A split holds its images as one uint8 numpy array (N, C, H, W) so that the
+training loop indexes and augments whole batches without per-sample Python, or,
+for a set too large for memory, as :class:`MappedImages` (rows of a memory-mapped
+array) with the same shape and indexing, or as what reads as such an array (the
+synthetic faces, drawn when first read). Arrays, not tensors: what only reads
+labels (``fer-bench labels``, ``data info``) then never imports torch; the engine
+wraps them in tensors without a copy (:mod:`fer_bench.data.store`).
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from fer_bench.data.mapped import MappedImages
 from fer_bench.expressions import canonical
@@ -22,15 +24,15 @@ UNDETERMINED = -1
 
 @dataclass
 class Split:
-    images: torch.Tensor | MappedImages  # uint8 (N, C, H, W)
+    images: np.ndarray | MappedImages  # uint8 (N, C, H, W); or drawn when read (DrawnFaces)
     labels: np.ndarray  # int64 (N,), the dataset's reference ("clean") labels
     soft_labels: np.ndarray | None = None  # float32 (N, K) annotator distribution
     original_labels: np.ndarray | None = None  # int64 (N,), UNDETERMINED where unknown
     names: list[str] | None = None  # per-image identifiers (file names) for errors
 
     def __post_init__(self) -> None:
-        if self.images.dtype != torch.uint8 or self.images.ndim != 4:
-            raise ValueError("split images must be a uint8 tensor (N, C, H, W)")
+        if self.images.dtype != np.uint8 or self.images.ndim != 4:
+            raise ValueError("split images must be a uint8 array (N, C, H, W)")
         n = self.images.shape[0]
         if n == 0:
             raise ValueError("empty split")
@@ -49,9 +51,7 @@ class Split:
         index = np.asarray(index, dtype=np.int64)
         images = self.images
         return Split(
-            images=images.subset(index)
-            if isinstance(images, MappedImages)
-            else images[torch.from_numpy(index)],
+            images=images.subset(index) if isinstance(images, MappedImages) else images[index],
             labels=self.labels[index],
             soft_labels=None if self.soft_labels is None else self.soft_labels[index],
             original_labels=None if self.original_labels is None else self.original_labels[index],

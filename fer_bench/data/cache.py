@@ -42,7 +42,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from fer_bench.atomic import DiskFull, disk_full_named
 from fer_bench.data.base import DatasetBundle, Split
@@ -206,8 +205,8 @@ def write_entry(bundle: DatasetBundle, sink: ImageSink) -> None:
     for name in _SPLITS:
         split: Split = getattr(bundle, name)
         images = split.images
-        if isinstance(images, torch.Tensor):
-            images = sink.put(images.numpy())
+        if not isinstance(images, MappedImages):
+            images = sink.put(images)
         arrays[f"{name}.file"] = np.array(Path(images.array.filename).name)
         arrays[f"{name}.rows"] = images.rows
         arrays[f"{name}.labels"] = split.labels

@@ -27,7 +27,7 @@ def save_grid(bundle: DatasetBundle, out: Path, per_class: int = 8, split: str =
             ax.axis("off")
             if j >= len(picks):
                 continue
-            img = data.images[picks[j]].permute(1, 2, 0).numpy()
+            img = data.images[picks[j]].transpose(1, 2, 0)
             ax.imshow(img.squeeze(-1) if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=255)
             title = bundle.class_names[c]
             if data.soft_labels is not None:

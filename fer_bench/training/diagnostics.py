@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.stats import rankdata
 
 from fer_bench.training.labels import LabelSet
 
@@ -29,6 +28,8 @@ def noise_diagnostics(
     NaN scores (samples not seen this epoch) are left out. Returns None when
     there are no scores, or no clean or no flipped sample among the scored.
     """
+    from scipy.stats import rankdata  # slow to import: not for ``fer-bench labels``
+
     if scores is None:
         return None
     scores = np.asarray(scores, dtype=np.float64)

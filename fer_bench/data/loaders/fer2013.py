@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from fer_bench.config import DataConfig
 from fer_bench.data.base import Split
@@ -179,7 +178,7 @@ class Fer2013(Loader[_Csv], name="fer2013"):
                 ]
             )
             splits[split] = Split(
-                images=torch.from_numpy(images),
+                images=images,
                 labels=labels,
                 soft_labels=soft,
                 original_labels=original,

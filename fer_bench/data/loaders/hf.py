@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from fer_bench.config import DataConfig
 from fer_bench.data.base import DatasetBundle, Split
@@ -160,7 +159,7 @@ def load(cfg: DataConfig) -> DatasetBundle:
                 dd[name], image_col, f"{where}/{name}", cfg.image_size, cfg.channels
             )
             splits[split] = Split(
-                images=torch.from_numpy(images),
+                images=images,
                 labels=labels[split],
                 names=[f"{name}/{i}" for i in range(len(images))],
             )

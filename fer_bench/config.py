@@ -91,10 +91,7 @@ class RunConfig:
         check_noise_rate(self.protocol.noise_rate)
         if self.sampler not in ("uniform", "balanced"):
             raise ValueError(f"sampler must be uniform or balanced (got {self.sampler!r})")
-        if not 1.0 <= self.protocol.imbalance < math.inf:
-            raise ValueError(
-                f"--imbalance: the factor must be finite and >= 1 (got {self.protocol.imbalance})"
-            )
+        check_imbalance(self.protocol.imbalance)
         self._check_ranges()
 
     def _check_ranges(self) -> None:
@@ -145,6 +142,13 @@ def check_noise_rate(rate: float) -> None:
     (``fer-bench labels`` builds one without a RunConfig)."""
     if not 0.0 <= rate < 1.0:
         raise ValueError(f"noise rate must be in [0, 1) (got {rate})")
+
+
+def check_imbalance(factor: float) -> None:
+    """The one check of an imbalance factor, for a run's config and for every imbalance
+    protocol (``fer-bench labels`` builds one without a RunConfig)."""
+    if not 1.0 <= factor < math.inf:
+        raise ValueError(f"--imbalance: the factor must be finite and >= 1 (got {factor})")
 
 
 def _num(x: float) -> str:

@@ -14,7 +14,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from fer_bench.config import check_noise_rate
+from fer_bench.config import check_imbalance, check_noise_rate
 from fer_bench.data.base import DatasetBundle, Split
 
 
@@ -53,8 +53,7 @@ class ImbalanceProtocol:
     """Chooses which rows of a split to keep for a long-tailed class profile."""
 
     def __init__(self, factor: float, bundle: DatasetBundle) -> None:
-        if not factor >= 1.0:
-            raise ValueError(f"imbalance factor must be >= 1 (got {factor})")
+        check_imbalance(factor)
         self.factor = factor
         self.bundle = bundle
 

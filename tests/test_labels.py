@@ -124,7 +124,7 @@ def test_labels_table_and_save(tmp_path):
     [
         (["--noise", "1.0"], "noise rate must be in [0, 1)"),
         (["--noise", "0.9"], "symmetric rate 0.9 >= (C-1)/C"),
-        (["--imbalance", "0.5"], "imbalance factor must be >= 1"),
+        (["--imbalance", "0.5"], "--imbalance: the factor must be finite and >= 1 (got 0.5)"),
         (["--imbalance", "1000"], "larger than the data allows"),
         (["--noise-type", "fer2013"], "needs the original FER2013 labels"),
         (["--noise-type", "file:missing.txt"], "label file not found"),

@@ -409,7 +409,7 @@ def test_step_profile():
 @pytest.mark.parametrize(
     ("factor", "kind", "match"),
     [
-        (0.5, "exp", "must be >= 1"),
+        (0.5, "exp", "must be finite and >= 1"),
         (5000.0, "exp", "larger than the data allows"),
         (2000.0, "step", "larger than the data allows"),
         (2.0, "symmetric", "unknown imbalance protocols 'symmetric'"),

@@ -39,7 +39,10 @@ from fer_bench.search import Dist
 class Batch:
     x: torch.Tensor  # view 1, normalised float (B, C, H, W)
     y: torch.Tensor  # observed labels (B,)
-    index: torch.Tensor  # positions in the training set (B,)
+    # Positions in the training set (B,). ``--sampler balanced`` draws with replacement, so
+    # one position can occur twice in a batch: a method writing per-sample state here must
+    # say what a repeat does (e.g. methods/elr.py, methods/relabel.py).
+    index: torch.Tensor
     x2: torch.Tensor | None = None  # second view when the method asks for one
 
 

@@ -50,6 +50,12 @@ forwards (:62-77) and a forward and backward of four batches (:90-101).
 Noise diagnostics: ``scores`` are network 1's clean probabilities (the division that
 network 2 trains on), kept with network 2's as a registered buffer. The MixMatch draws
 use the global torch streams, which the checkpoint saves, so a resume is bit-identical.
+
+Repeated indices (``--sampler balanced`` draws with replacement): the per-sample clean
+probabilities (SFA's and TABASCO's too) are written only by the epoch-start division
+pass, which reads every image once; a step only reads them, so an index repeated in a
+batch reads the same value at each occurrence, each occurrence a sample of the batch. No
+update is lost; nothing to order.
 """
 
 from __future__ import annotations

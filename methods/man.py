@@ -25,6 +25,12 @@ warm-up, for the noise diagnostics only. Prediction: the mean of the two network
 (main.py:88). Official recipe (not set here): Adam at its default lr 1e-3 (``--lr`` is
 unused), weight decay 1e-4, ExponentialLR 0.9, batch 128, 100 epochs (main.py:283-337).
 Scores: how many networks agree with the label, halved (1 clean, 0.5 ambiguous, 0 noisy).
+
+Repeated indices (``--sampler balanced`` draws with replacement): the per-sample
+agreement counts are written only by the epoch-start division pass, which reads every
+image once; a step only reads them, so an index repeated in a batch reads the same value
+at each occurrence, each occurrence a sample of the batch. No update is lost; nothing to
+order.
 """
 
 from __future__ import annotations

@@ -25,6 +25,12 @@ the run's backbone, each its own draw. Prediction is network 1 (the official bes
 picked by network 1's accuracy, utils.py:341). Official recipe (main.py:19-88, not set
 here): Adam lr 2e-4, MultiStepLR [10, 20] x 0.1, batch 96, 30 epochs, 224 px.
 Scores: network 1's clean probability (the weight network 2 learns with).
+
+Repeated indices (``--sampler balanced`` draws with replacement): the per-sample label
+similarities (fitted into the lookup tables) are written only by the epoch-start pass,
+which reads every image once; a step only reads the tables, so an index repeated in a
+batch reads the same value at each occurrence, each occurrence a sample of the batch. No
+update is lost; nothing to order.
 """
 
 from __future__ import annotations

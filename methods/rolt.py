@@ -22,6 +22,12 @@ unrefined prototype. Not reproduced: RoLT-DRW and RoLT with LDAM (other configs:
 re-weighting from epoch 160, :341-350, 625-633), RoLT+ (rolt+/, a DivideMix variant).
 Official recipe (not set here): feat_uniform.yaml (SGD lr 0.1, momentum 0.9, weight decay
 2e-4, batch 128, 200 epochs). Scores: the last mixture's higher-mean posterior.
+
+Repeated indices (``--sampler balanced`` draws with replacement): the per-sample clean
+probabilities and ensembled predictions are written only by the epoch-start pass, which
+reads every image once; a step only reads them, so an index repeated in a batch reads
+the same value at each occurrence, each occurrence a sample of the batch. No update is
+lost; nothing to order.
 """
 
 from __future__ import annotations

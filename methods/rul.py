@@ -14,7 +14,8 @@ Choices:
   noisy-label results also used SCN's relabelling, which the release lacks;
   ``relabel=True`` applies SCN's rule (methods/relabel.py) from
   ``relabel_epoch`` with ``relabel_margin``, to softmax(g(mu_i)), the sample's
-  own un-mixed prediction from the same forward pass.
+  own un-mixed prediction from the same forward pass; an index repeated in a batch
+  (``--sampler balanced``) takes its last relabelled occurrence's label.
 * The heads flatten the map at the grid the backbone gives at its native input
   size (timm ``pretrained_cfg``; 7x7 for ResNet-18 at 224, as official). Maps of
   other sizes are adaptive-average-pooled to that grid (identity when equal).

@@ -13,6 +13,8 @@ Choices where the official code and the paper disagree:
   ``"low"`` (paper): only the low-importance group.
 * The relabelling uses the outputs of the step's own forward pass (before the
   update), as the official loop does.
+* An index repeated in a batch (``--sampler balanced``; the official loop never meets
+  one) takes the label of its last occurrence the rule relabels (methods/relabel.py).
 A batch too small to split into two non-empty groups gets no rank loss (the
 official code would take the mean of an empty group).
 ``predict`` returns alpha * l, the official model's output: argmax equals

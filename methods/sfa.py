@@ -21,6 +21,10 @@ Defaults: :17-38. Adaptations: ``phi``'s exponent counts a 200-epoch run's epoch
 sample takes its samples' centroid (official: NaN); ``fer_bench.gmm`` for scikit-learn;
 the warm-up trains network k on view k (DivideMix's); scores are 1 in the warm-up; the
 lambda_u ramp starts from 0 (the official counts epochs from 1, so it starts at 1/16).
+
+Repeated indices (``--sampler balanced``): as in DivideMix, the clean probabilities,
+class counts and centroids are written only by the epoch-start pass, which reads every
+image once; a step only reads them.
 """
 
 from __future__ import annotations

@@ -31,6 +31,10 @@ means of means, the centre from the augmented training loader, :275); ``fer_benc
 replaces scikit-learn; the official guard for an empty ACD group tests a mask's size,
 never 0 (:311-314), and would fail on the empty group's mean; here the empty group takes
 the other's statistics; a class whose values are all equal is kept whole.
+
+Repeated indices (``--sampler balanced``): as in DivideMix, the clean probabilities are
+written only by the epoch-start pass, which reads every image once; a step only reads
+them.
 """
 
 from __future__ import annotations

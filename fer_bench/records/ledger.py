@@ -40,8 +40,9 @@ class SameCode:
 
 # Issue 49: the fingerprint stopped counting where the core modules a method imports live
 # (any import from fer_bench, however grouped, counts as the sorted names the code uses);
-# the code itself is the same. Entries marked "+ issue 23" or "+ issue 47" also carry the
-# number-preserving edits recorded runs were kept current through before.
+# the code itself is the same. Entries marked "+ issue 23", "+ issue 47" or "+ the label
+# table's write" also carry the number-preserving edits recorded runs were kept current
+# through, before or since.
 _FINGERPRINT_V2 = "fingerprint made location-independent (issue 49), same code"
 # Issue 23: logs kept on the device (``.item()`` -> ``.detach()`` in the logs dicts; the
 # trainer sums both forms in float64 in step order; tests/test_step_sync.py), and SCN's
@@ -51,6 +52,12 @@ _ISSUE_23 = " + issue 23: logs kept on the device, summed alike (tests/test_step
 # permutation: every recorded run, none used --sampler balanced) bit for bit the update
 # before (tests/test_elr.py).
 _ISSUE_47 = " + issue 47: ELR's update for repeated indices, identical without (tests/test_elr.py)"
+# SCN's relabelling table (SCN, RUL's option) for an index repeated in a batch: the last
+# occurrence the rule relabels sets the label; without repeats bit for bit the write before
+# (tests/test_relabel.py::test_without_repeats_the_table_is_the_plain_write_bit_for_bit).
+_RELABEL_REPEATS = (
+    " + the label table's write for repeated indices, identical without (tests/test_relabel.py)"
+)
 
 LEDGER: tuple[NeutralField | SameCode, ...] = (
     NeutralField("recipe", "shared", "recipes added; runs before trained the profile's"),
@@ -70,9 +77,19 @@ LEDGER: tuple[NeutralField | SameCode, ...] = (
     SameCode("ldam", "36faaa13fada0287", "2a19e1f58f41fd34", _FINGERPRINT_V2),
     SameCode("ls", "3b630d678caf5e77", "cda1da8f9e88199f", _FINGERPRINT_V2),
     SameCode("nla", "1e038b10a87fb20f", "f3e0f9a8c0310ba8", _FINGERPRINT_V2 + _ISSUE_23),
-    SameCode("rul", "566f66987d0504f5", "a9b7c916e716d0bd", _FINGERPRINT_V2 + _ISSUE_23),
+    SameCode(
+        "rul",
+        "566f66987d0504f5",
+        "c6be631222a8febb",
+        _FINGERPRINT_V2 + _ISSUE_23 + _RELABEL_REPEATS,
+    ),
     SameCode("sce", "bc7f0b6550ceee34", "152704365e632430", _FINGERPRINT_V2),
-    SameCode("scn", "7bd64514d302dfe0", "25fc1e822324b1af", _FINGERPRINT_V2 + _ISSUE_23),
+    SameCode(
+        "scn",
+        "7bd64514d302dfe0",
+        "92edd932d9dbaa29",
+        _FINGERPRINT_V2 + _ISSUE_23 + _RELABEL_REPEATS,
+    ),
 )
 
 

@@ -88,6 +88,8 @@ class _EpochTally:
             v = v.detach().double() if isinstance(v, torch.Tensor) else float(v)
             self.logs[k] = self.logs.get(k, 0.0) + v
         if self._scores is not None and scores is not None:
+            # A diagnostic only: an index drawn twice in a batch (--sampler balanced) keeps
+            # one of its scores (which one is the device's: the last on CPU).
             self._scores[index] = scores.detach().float()
         self.steps += 1
 

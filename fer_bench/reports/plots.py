@@ -402,7 +402,7 @@ def scores_by_observed_class(
         value = row[key]["mean_by_class"][c] if row.get(key) else None
         return math.nan if value is None else value
 
-    fig = Figure(figsize=(4.2 * len(by_row) + 1.6, 3.6), layout="constrained")
+    fig = Figure(figsize=(4.2 * len(by_row) + 2.2, 3.6), layout="constrained")
     axes = fig.subplots(1, len(by_row), squeeze=False)[0]
     for ax, (row, group) in zip(axes, sorted(by_row.items()), strict=True):
         first = next(r[key] for r in group[0].epochs if r.get(key))
@@ -414,13 +414,11 @@ def scores_by_observed_class(
                 ax.plot(curve[0], curve[1], **_row_style(c, "linestyle"), label=name)
         ax.set_title(f"{row} (n={len(group)})", fontsize=9)
         ax.set_xlabel("epoch")
-        ax.set_ylabel(f"mean {first['score_name']}")
+        ax.set_ylabel(f"{first['score_name']}, class mean over its training samples", fontsize=8)
         ax.grid(alpha=0.3)
     _legend_outside(fig, list(axes), "observed class")
-    fig.suptitle(
-        f"{protocol.label}: mean score of each observed class's training samples (mean over seeds)",
-        fontsize=10,
-    )
+    # Short: a longer title runs under the legend, which starts at the figure's top.
+    fig.suptitle(f"{protocol.label}: mean score per observed class", fontsize=10)
     return fig
 
 

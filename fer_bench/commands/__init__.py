@@ -1,4 +1,7 @@
-"""Sub-commands. Each module defines ``register(app)`` and owns its commands."""
+"""Sub-commands. Each module defines ``register(app)`` and owns its commands.
+
+The top layer but ``cli``: may import every other part; nothing but ``cli`` imports it.
+A command imports torch only where it trains (pyproject's import-linter contracts)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,10 @@
-"""Datasets: the loaders (``loaders/``, registered on import) and what they share."""
+"""Datasets: the loaders (``loaders/``, registered on import) and what they share.
+
+Part of the core: may import the other core modules (config, registry, expressions,
+``atomic``, ``processes``), never the plugin families or a layer above them. Images are
+numpy arrays; torch only in ``store`` (the engine's view) and ``faces`` (the synthetic
+renderer, on first pixel read), so listing and inspecting data imports none.
+"""
 
 from fer_bench.config import DataConfig
 from fer_bench.data import loaders  # noqa: F401

@@ -1,5 +1,8 @@
 """Pretrained networks the harness builds in, each read from an installed package by a
-reader written here (no foreign library at run time): dlib's face-recognition ResNet."""
+reader written here (no foreign library at run time): dlib's face-recognition ResNet.
+
+Part of the core: may import ``data`` (its cache directory) and the other core modules,
+never a layer above them."""
 
 # The one dlib model file the harness converts (face-recognition-models 0.3.0's
 # dlib_face_recognition_resnet_model_v1.dat); any other is refused.
